@@ -1,0 +1,1 @@
+//! DeliveryService: schedules and cancels the shipping of orders.

@@ -1,0 +1,1 @@
+//! The REST/JSON gateway in front of Orderly's gRPC services.

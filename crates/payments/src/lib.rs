@@ -1,0 +1,1 @@
+//! PaymentService: charges and refunds, exactly once per idempotency key.

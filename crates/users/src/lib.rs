@@ -1,0 +1,1 @@
+//! UserService: the people who place orders, their storage and migrations.

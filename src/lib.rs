@@ -1,0 +1,99 @@
+//! Orderly's gRPC API: the messages, servers and typed clients of the users, orders, payments and
+//! delivery services, generated at build time from `proto/` by a pure-Rust protobuf compiler.
+//!
+//! This crate is what an integrating team depends on to call Orderly. It stays light on purpose:
+//! tonic (client channel and codegen) and prost, no database driver, web framework or telemetry SDK.
+//!
+//! Each service lives in a module named after its protobuf package, with its client and server at
+//! the top of the module:
+//!
+//! | package | client | server trait and adapter |
+//! |---|---|---|
+//! | `orderly.users.v1` | [`users::v1::UserServiceClient`] | [`users::v1::UserService`], [`users::v1::UserServiceServer`] |
+//! | `orderly.orders.v1` | [`orders::v1::OrderServiceClient`] | [`orders::v1::OrderService`], [`orders::v1::OrderServiceServer`] |
+//! | `orderly.payments.v1` | [`payments::v1::PaymentServiceClient`] | [`payments::v1::PaymentService`], [`payments::v1::PaymentServiceServer`] |
+//! | `orderly.delivery.v1` | [`delivery::v1::DeliveryServiceClient`] | [`delivery::v1::DeliveryService`], [`delivery::v1::DeliveryServiceServer`] |
+//!
+//! # Calling a service
+//!
+//! ```no_run
+//! use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut users = UserServiceClient::connect("http://127.0.0.1:50051").await?;
+//! let created = users
+//!     .create_user(CreateUserRequest { name: "Ada".into(), email: "ada@example.com".into() })
+//!     .await?
+//!     .into_inner();
+//! let id = created.user.map(|user| user.id).unwrap_or_default();
+//! let fetched = users.get_user(GetUserRequest { id }).await?.into_inner();
+//! println!("{:?}", fetched.user);
+//! # Ok(())
+//! # }
+//! ```
+
+/// Types shared by several services: money and postal addresses.
+pub mod common {
+    /// Version 1 of the `orderly.common` package.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("orderly.common.v1");
+    }
+}
+
+/// The users service: the people who place orders.
+pub mod users {
+    /// Version 1 of the `orderly.users` package.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("orderly.users.v1");
+        pub use user_service_client::UserServiceClient;
+        pub use user_service_server::{UserService, UserServiceServer};
+    }
+}
+
+/// The orders service: places orders across users, payments and delivery.
+pub mod orders {
+    /// Version 1 of the `orderly.orders` package.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("orderly.orders.v1");
+        pub use order_service_client::OrderServiceClient;
+        pub use order_service_server::{OrderService, OrderServiceServer};
+    }
+}
+
+/// The payments service: charges and refunds, exactly once per idempotency key.
+pub mod payments {
+    /// Version 1 of the `orderly.payments` package.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("orderly.payments.v1");
+        pub use payment_service_client::PaymentServiceClient;
+        pub use payment_service_server::{PaymentService, PaymentServiceServer};
+    }
+}
+
+/// The delivery service: schedules and cancels the shipping of orders.
+pub mod delivery {
+    /// Version 1 of the `orderly.delivery` package.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("orderly.delivery.v1");
+        pub use delivery_service_client::DeliveryServiceClient;
+        pub use delivery_service_server::{DeliveryService, DeliveryServiceServer};
+    }
+}
+
+/// The encoded `google.protobuf.FileDescriptorSet` of every Orderly proto file (and the well-known
+/// types they import), for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/orderly_descriptor.bin"));
+
+/// The fully qualified names of Orderly's four gRPC services, as health checks and reflection know them.
+pub const SERVICE_NAMES: [&str; 4] = [
+    "orderly.users.v1.UserService",
+    "orderly.orders.v1.OrderService",
+    "orderly.payments.v1.PaymentService",
+    "orderly.delivery.v1.DeliveryService",
+];
