@@ -1,1 +1,45 @@
-//! The platform every Orderly service is built on: server, client channels, database pools, telemetry and resilience layers. It knows nothing of users or orders.
+//! The platform every Orderly service is built on. It knows nothing of users or orders: a service
+//! hands it its generated gRPC servers and its database URL, and gets back the same production
+//! behaviour as every other service.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | server flags with `ORDERLY_*` environment fallbacks |
+//! | [`server`] | the gRPC server: health, reflection, limits, gzip, graceful shutdown |
+//! | [`health`] | `grpc.health.v1` whose watch streams end when the server drains |
+//! | [`shutdown`] | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
+//! | [`faults`] | opt-in fault injection (latency, failures) for tests and demos |
+//! | [`db`] | SQLite or PostgreSQL pools from one URL |
+//! | [`status`] | typed errors to `tonic::Status` with google.rpc details |
+//! | [`telemetry`] | logs: one JSON object a line on stdout, or a readable format for development |
+//! | [`pagination`] | AIP-158 page sizes and tamper-checked page tokens |
+//! | `testing` | (feature `testing`) fresh SQLite and PostgreSQL databases for integration tests |
+
+pub mod config;
+pub mod db;
+pub mod faults;
+pub mod health;
+pub mod pagination;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use tonic;
+
+/// Applies the kit's per-service settings to a generated tonic server (`FooServiceServer::new(..)`):
+/// gzip accepted and offered, and the message size limits of a [`config::ServerConfig`].
+///
+/// Generated servers share no trait for these settings, hence a macro.
+#[macro_export]
+macro_rules! tune_service {
+    ($server:expr, $config:expr) => {
+        $server
+            .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size($config.max_message_bytes)
+            .max_encoding_message_size($config.max_message_bytes)
+    };
+}

@@ -1,0 +1,44 @@
+//! Server configuration shared by every service: flags with `ORDERLY_*` environment fallbacks.
+//!
+//! A service's own arguments flatten [`ServerConfig`] in, so every binary spells these the same way.
+
+use std::time::Duration;
+
+use crate::faults::FaultConfig;
+
+/// How a gRPC server listens, limits and shuts down.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerConfig {
+    /// How long in-flight calls may take to finish after a shutdown signal before they are dropped.
+    #[arg(long, env = "ORDERLY_GRACE_PERIOD", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace_period: Duration,
+
+    /// How long the server keeps answering, with health NOT_SERVING, before it stops accepting calls:
+    /// time for load balancers to notice and route elsewhere.
+    #[arg(long, env = "ORDERLY_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// The largest request or response message, in bytes.
+    #[arg(long, env = "ORDERLY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// How often health checks probe the service's dependencies (its database).
+    #[arg(long, env = "ORDERLY_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+
+    /// Opt-in fault injection, for tests and demos.
+    #[command(flatten)]
+    pub faults: FaultConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grace_period: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
+            max_message_bytes: 4 * 1024 * 1024,
+            health_interval: Duration::from_secs(5),
+            faults: FaultConfig::default(),
+        }
+    }
+}

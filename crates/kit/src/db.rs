@@ -1,0 +1,178 @@
+//! Database pools from one URL: embedded SQLite (`sqlite://path/to/file.db`, created on start, WAL
+//! mode) or PostgreSQL (`postgres://...`). Services write their queries once, in SQL both understand
+//! (`$1` placeholders, no backend-specific types), against sqlx's `Any` driver.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no backend Orderly supports.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// The directory for a SQLite file could not be created.
+    #[error("cannot create the directory of {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] sqlx::Error),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of `url`, if Orderly supports it.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens a pool of at most `max_connections` on `url`. SQLite files (and their directories) are
+/// created when missing; an in-memory SQLite database keeps a single connection, since each
+/// connection would otherwise see a database of its own.
+pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError> {
+    install_default_drivers();
+    let backend = Backend::of(url).ok_or_else(|| DbError::UnsupportedUrl(url.to_owned()))?;
+    let mut options = AnyPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(5));
+    let mut url = url.to_owned();
+    if backend == Backend::Sqlite {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            options = options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            prepare_sqlite_file(&mut url)?;
+        }
+        options = options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers run beside the one writer; NORMAL sync is durable across process
+                // crashes; the busy timeout queues writers instead of failing them.
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                    .await?;
+                Ok(())
+            })
+        });
+    }
+    Ok(options.connect(&url).await?)
+}
+
+/// Creates the directory of a SQLite file and asks sqlx to create the file itself.
+fn prepare_sqlite_file(url: &mut String) -> Result<(), DbError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    if !url.contains("mode=") {
+        url.push_str(if url.contains('?') {
+            "&mode=rwc"
+        } else {
+            "?mode=rwc"
+        });
+    }
+    Ok(())
+}
+
+/// One embedded migration: its version, a description, and its SQL (written for both backends).
+pub type EmbeddedMigration = (i64, &'static str, &'static str);
+
+/// Applies `migrations` that have not run yet, in version order, each in a transaction.
+///
+/// Migrations are embedded with `include_str!` rather than `sqlx::migrate!`: the macro would compile
+/// sqlx's proc-macro crate and a second bundled SQLite for the build host, for no gain here.
+pub async fn migrate(pool: &AnyPool, migrations: &[EmbeddedMigration]) -> Result<(), MigrateError> {
+    let migrations = migrations
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations).run(pool).await
+}
+
+/// Whether the database answers a trivial query: the readiness probe of health checks.
+pub async fn ping(pool: &AnyPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// A readiness probe for health checks: the pool's database answers.
+pub fn probe(pool: &AnyPool) -> crate::health::Probe {
+    let pool = pool.clone();
+    std::sync::Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move { ping(&pool).await })
+    })
+}
+
+/// Whether `error` is a violated unique constraint, e.g. a duplicate key.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_told_by_scheme() {
+        assert_eq!(Backend::of("sqlite://data/users.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of("postgres://u:p@localhost/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::of("mysql://localhost/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_and_its_directory_are_created() {
+        let dir = std::env::temp_dir().join(format!("orderly-kit-db-{}", std::process::id()));
+        let file = dir.join("nested/test.db");
+        let pool = connect(&format!("sqlite://{}", file.display()), 2)
+            .await
+            .expect("connect");
+        assert!(ping(&pool).await);
+        assert!(file.exists());
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

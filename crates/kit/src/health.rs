@@ -1,0 +1,138 @@
+//! `grpc.health.v1` for a server: one status for each of its services and for the server as a
+//! whole (the empty service name), driven by a readiness probe and by draining.
+//!
+//! tonic-health's watch streams never end on their own, and a graceful shutdown waits for every open
+//! stream, so a single client watching health would hold shutdown for the whole grace period.
+//! [`DrainingHealth`] wraps tonic-health's service so that, once the server drains, each watch stream
+//! sends NOT_SERVING and then ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response};
+use tonic_health::server::{HealthReporter, HealthService};
+
+/// Answers whether the service's dependencies (its database) work, for health checks.
+pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// The health statuses of one server's services, and the switch that drains them.
+#[derive(Clone)]
+pub struct HealthState {
+    reporter: HealthReporter,
+    services: Arc<[String]>,
+    draining: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthState")
+            .field("services", &self.services)
+            .field("draining", &*self.draining.borrow())
+            .finish()
+    }
+}
+
+impl HealthState {
+    /// Health for the named services (plus the whole server, ""), all NOT_SERVING until set, and the
+    /// gRPC service that reports it.
+    pub async fn new(
+        services: impl IntoIterator<Item = String>,
+    ) -> (Self, HealthServer<DrainingHealth>) {
+        let reporter = HealthReporter::new();
+        let mut names: Vec<String> = services.into_iter().collect();
+        names.push(String::new());
+        for name in &names {
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let (draining, draining_rx) = watch::channel(false);
+        let service = DrainingHealth {
+            inner: HealthService::from_health_reporter(reporter.clone()),
+            draining: draining_rx,
+        };
+        let state = Self {
+            reporter,
+            services: names.into(),
+            draining,
+        };
+        (state, HealthServer::new(service))
+    }
+
+    /// Reports every service as SERVING or NOT_SERVING; ignored once draining, which is final.
+    pub async fn set_serving(&self, serving: bool) {
+        if self.is_draining() {
+            return;
+        }
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in self.services.iter() {
+            self.reporter.set_service_status(name, status).await;
+        }
+    }
+
+    /// Starts draining: every service reports NOT_SERVING from now on, and watch streams end after
+    /// they have said so.
+    pub async fn drain(&self) {
+        // The flag goes first, so a watch stream that sees NOT_SERVING knows it is the last word.
+        self.draining.send_replace(true);
+        for name in self.services.iter() {
+            self.reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    }
+
+    /// Whether [`HealthState::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+}
+
+/// tonic-health's service, with watch streams that end when the server drains.
+#[derive(Debug)]
+pub struct DrainingHealth {
+    inner: HealthService,
+    draining: watch::Receiver<bool>,
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Health for DrainingHealth {
+    async fn check(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        self.inner.check(request).await
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let updates = self.inner.watch(request).await?.into_inner();
+        let draining = self.draining.clone();
+        let not_serving = health_check_response::ServingStatus::NotServing as i32;
+        let stream = updates
+            .take_while(move |update| {
+                let last_word = *draining.borrow()
+                    && matches!(update, Ok(response) if response.status == not_serving);
+                !last_word
+            })
+            .chain(tokio_stream::once(Ok(HealthCheckResponse {
+                status: not_serving,
+            })));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,220 @@
+//! The gRPC server every Orderly service runs: its services plus `grpc.health.v1` and server
+//! reflection (v1 and v1alpha, so grpcurl works without proto files), opt-in fault injection, and
+//! a graceful shutdown.
+//!
+//! Shutdown goes in this order: health flips to NOT_SERVING (watch streams say so and end); after
+//! the configured drain delay the listener closes and every connection is told to stop opening
+//! streams (HTTP/2 GOAWAY), so new calls are refused while in-flight calls finish; whatever still
+//! runs when the grace period ends is dropped.
+
+use std::convert::Infallible;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tower::Service;
+
+use crate::config::ServerConfig;
+use crate::faults::FaultLayer;
+use crate::health::{HealthState, Probe};
+use crate::shutdown::Shutdown;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A descriptor set given for reflection does not decode.
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A gRPC server under construction: add services, a descriptor set and a readiness probe, then
+/// [`GrpcServer::serve`].
+pub struct GrpcServer {
+    config: ServerConfig,
+    routes: RoutesBuilder,
+    names: Vec<String>,
+    descriptor_sets: Vec<&'static [u8]>,
+    probe: Option<Probe>,
+    health: Option<tokio::sync::oneshot::Sender<HealthState>>,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("config", &self.config)
+            .field("services", &self.names)
+            .finish()
+    }
+}
+
+impl GrpcServer {
+    /// An empty server with `config`.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            routes: RoutesBuilder::default(),
+            names: Vec::new(),
+            descriptor_sets: Vec::new(),
+            probe: None,
+            health: None,
+        }
+    }
+
+    /// Adds a generated gRPC service; its health status is reported under its full name.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME.to_owned());
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Serves an encoded `FileDescriptorSet` over reflection; the health service's and the google.rpc
+    /// error details' are always served.
+    pub fn reflect(mut self, descriptor_set: &'static [u8]) -> Self {
+        self.descriptor_sets.push(descriptor_set);
+        self
+    }
+
+    /// Health reports SERVING only while `probe` answers true; it is asked every health interval.
+    /// Without a probe, the services are SERVING from the start until they drain.
+    pub fn readiness(mut self, probe: Probe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// Hands the server's [`HealthState`] to `sender` when it starts, for callers that report more.
+    pub fn expose_health(mut self, sender: tokio::sync::oneshot::Sender<HealthState>) -> Self {
+        self.health = Some(sender);
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully (see the module
+    /// documentation). Returns once every connection is closed or the grace period is over.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (health, health_service) = HealthState::new(self.names.clone()).await;
+        if let Some(sender) = self.health {
+            let _ = sender.send(health.clone());
+        }
+
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // google.rpc error details, so grpcurl can print BadRequest and ErrorInfo.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
+            for set in &self.descriptor_sets {
+                builder = builder.register_encoded_file_descriptor_set(set);
+            }
+            // Advertise what this server serves, not every service its descriptor sets describe.
+            let served = self.names.iter().map(String::as_str).chain([
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ]);
+            for name in served {
+                builder = builder.with_service_name(name);
+            }
+            builder
+        };
+        // grpcurl before 1.9 speaks only v1alpha; newer clients prefer v1.
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let reflection_v1 = reflection().build_v1()?;
+
+        // The first probe runs before any call is accepted, so health is right from the first Check.
+        if let Some(probe) = &self.probe {
+            health.set_serving(probe().await).await;
+        }
+        let draining = Shutdown::new();
+        tokio::spawn(probe_health(
+            health.clone(),
+            self.probe,
+            self.config.health_interval,
+            draining.clone(),
+        ));
+
+        let drain_delay = self.config.drain_delay;
+        let signal = {
+            let health = health.clone();
+            let draining = draining.clone();
+            async move {
+                shutdown.await;
+                tracing::info!(?drain_delay, "draining: health is NOT_SERVING");
+                draining.trigger();
+                health.drain().await;
+                tokio::time::sleep(drain_delay).await;
+                tracing::info!("closing the listener; in-flight calls may finish");
+            }
+        };
+
+        let router = Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .layer(FaultLayer::new(self.config.faults.clone()))
+            .add_routes(self.routes.routes())
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        tracing::info!(%addr, services = ?self.names, "listening");
+        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        let grace = drain_delay + self.config.grace_period;
+        tokio::select! {
+            result = serve => result?,
+            () = async { draining.wait().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "grace period over: dropping the calls still running");
+            }
+        }
+        tracing::info!(services = ?self.names, "server stopped");
+        Ok(())
+    }
+}
+
+/// Keeps health in step with the readiness probe until the server drains.
+async fn probe_health(
+    health: HealthState,
+    probe: Option<Probe>,
+    interval: std::time::Duration,
+    draining: Shutdown,
+) {
+    let Some(probe) = probe else {
+        health.set_serving(true).await;
+        return;
+    };
+    let stop = draining.wait();
+    tokio::pin!(stop);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let ready = probe().await;
+        if last != Some(ready) {
+            tracing::info!(ready, "readiness changed");
+            last = Some(ready);
+        }
+        health.set_serving(ready).await;
+    }
+}

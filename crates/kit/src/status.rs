@@ -1,0 +1,153 @@
+//! From typed errors to `tonic::Status`, with the google.rpc details that tell a caller what to fix:
+//! `BadRequest` field violations for invalid input, `ErrorInfo` for a machine-readable reason.
+//!
+//! Services keep their errors as enums and convert them here, in one place, at the gRPC edge.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The invalid fields of one request, each with what is wrong with it. A request is checked whole,
+/// so the caller learns every problem at once.
+#[derive(Debug, Default, Clone)]
+pub struct FieldViolations {
+    violations: Vec<FieldViolation>,
+}
+
+impl FieldViolations {
+    /// No violations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` (a path such as `items[2].quantity`) is invalid, and why.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.violations
+            .push(FieldViolation::new(field, description));
+    }
+
+    /// Keeps the value of a check, or records its error against `field`.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.add(field, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Whether every field was valid.
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The violations, in the order they were found.
+    pub fn violations(&self) -> &[FieldViolation] {
+        &self.violations
+    }
+
+    /// `Ok(())` when there are no violations, otherwise `Err(self)`.
+    pub fn into_result(self) -> Result<(), Self> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl std::fmt::Display for FieldViolations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields: Vec<&str> = self.violations.iter().map(|v| v.field.as_str()).collect();
+        write!(f, "invalid request: {}", fields.join(", "))
+    }
+}
+
+impl std::error::Error for FieldViolations {}
+
+impl From<FieldViolations> for Status {
+    /// INVALID_ARGUMENT with a `google.rpc.BadRequest` that lists every violation.
+    fn from(violations: FieldViolations) -> Self {
+        let message = violations.to_string();
+        Status::with_error_details(
+            Code::InvalidArgument,
+            message,
+            ErrorDetails::with_bad_request(violations.violations),
+        )
+    }
+}
+
+/// A status with a `google.rpc.ErrorInfo`: `reason` is a stable UPPER_SNAKE_CASE identifier,
+/// `domain` the service that produced it, `metadata` the values a program may need (e.g. the id).
+pub fn with_info(
+    code: Code,
+    message: impl Into<String>,
+    reason: &str,
+    domain: &str,
+    metadata: impl IntoIterator<Item = (&'static str, String)>,
+) -> Status {
+    let metadata: HashMap<String, String> = metadata
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, domain, metadata),
+    )
+}
+
+/// The status of a database failure. Failing to reach the database is UNAVAILABLE (worth a retry);
+/// anything else is INTERNAL. Details are logged, never sent: they can leak schema and data.
+pub fn database(error: &sqlx::Error) -> Status {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            tracing::warn!(%error, "database unavailable");
+            Status::unavailable("database unavailable")
+        }
+        other => {
+            tracing::error!(error = %other, "database error");
+            Status::internal("internal error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_become_invalid_argument_with_bad_request() {
+        let mut violations = FieldViolations::new();
+        violations.add("name", "must not be empty");
+        violations.add("email", "is not an email address");
+        let status = Status::from(violations);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad_request = status
+            .get_details_bad_request()
+            .expect("bad request details");
+        let fields: Vec<_> = bad_request
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["name", "email"]);
+        assert_eq!(status.message(), "invalid request: name, email");
+    }
+
+    #[test]
+    fn error_info_carries_reason_and_metadata() {
+        let status = with_info(
+            Code::NotFound,
+            "no such thing",
+            "THING_NOT_FOUND",
+            "things",
+            [("id", "7".into())],
+        );
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "THING_NOT_FOUND");
+        assert_eq!(info.metadata.get("id").map(String::as_str), Some("7"));
+    }
+}

@@ -1,0 +1,214 @@
+//! What the kit's server adds around UserService: health, reflection v1 and v1alpha, gzip, message
+//! size limits, and health following the database.
+
+use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
+use orderly_kit::config::ServerConfig;
+use orderly_kit::testing::{TestBackend, TestDatabase};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::codec::CompressionEncoding;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::support::{TestServer, channel, create};
+
+const SERVICE: &str = "orderly.users.v1.UserService";
+
+#[tokio::test]
+async fn health_is_serving_for_the_server_and_the_service() {
+    let server = TestServer::start(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    let mut health = HealthClient::new(channel(server.addr).await);
+    for service in ["", SERVICE] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let status = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: SERVICE.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.next().await.expect("first update").expect("status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    drop(watch);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_and_describes_services_in_v1_and_v1alpha() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient as V1;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest as V1Request;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse as V1Response;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as V1Alpha;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+
+    let server = TestServer::start(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    let channel = channel(server.addr).await;
+
+    let requests = tokio_stream::iter([
+        tonic_reflection::pb::v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(V1Request::ListServices(String::new())),
+        },
+        tonic_reflection::pb::v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(V1Request::FileContainingSymbol(SERVICE.into())),
+        },
+    ]);
+    let mut responses = V1::new(channel.clone())
+        .server_reflection_info(requests)
+        .await
+        .expect("v1")
+        .into_inner();
+    let Some(Ok(list)) = responses.next().await else {
+        panic!("no list response")
+    };
+    let Some(V1Response::ListServicesResponse(list)) = list.message_response else {
+        panic!("not a list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        SERVICE,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n.contains("OrderService")),
+        "only served services are listed: {names:?}"
+    );
+    let Some(Ok(file)) = responses.next().await else {
+        panic!("no file response")
+    };
+    let Some(V1Response::FileDescriptorResponse(file)) = file.message_response else {
+        panic!("not a file")
+    };
+    assert!(!file.file_descriptor_proto.is_empty());
+
+    let requests = tokio_stream::iter([tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    }]);
+    let mut responses = V1Alpha::new(channel)
+        .server_reflection_info(requests)
+        .await
+        .expect("v1alpha")
+        .into_inner();
+    let Some(Ok(list)) = responses.next().await else {
+        panic!("no v1alpha response")
+    };
+    let Some(AlphaResponse::ListServicesResponse(list)) = list.message_response else {
+        panic!("not a list")
+    };
+    assert!(list.service.iter().any(|s| s.name == SERVICE));
+    drop(responses);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_is_accepted_and_offered() {
+    let server = TestServer::start(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    let mut client = UserServiceClient::new(channel(server.addr).await)
+        .send_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Gzip);
+    let user = create(&mut client, "Zip", "zip@example.com").await;
+    let response = client
+        .get_user(GetUserRequest {
+            id: user.id.clone(),
+        })
+        .await
+        .expect("get");
+    assert_eq!(
+        response
+            .metadata()
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+    assert_eq!(response.into_inner().user, Some(user));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let db = TestDatabase::create(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    let config = ServerConfig {
+        max_message_bytes: 1024,
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start_with(db, config).await;
+    let status = server
+        .client
+        .create_user(CreateUserRequest {
+            name: "n".repeat(4096),
+            email: "big@example.com".into(),
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    create(&mut server.client, "Small", "small@example.com").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_follows_the_database() {
+    let Some(db) = TestDatabase::create(TestBackend::Postgres).await else {
+        return;
+    };
+    let config = ServerConfig {
+        health_interval: std::time::Duration::from_millis(50),
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start_with(db, config).await;
+    let mut health = HealthClient::new(channel(server.addr).await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: SERVICE.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(
+        watch.next().await.expect("update").expect("status").status,
+        ServingStatus::Serving as i32
+    );
+
+    // Take the database away under the running service.
+    server.remove_database().await;
+    let update = watch.next().await.expect("update").expect("status");
+    assert_eq!(
+        update.status,
+        ServingStatus::NotServing as i32,
+        "the database is gone"
+    );
+    server.stop().await;
+}
