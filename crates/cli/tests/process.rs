@@ -1,0 +1,295 @@
+//! The `orderly` binary as a process: it survives SIGKILL without losing acknowledged writes, and
+//! shuts down gracefully on SIGTERM. Readiness comes from its JSON log lines on stdout.
+
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use orderly::users::v1::{CreateUserRequest, GetUserRequest, User, UserServiceClient};
+use orderly_kit::testing::{TestBackend, TestDatabase};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// How long any one wait in these tests may take before the test fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running `orderly` process and its log lines.
+struct Orderly {
+    child: Child,
+    addr: SocketAddr,
+    logs: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Orderly {
+    /// Starts `orderly ARGS` and waits until it logs that it listens.
+    async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(args)
+            .env("RUST_LOG", "info,orderly_kit::faults=debug")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn orderly");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, logs) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = sender.send(value);
+                }
+            }
+        });
+        let mut process = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+        };
+        let listening = process.log("listening").await;
+        process.addr = listening["addr"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("addr in log");
+        process
+    }
+
+    /// Waits for the log line whose message is `message`.
+    async fn log(&mut self, message: &str) -> Value {
+        loop {
+            let line = tokio::time::timeout(PATIENCE, self.logs.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {message:?} log line in time"))
+                .unwrap_or_else(|| panic!("orderly exited before logging {message:?}"));
+            if line["message"] == message {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("running") as i32;
+        kill(Pid::from_raw(pid), signal).expect("signal");
+    }
+
+    async fn exit(&mut self) -> ExitStatus {
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("exit in time")
+            .expect("wait")
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel().await)
+    }
+}
+
+fn serve_users(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "serve",
+        "--target",
+        "users",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        url,
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+async fn start_users(url: &str, extra: &[&str]) -> Orderly {
+    let args = serve_users(url, extra);
+    Orderly::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+}
+
+async fn acknowledged_users_survive_sigkill(backend: TestBackend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let mut first = start_users(db.url(), &[]).await;
+    let mut client = first.users().await;
+    let mut acknowledged: Vec<User> = Vec::new();
+    for i in 0..25 {
+        let request = CreateUserRequest {
+            name: format!("Durable {i}"),
+            email: format!("durable{i}@example.com"),
+        };
+        acknowledged.push(
+            client
+                .create_user(request)
+                .await
+                .expect("create")
+                .into_inner()
+                .user
+                .expect("user"),
+        );
+    }
+    first.signal(Signal::SIGKILL);
+    let status = first.exit().await;
+    assert!(!status.success(), "killed, not exited: {status:?}");
+
+    let mut second = start_users(db.url(), &[]).await;
+    let mut client = second.users().await;
+    for user in &acknowledged {
+        let found = client
+            .get_user(GetUserRequest {
+                id: user.id.clone(),
+            })
+            .await
+            .expect("found after restart");
+        assert_eq!(found.into_inner().user.as_ref(), Some(user));
+    }
+    second.signal(Signal::SIGTERM);
+    assert!(second.exit().await.success());
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn acknowledged_users_survive_sigkill_on_sqlite() {
+    acknowledged_users_survive_sigkill(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn acknowledged_users_survive_sigkill_on_postgres() {
+    acknowledged_users_survive_sigkill(TestBackend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_health_refuses_new_calls_and_finishes_in_flight_ones() {
+    let db = TestDatabase::create(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    let mut server = start_users(db.url(), &["--fault-metadata", "--grace-period", "20s"]).await;
+    let mut client = server.users().await;
+    let user = client
+        .create_user(CreateUserRequest {
+            name: "Patient".into(),
+            email: "patient@example.com".into(),
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .user
+        .expect("user");
+
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "orderly.users.v1.UserService".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("watch").expect("first status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
+    // A call the server holds for two seconds.
+    let mut slow_request = tonic::Request::new(GetUserRequest {
+        id: user.id.clone(),
+    });
+    slow_request
+        .metadata_mut()
+        .insert("x-orderly-fault-delay", "2s".parse().expect("metadata"));
+    let slow = tokio::spawn(async move { client.get_user(slow_request).await });
+    server.log("injecting fault").await;
+
+    server.signal(Signal::SIGTERM);
+    let update = tokio::time::timeout(PATIENCE, watch.message())
+        .await
+        .expect("status in time")
+        .expect("watch")
+        .expect("status while draining");
+    assert_eq!(update.status, ServingStatus::NotServing as i32);
+    assert!(
+        !slow.is_finished(),
+        "NOT_SERVING is reported while the slow call is still running"
+    );
+    let end = tokio::time::timeout(PATIENCE, watch.message())
+        .await
+        .expect("watch streams end on drain instead of holding shutdown");
+    assert!(
+        end.map(|m| m.is_none()).unwrap_or(true),
+        "no status after NOT_SERVING"
+    );
+
+    server
+        .log("closing the listener; in-flight calls may finish")
+        .await;
+    let refused = match UserServiceClient::connect(format!("http://{}", server.addr)).await {
+        Err(_) => true,
+        Ok(mut late) => late
+            .get_user(GetUserRequest {
+                id: user.id.clone(),
+            })
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a new call after SIGTERM is refused");
+
+    let response = tokio::time::timeout(PATIENCE, slow)
+        .await
+        .expect("in time")
+        .expect("task");
+    assert_eq!(
+        response
+            .expect("the in-flight call completes")
+            .into_inner()
+            .user,
+        Some(user)
+    );
+    let status = server.exit().await;
+    assert!(status.success(), "clean exit: {status:?}");
+}
+
+#[tokio::test]
+async fn up_keeps_its_data_across_restarts() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let args = ["up", "--data-dir", dir, "--users-listen", "127.0.0.1:0"];
+    let mut first = Orderly::start(&args).await;
+    let user = first
+        .users()
+        .await
+        .create_user(CreateUserRequest {
+            name: "Kept".into(),
+            email: "kept@example.com".into(),
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .user
+        .expect("user");
+    first.signal(Signal::SIGTERM);
+    assert!(first.exit().await.success());
+
+    let mut second = Orderly::start(&args).await;
+    let found = second
+        .users()
+        .await
+        .get_user(GetUserRequest {
+            id: user.id.clone(),
+        })
+        .await
+        .expect("found");
+    assert_eq!(found.into_inner().user, Some(user));
+    second.signal(Signal::SIGINT);
+    assert!(second.exit().await.success());
+}
