@@ -19,7 +19,12 @@ type Reply<T> = Result<Response<T>, Status>;
 impl UserService for Bare {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Reply<GetUserResponse> {
         let id = request.into_inner().id;
-        let user = User { id, name: "Bench".into(), email: "bench@example.com".into(), ..Default::default() };
+        let user = User {
+            id,
+            name: "Bench".into(),
+            email: "bench@example.com".into(),
+            ..Default::default()
+        };
         Ok(Response::new(GetUserResponse { user: Some(user) }))
     }
     async fn create_user(&self, _: Request<CreateUserRequest>) -> Reply<CreateUserResponse> {
@@ -34,14 +39,19 @@ impl UserService for Bare {
     async fn list_users(&self, _: Request<ListUsersRequest>) -> Reply<ListUsersResponse> {
         Err(Status::unimplemented("baseline serves GetUser only"))
     }
-    async fn batch_get_users(&self, _: Request<BatchGetUsersRequest>) -> Reply<BatchGetUsersResponse> {
+    async fn batch_get_users(
+        &self,
+        _: Request<BatchGetUsersRequest>,
+    ) -> Reply<BatchGetUsersResponse> {
         Err(Status::unimplemented("baseline serves GetUser only"))
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening {}", listener.local_addr()?);
     tonic::transport::Server::builder()
