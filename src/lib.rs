@@ -32,6 +32,8 @@
 //! # }
 //! ```
 
+pub mod validate;
+
 /// Types shared by several services: money and postal addresses.
 pub mod common {
     /// Version 1 of the `orderly.common` package.

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use orderly_kit::config::ServerConfig;
 use orderly_kit::telemetry::LogFormat;
@@ -33,15 +34,79 @@ pub enum Command {
 pub enum Target {
     /// UserService (gRPC port 50051).
     Users,
+    /// OrderService (gRPC port 50052).
+    Orders,
+    /// PaymentService (gRPC port 50053).
+    Payments,
+    /// DeliveryService (gRPC port 50054).
+    Delivery,
 }
 
 impl Target {
-    /// Where the target listens when `--listen` is not given: every interface, its own port.
-    pub fn default_listen(self) -> SocketAddr {
+    /// The target's gRPC port.
+    pub fn port(self) -> u16 {
         match self {
-            Self::Users => SocketAddr::from(([0, 0, 0, 0], 50051)),
+            Self::Users => 50051,
+            Self::Orders => 50052,
+            Self::Payments => 50053,
+            Self::Delivery => 50054,
         }
     }
+
+    /// Where the target listens when `--listen` is not given: every interface, its own port.
+    pub fn default_listen(self) -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], self.port()))
+    }
+
+    /// The target's name, as in `--target`, and its default database file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Orders => "orders",
+            Self::Payments => "payments",
+            Self::Delivery => "delivery",
+        }
+    }
+}
+
+/// Settings of the orders service: where its downstreams are and how it times its work.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrdersArgs {
+    /// UserService's address, for `--target orders`.
+    #[arg(
+        long,
+        env = "ORDERLY_USERS_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub users_url: String,
+
+    /// PaymentService's address, for `--target orders`.
+    #[arg(
+        long,
+        env = "ORDERLY_PAYMENTS_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub payments_url: String,
+
+    /// DeliveryService's address, for `--target orders`.
+    #[arg(
+        long,
+        env = "ORDERLY_DELIVERY_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
+    pub delivery_url: String,
+
+    /// The most a CreateOrder's payment and delivery may take together.
+    #[arg(long, env = "ORDERLY_ORDER_BUDGET", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub order_budget: Duration,
+
+    /// How long an order's work may stand still before the recovery sweep settles it.
+    #[arg(long, env = "ORDERLY_RECOVER_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub recover_after: Duration,
+
+    /// How often the recovery sweep runs.
+    #[arg(long, env = "ORDERLY_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
 }
 
 /// Flags of `orderly serve`.
@@ -73,6 +138,10 @@ pub struct ServeArgs {
     )]
     pub page_token_secret: String,
 
+    /// Orders settings.
+    #[command(flatten)]
+    pub orders: OrdersArgs,
+
     /// Server settings shared by every service.
     #[command(flatten)]
     pub server: ServerConfig,
@@ -88,6 +157,30 @@ pub struct UpArgs {
     /// UserService's gRPC address.
     #[arg(long, env = "ORDERLY_USERS_LISTEN", default_value = "127.0.0.1:50051")]
     pub users_listen: SocketAddr,
+
+    /// OrderService's gRPC address.
+    #[arg(long, env = "ORDERLY_ORDERS_LISTEN", default_value = "127.0.0.1:50052")]
+    pub orders_listen: SocketAddr,
+
+    /// PaymentService's gRPC address.
+    #[arg(
+        long,
+        env = "ORDERLY_PAYMENTS_LISTEN",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub payments_listen: SocketAddr,
+
+    /// DeliveryService's gRPC address.
+    #[arg(
+        long,
+        env = "ORDERLY_DELIVERY_LISTEN",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub delivery_listen: SocketAddr,
+
+    /// The most a CreateOrder's payment and delivery may take together.
+    #[arg(long, env = "ORDERLY_ORDER_BUDGET", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub order_budget: Duration,
 
     /// The most database connections each service opens.
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 8)]

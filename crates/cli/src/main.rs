@@ -1,16 +1,23 @@
 //! The `orderly` binary: parses the command line and runs services through their crates' `serve`.
 //!
-//! - `orderly up`: every service in one process, on embedded SQLite under `--data-dir`.
-//! - `orderly serve --target users`: one service, for containers and replicas.
+//! - `orderly up`: every service in one process, on embedded SQLite under `--data-dir`, still
+//!   calling each other over real gRPC on loopback.
+//! - `orderly serve --target users|orders|payments|delivery`: one service, for containers and replicas.
 
 mod args;
 
+use std::net::SocketAddr;
+use std::path::Path;
+
 use anyhow::Context as _;
 use clap::Parser as _;
+use orderly_kit::config::ServerConfig;
 use orderly_kit::shutdown::{Shutdown, signal};
+use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
-use crate::args::{Cli, Command, ServeArgs, Target, UpArgs};
+use crate::args::{Cli, Command, OrdersArgs, ServeArgs, Target, UpArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,48 +36,150 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-/// Runs one service until SIGTERM or SIGINT.
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let listen = args.listen.unwrap_or_else(|| args.target.default_listen());
-    let listener = TcpListener::bind(listen)
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    match args.target {
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Everything one service needs to run.
+struct Launch {
+    target: Target,
+    listener: TcpListener,
+    database_url: String,
+    max_connections: u32,
+    page_token_secret: String,
+    orders: OrdersArgs,
+    server: ServerConfig,
+}
+
+/// Runs one service until `shutdown` resolves.
+async fn run(
+    launch: Launch,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Launch {
+        target,
+        listener,
+        database_url,
+        max_connections,
+        page_token_secret,
+        orders,
+        server,
+    } = launch;
+    match target {
         Target::Users => {
             let config = orderly_users::UsersConfig {
-                database_url: args
-                    .database_url
-                    .unwrap_or_else(|| "sqlite://data/users.db".into()),
-                max_connections: args.max_connections,
-                page_token_secret: args.page_token_secret,
+                database_url,
+                max_connections,
+                page_token_secret,
             };
-            orderly_users::serve(config, args.server, listener, signal()).await?;
+            orderly_users::serve(config, server, listener, shutdown).await?;
+        }
+        Target::Payments => {
+            let config = orderly_payments::PaymentsConfig {
+                database_url,
+                max_connections,
+            };
+            orderly_payments::serve(config, server, listener, shutdown).await?;
+        }
+        Target::Delivery => {
+            let config = orderly_delivery::DeliveryConfig {
+                database_url,
+                max_connections,
+            };
+            orderly_delivery::serve(config, server, listener, shutdown).await?;
+        }
+        Target::Orders => {
+            let downstream = DownstreamUrls {
+                users: orders.users_url,
+                payments: orders.payments_url,
+                delivery: orders.delivery_url,
+            };
+            let mut config = orderly_orders::OrdersConfig::new(database_url, downstream);
+            config.max_connections = max_connections;
+            config.page_token_secret = page_token_secret;
+            config.budget = orders.order_budget;
+            config.recover_after = orders.recover_after;
+            config.sweep_interval = orders.sweep_interval;
+            orderly_orders::serve(config, server, listener, shutdown).await?;
         }
     }
     Ok(())
 }
 
-/// Runs every service in this process until SIGTERM or SIGINT; they still talk real gRPC.
-async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let shutdown = Shutdown::new();
-    let data_dir = &args.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+/// `orderly serve`: one service until SIGTERM or SIGINT.
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
+    let launch = Launch {
+        target: args.target,
+        listener,
+        database_url: args
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://data/{}.db", args.target.name())),
+        max_connections: args.max_connections,
+        page_token_secret: args.page_token_secret,
+        orders: args.orders,
+        server: args.server,
+    };
+    run(launch, signal()).await
+}
 
-    let users_listener = TcpListener::bind(args.users_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.users_listen))?;
-    let users = orderly_users::serve(
-        orderly_users::UsersConfig {
-            database_url: format!("sqlite://{}", data_dir.join("users.db").display()),
+fn sqlite_in(dir: &Path, target: Target) -> String {
+    format!(
+        "sqlite://{}",
+        dir.join(format!("{}.db", target.name())).display()
+    )
+}
+
+/// `orderly up`: every service in this process until SIGTERM or SIGINT; they still talk real gRPC.
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    // Bind every port first, so that each service knows where the others really are (port 0 works).
+    let mut listeners = Vec::new();
+    for (target, addr) in [
+        (Target::Users, args.users_listen),
+        (Target::Payments, args.payments_listen),
+        (Target::Delivery, args.delivery_listen),
+        (Target::Orders, args.orders_listen),
+    ] {
+        let listener = bind(addr).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        listeners.push((target, listener, url));
+    }
+    let url_of = |wanted: Target| {
+        listeners
+            .iter()
+            .find(|(target, ..)| *target == wanted)
+            .map(|(.., url)| url.clone())
+            .unwrap_or_default()
+    };
+    let orders = OrdersArgs {
+        users_url: url_of(Target::Users),
+        payments_url: url_of(Target::Payments),
+        delivery_url: url_of(Target::Delivery),
+        order_budget: args.order_budget,
+        recover_after: std::time::Duration::from_secs(60),
+        sweep_interval: std::time::Duration::from_secs(30),
+    };
+
+    let shutdown = Shutdown::new();
+    let mut services = JoinSet::new();
+    for (target, listener, url) in listeners {
+        tracing::info!(service = target.name(), %url, "starting");
+        let launch = Launch {
+            target,
+            listener,
+            database_url: sqlite_in(&args.data_dir, target),
             max_connections: args.max_connections,
             page_token_secret: args.page_token_secret.clone(),
-        },
-        args.server.clone(),
-        users_listener,
-        shutdown.wait(),
-    );
-
+            orders: orders.clone(),
+            server: args.server.clone(),
+        };
+        let stop = shutdown.wait();
+        services.spawn(async move { run(launch, stop).await.with_context(|| target.name()) });
+    }
     let signal_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -78,9 +187,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             shutdown.trigger();
         })
     };
-    let result = users.await.context("users service");
-    // A service that fails takes the others down with it, gracefully.
-    shutdown.trigger();
+    // The first service to stop, for whatever reason, stops the others, gracefully.
+    let mut result = Ok(());
+    while let Some(joined) = services.join_next().await {
+        shutdown.trigger();
+        let outcome = joined.context("a service task panicked").and_then(|r| r);
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
     signal_task.abort();
     result
 }

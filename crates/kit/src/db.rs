@@ -26,6 +26,20 @@ pub enum DbError {
     /// Connecting failed.
     #[error("cannot connect to the database: {0}")]
     Connect(#[from] sqlx::Error),
+    /// The schema could not be migrated.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] MigrateError),
+}
+
+/// Connects (see [`connect`]) and applies `migrations`: what a service does at start.
+pub async fn open(
+    url: &str,
+    max_connections: u32,
+    migrations: &[EmbeddedMigration],
+) -> Result<AnyPool, DbError> {
+    let pool = connect(url, max_connections).await?;
+    migrate(&pool, migrations).await?;
+    Ok(pool)
 }
 
 /// Which database a URL names.

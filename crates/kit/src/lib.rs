@@ -4,21 +4,30 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`backoff`] | exponential backoff with full jitter |
+//! | [`client`] | shared channels to downstream services, with connect timeouts and keepalive |
+//! | [`deadline`] | deadlines from `grpc-timeout` that bound downstream calls |
 //! | [`config`] | server flags with `ORDERLY_*` environment fallbacks |
 //! | [`server`] | the gRPC server: health, reflection, limits, gzip, graceful shutdown |
 //! | [`health`] | `grpc.health.v1` whose watch streams end when the server drains |
 //! | [`shutdown`] | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
 //! | [`faults`] | opt-in fault injection (latency, failures) for tests and demos |
 //! | [`db`] | SQLite or PostgreSQL pools from one URL |
+//! | [`money`] | currency codes and checked integer minor-unit arithmetic |
+//! | [`time`] | microsecond timestamps and their protobuf form |
 //! | [`status`] | typed errors to `tonic::Status` with google.rpc details |
 //! | [`telemetry`] | logs: one JSON object a line on stdout, or a readable format for development |
 //! | [`pagination`] | AIP-158 page sizes and tamper-checked page tokens |
 //! | `testing` | (feature `testing`) fresh SQLite and PostgreSQL databases for integration tests |
 
+pub mod backoff;
+pub mod client;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod faults;
 pub mod health;
+pub mod money;
 pub mod pagination;
 pub mod server;
 pub mod shutdown;
@@ -26,6 +35,7 @@ pub mod status;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 
 pub use tonic;
 

@@ -42,6 +42,28 @@ impl FieldViolations {
         }
     }
 
+    /// Checks a required text field: trimmed, not empty, at most `max_bytes`. Returns the trimmed
+    /// value, or records why not.
+    pub fn required(&mut self, field: &str, value: &str, max_bytes: usize) -> Option<String> {
+        let value = value.trim();
+        if value.is_empty() {
+            self.add(field, "is required");
+            None
+        } else if value.len() > max_bytes {
+            self.add(field, format!("must be at most {max_bytes} bytes"));
+            None
+        } else {
+            Some(value.to_owned())
+        }
+    }
+
+    /// Checks an optional free-text field of at most `max_chars` characters.
+    pub fn at_most_chars(&mut self, field: &str, value: &str, max_chars: usize) {
+        if value.chars().count() > max_chars {
+            self.add(field, format!("must be at most {max_chars} characters"));
+        }
+    }
+
     /// Whether every field was valid.
     pub fn is_empty(&self) -> bool {
         self.violations.is_empty()

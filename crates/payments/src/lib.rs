@@ -1,1 +1,69 @@
 //! PaymentService: charges and refunds, exactly once per idempotency key.
+//!
+//! - [`store`]: the payments and refunds tables, where the unique idempotency keys decide every race;
+//! - [`service`]: the gRPC implementation and its request checks;
+//! - [`error`]: what can go wrong, and its gRPC status.
+//!
+//! Charges and refunds are safe to retry: the same key never moves money twice. A refund by charge
+//! key that arrives before the charge voids it, so a caller that gave up on a charge can always
+//! make sure no money stays taken.
+
+pub mod error;
+pub mod service;
+pub mod store;
+
+use orderly::payments::v1::PaymentServiceServer;
+use orderly_kit::config::ServerConfig;
+use orderly_kit::server::{GrpcServer, ServerError};
+use tokio::net::TcpListener;
+
+pub use service::Payments;
+pub use store::PaymentStore;
+
+/// What the payments service needs besides the common server settings.
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    /// `sqlite://path/to/payments.db` (created when missing) or `postgres://...`.
+    pub database_url: String,
+    /// The most database connections the service opens.
+    pub max_connections: u32,
+}
+
+/// Why the payments service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] orderly_kit::db::DbError),
+    /// The server failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// Opens the database, applies migrations, and serves PaymentService on `listener` until
+/// `shutdown` resolves; then drains and stops gracefully.
+pub async fn serve(
+    config: PaymentsConfig,
+    server: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let pool = orderly_kit::db::open(
+        &config.database_url,
+        config.max_connections,
+        store::MIGRATIONS,
+    )
+    .await?;
+    let payments = Payments::new(PaymentStore::new(pool.clone()));
+    let result = GrpcServer::new(server.clone())
+        .add_service(orderly_kit::tune_service!(
+            PaymentServiceServer::new(payments),
+            server
+        ))
+        .reflect(orderly::FILE_DESCRIPTOR_SET)
+        .readiness(orderly_kit::db::probe(&pool))
+        .serve(listener, shutdown)
+        .await;
+    pool.close().await;
+    Ok(result?)
+}

@@ -36,12 +36,9 @@ pub struct UsersConfig {
 /// Why the users service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The database could not be opened.
+    /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] orderly_kit::db::DbError),
-    /// The schema could not be migrated.
-    #[error("cannot migrate the users database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
     /// The server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -55,8 +52,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let pool = orderly_kit::db::connect(&config.database_url, config.max_connections).await?;
-    orderly_kit::db::migrate(&pool, store::MIGRATIONS).await?;
+    let pool = orderly_kit::db::open(
+        &config.database_url,
+        config.max_connections,
+        store::MIGRATIONS,
+    )
+    .await?;
     let store = UserStore::new(pool.clone());
     let users = Users::new(store, PageTokens::new(&config.page_token_secret));
 

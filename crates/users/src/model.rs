@@ -4,6 +4,7 @@
 use std::fmt;
 
 use email_address::{EmailAddress, Options};
+use orderly_kit::time::timestamp;
 
 /// Why a value was refused; the text is shown to the caller as a field violation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,22 +153,6 @@ impl From<UserRecord> for orderly::users::v1::User {
     }
 }
 
-/// Microseconds since the Unix epoch as a protobuf timestamp.
-fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
-
-/// Now, in microseconds since the Unix epoch.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,11 +203,5 @@ mod tests {
         assert_eq!(UserId::parse(&id.to_string()), Ok(id));
         assert_eq!(UserId::parse(""), Err(ModelError::Missing));
         assert_eq!(UserId::parse("42"), Err(ModelError::BadId));
-    }
-
-    #[test]
-    fn timestamps_split_micros() {
-        let ts = timestamp(1_700_000_000_123_456);
-        assert_eq!((ts.seconds, ts.nanos), (1_700_000_000, 123_456_000));
     }
 }

@@ -6,7 +6,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::model::{Email, UserId, UserName, UserRecord, now_micros};
+use orderly_kit::time::now_micros;
+
+use crate::model::{Email, UserId, UserName, UserRecord};
 
 /// The schema, applied at start.
 pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] =

@@ -1,0 +1,123 @@
+//! The gRPC implementation of DeliveryService: check the whole request, then let the store's
+//! unique order id keep every order to one delivery.
+
+use orderly::delivery::v1::{
+    CancelDeliveryRequest, CancelDeliveryResponse, Delivery, DeliveryService, DeliveryStatus,
+    GetDeliveryRequest, GetDeliveryResponse, ScheduleDeliveryRequest, ScheduleDeliveryResponse,
+};
+use orderly_kit::status::FieldViolations;
+use orderly_kit::time::timestamp;
+use tonic::{Request, Response, Status};
+
+use crate::error::DeliveryError;
+use crate::store::{self, DeliveryRecord, DeliveryStore};
+
+/// The longest order or delivery id, in bytes.
+pub const MAX_ID_BYTES: usize = 200;
+/// The longest cancel reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// DeliveryService over a [`DeliveryStore`].
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    store: DeliveryStore,
+}
+
+impl Deliveries {
+    /// The service over `store`.
+    pub fn new(store: DeliveryStore) -> Self {
+        Self { store }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The wire form of a stored delivery.
+fn delivery(record: DeliveryRecord) -> Delivery {
+    let status = match record.status {
+        store::Status::Scheduled => DeliveryStatus::Scheduled,
+        store::Status::Cancelled => DeliveryStatus::Cancelled,
+    };
+    Delivery {
+        id: record.id,
+        order_id: record.order_id,
+        address: Some(record.address),
+        status: status as i32,
+        estimated_arrival_time: (record.eta > 0).then(|| timestamp(record.eta)),
+        create_time: Some(timestamp(record.create_time)),
+        update_time: Some(timestamp(record.update_time)),
+    }
+}
+
+#[tonic::async_trait]
+impl DeliveryService for Deliveries {
+    async fn schedule_delivery(
+        &self,
+        request: Request<ScheduleDeliveryRequest>,
+    ) -> Reply<ScheduleDeliveryResponse> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let order_id = violations.required("order_id", &request.order_id, MAX_ID_BYTES);
+        match &request.address {
+            None => violations.add("address", "is required"),
+            Some(address) => {
+                for (field, problem) in orderly::validate::address(address) {
+                    violations.add(format!("address.{field}"), problem);
+                }
+            }
+        }
+        let (Some(order_id), Some(address), true) =
+            (order_id, request.address, violations.is_empty())
+        else {
+            return Err(DeliveryError::Invalid(violations).into());
+        };
+        let record = self
+            .store
+            .schedule(&order_id, &address)
+            .await
+            .map_err(DeliveryError::from)?;
+        tracing::info!(delivery_id = %record.id, %order_id, status = ?record.status, "schedule delivery");
+        Ok(Response::new(ScheduleDeliveryResponse {
+            delivery: Some(delivery(record)),
+        }))
+    }
+
+    async fn cancel_delivery(
+        &self,
+        request: Request<CancelDeliveryRequest>,
+    ) -> Reply<CancelDeliveryResponse> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let order_id = violations.required("order_id", &request.order_id, MAX_ID_BYTES);
+        violations.at_most_chars("reason", &request.reason, MAX_REASON_CHARS);
+        let (Some(order_id), true) = (order_id, violations.is_empty()) else {
+            return Err(DeliveryError::Invalid(violations).into());
+        };
+        let record = self
+            .store
+            .cancel(&order_id, request.reason.trim())
+            .await
+            .map_err(DeliveryError::from)?;
+        tracing::info!(delivery_id = %record.id, %order_id, "cancel delivery");
+        Ok(Response::new(CancelDeliveryResponse {
+            delivery: Some(delivery(record)),
+        }))
+    }
+
+    async fn get_delivery(
+        &self,
+        request: Request<GetDeliveryRequest>,
+    ) -> Reply<GetDeliveryResponse> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let Some(id) = violations.required("id", &request.id, MAX_ID_BYTES) else {
+            return Err(DeliveryError::Invalid(violations).into());
+        };
+        match self.store.get(&id).await.map_err(DeliveryError::from)? {
+            Some(record) => Ok(Response::new(GetDeliveryResponse {
+                delivery: Some(delivery(record)),
+            })),
+            None => Err(DeliveryError::NotFound(id).into()),
+        }
+    }
+}

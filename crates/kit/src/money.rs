@@ -1,0 +1,154 @@
+//! Money as integer minor units of one ISO 4217 currency. No floating point touches an amount, and
+//! arithmetic is checked: an overflow is an error, never a wrapped total.
+
+use std::fmt;
+
+/// Why an amount was refused; the text is meant for a field violation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not three upper-case ASCII letters.
+    #[error("must be an ISO 4217 currency code: three upper-case letters, e.g. EUR")]
+    BadCurrency,
+    /// A negative amount.
+    #[error("must not be negative")]
+    Negative,
+    /// Zero where something must be paid.
+    #[error("must be greater than zero")]
+    Zero,
+    /// Amounts of different currencies were combined.
+    #[error("all amounts must be in one currency")]
+    MixedCurrencies,
+    /// A sum or product too large to represent.
+    #[error("is too large")]
+    Overflow,
+}
+
+/// An ISO 4217 currency code: three upper-case ASCII letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    /// Checks a currency code.
+    pub fn parse(code: &str) -> Result<Self, MoneyError> {
+        match code.as_bytes() {
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
+            _ => Err(MoneyError::BadCurrency),
+        }
+    }
+
+    /// The code, e.g. `EUR`.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII letters get in.
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A non-negative amount in minor units of one currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    currency: Currency,
+    minor: i64,
+}
+
+impl Money {
+    /// Checks a currency code and a non-negative amount.
+    pub fn parse(currency_code: &str, minor: i64) -> Result<Self, MoneyError> {
+        let currency = Currency::parse(currency_code)?;
+        if minor < 0 {
+            return Err(MoneyError::Negative);
+        }
+        Ok(Self { currency, minor })
+    }
+
+    /// Like [`Money::parse`], but zero is refused too: for amounts that must be paid.
+    pub fn parse_positive(currency_code: &str, minor: i64) -> Result<Self, MoneyError> {
+        let money = Self::parse(currency_code, minor)?;
+        if money.minor == 0 {
+            Err(MoneyError::Zero)
+        } else {
+            Ok(money)
+        }
+    }
+
+    /// Zero of `currency`.
+    pub fn zero(currency: Currency) -> Self {
+        Self { currency, minor: 0 }
+    }
+
+    /// The currency.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// The amount in minor units.
+    pub fn minor(&self) -> i64 {
+        self.minor
+    }
+
+    /// The sum of two amounts of one currency.
+    pub fn checked_add(self, other: Self) -> Result<Self, MoneyError> {
+        if self.currency != other.currency {
+            return Err(MoneyError::MixedCurrencies);
+        }
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Self {
+            currency: self.currency,
+            minor,
+        })
+    }
+
+    /// This amount times a count.
+    pub fn checked_mul(self, count: i64) -> Result<Self, MoneyError> {
+        let minor = self.minor.checked_mul(count).ok_or(MoneyError::Overflow)?;
+        if minor < 0 {
+            return Err(MoneyError::Negative);
+        }
+        Ok(Self {
+            currency: self.currency,
+            minor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currencies_are_three_upper_case_letters() {
+        assert_eq!(
+            Currency::parse("EUR").map(|c| c.to_string()),
+            Ok("EUR".into())
+        );
+        for bad in ["", "eur", "EURO", "E1R", "€€€"] {
+            assert_eq!(
+                Currency::parse(bad),
+                Err(MoneyError::BadCurrency),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn arithmetic_is_checked() {
+        let a = Money::parse("EUR", 150).expect("valid");
+        assert_eq!(a.checked_mul(3).map(|m| m.minor()), Ok(450));
+        assert_eq!(a.checked_add(a).map(|m| m.minor()), Ok(300));
+        let usd = Money::parse("USD", 1).expect("valid");
+        assert_eq!(a.checked_add(usd), Err(MoneyError::MixedCurrencies));
+        let huge = Money::parse("EUR", i64::MAX).expect("valid");
+        assert_eq!(huge.checked_mul(2), Err(MoneyError::Overflow));
+        assert_eq!(huge.checked_add(a), Err(MoneyError::Overflow));
+        assert_eq!(Money::parse("EUR", -1), Err(MoneyError::Negative));
+        assert_eq!(Money::parse_positive("EUR", 0), Err(MoneyError::Zero));
+    }
+}

@@ -1,0 +1,95 @@
+//! What can go wrong in an OrderService call, and the one place it becomes a gRPC status.
+
+use orderly_kit::status::{FieldViolations, with_info};
+use tonic::{Code, Status};
+
+use crate::flow::FlowError;
+
+/// The error domain of this service in `google.rpc.ErrorInfo`.
+pub const DOMAIN: &str = "orders.orderly";
+
+/// Why an OrderService call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// The request has invalid fields; nothing was written.
+    #[error(transparent)]
+    Invalid(#[from] FieldViolations),
+    /// No order has this id.
+    #[error("no order with id {0}")]
+    NotFound(String),
+    /// The user placing the order does not exist; nothing was charged.
+    #[error("no user with id {0}")]
+    UnknownUser(String),
+    /// The order is not in a state that allows the call.
+    #[error("order {id} is {status}, not CONFIRMED")]
+    NotConfirmed {
+        /// The order.
+        id: String,
+        /// Its status.
+        status: &'static str,
+    },
+    /// The users service could not answer.
+    #[error("users service: {}", .0.message())]
+    Users(Status),
+    /// The call's deadline passed while the order was still being worked on.
+    #[error("deadline exceeded; order {0} is still being processed: watch it or get it later")]
+    StillProcessing(String),
+    /// The saga failed.
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<OrderError> for Status {
+    fn from(error: OrderError) -> Self {
+        let message = error.to_string();
+        match error {
+            OrderError::Invalid(violations) => violations.into(),
+            OrderError::NotFound(id) => with_info(
+                Code::NotFound,
+                message,
+                "ORDER_NOT_FOUND",
+                DOMAIN,
+                [("id", id)],
+            ),
+            OrderError::UnknownUser(id) => with_info(
+                Code::FailedPrecondition,
+                message,
+                "USER_NOT_FOUND",
+                DOMAIN,
+                [("user_id", id)],
+            ),
+            OrderError::NotConfirmed { id, status } => with_info(
+                Code::FailedPrecondition,
+                message,
+                "ORDER_NOT_CONFIRMED",
+                DOMAIN,
+                [("id", id), ("status", status.to_owned())],
+            ),
+            OrderError::Users(status) if status.code() == Code::DeadlineExceeded => {
+                Status::deadline_exceeded(message)
+            }
+            OrderError::Users(_) => Status::unavailable(message),
+            OrderError::StillProcessing(id) => with_info(
+                Code::DeadlineExceeded,
+                message,
+                "ORDER_STILL_PROCESSING",
+                DOMAIN,
+                [("id", id)],
+            ),
+            OrderError::Flow(FlowError::Database(error)) | OrderError::Database(error) => {
+                orderly_kit::status::database(&error)
+            }
+            OrderError::Flow(FlowError::Downstream(status)) => Status::unavailable(format!(
+                "a downstream service failed; retry later: {}",
+                status.message()
+            )),
+            OrderError::Flow(error @ FlowError::Missing(_)) => {
+                tracing::error!(%error, "order saga error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

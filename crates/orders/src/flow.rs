@@ -1,0 +1,266 @@
+//! The order saga: charge and schedule concurrently under one deadline, then confirm, or undo
+//! whatever was done and fail. Also the cancel of a confirmed order, and recovery of orders left
+//! unsettled by a crash.
+//!
+//! Correctness rests on three things: every transition is a conditional update (see
+//! [`crate::store`]), so a confirm and a compensation can never both win; every downstream call is
+//! keyed, so repeating it is harmless; and compensation refunds by the *charge's* key and cancels by
+//! order id, which also voids a charge or delivery still on its way.
+
+use std::time::Duration;
+
+use orderly::delivery::v1::DeliveryStatus;
+use orderly::payments::v1::PaymentStatus;
+use orderly_kit::backoff::Backoff;
+use orderly_kit::deadline::Deadline;
+use tonic::Status;
+
+use crate::changes::Changes;
+use crate::downstream::Downstreams;
+use crate::model::{OrderRecord, Phase, Status as OrderStatus};
+use crate::store::OrderStore;
+
+/// Why a step of the saga failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The orders database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The order vanished from under the saga.
+    #[error("order {0} disappeared")]
+    Missing(String),
+    /// A downstream service failed after every retry.
+    #[error("{0}")]
+    Downstream(Status),
+}
+
+/// How the saga retries the calls that undo an order.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// Deadline of each undo call.
+    pub undo_timeout: Duration,
+    /// Spacing and number of undo attempts.
+    pub undo_backoff: Backoff,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            undo_timeout: Duration::from_secs(2),
+            undo_backoff: Backoff {
+                base: Duration::from_millis(50),
+                cap: Duration::from_secs(1),
+                max_attempts: 6,
+            },
+        }
+    }
+}
+
+/// Runs orders through their life.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    store: OrderStore,
+    downstreams: Downstreams,
+    changes: Changes,
+    config: FlowConfig,
+}
+
+impl Flow {
+    /// A saga runner over these parts.
+    pub fn new(
+        store: OrderStore,
+        downstreams: Downstreams,
+        changes: Changes,
+        config: FlowConfig,
+    ) -> Self {
+        Self {
+            store,
+            downstreams,
+            changes,
+            config,
+        }
+    }
+
+    async fn reload(&self, id: &str) -> Result<OrderRecord, FlowError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| FlowError::Missing(id.to_owned()))
+    }
+
+    /// Charges and schedules a PENDING order concurrently, both bounded by `deadline`; confirms it
+    /// when both succeed, compensates it otherwise. Returns the order as it then stands.
+    pub async fn process(
+        &self,
+        order: OrderRecord,
+        deadline: Deadline,
+    ) -> Result<OrderRecord, FlowError> {
+        let both = async {
+            tokio::join!(
+                self.downstreams.charge(&order, deadline),
+                self.downstreams.schedule(&order, deadline)
+            )
+        };
+        let failure = match tokio::time::timeout_at(deadline.instant(), both).await {
+            Err(_) => "deadline exceeded before payment and delivery completed".to_owned(),
+            Ok((Ok(payment), Ok(delivery)))
+                if payment.status == PaymentStatus::Succeeded as i32
+                    && delivery.status == DeliveryStatus::Scheduled as i32 =>
+            {
+                if self
+                    .store
+                    .confirm(&order.id, &payment.id, &delivery.id)
+                    .await?
+                {
+                    tracing::info!(order_id = %order.id, payment_id = %payment.id, delivery_id = %delivery.id, "order confirmed");
+                    self.changes.notify(&order.id);
+                }
+                // Either confirmed now, or a compensator claimed it first: report what is stored.
+                return self.reload(&order.id).await;
+            }
+            Ok((payment, delivery)) => failure_reason(payment, delivery),
+        };
+        self.compensate(&order.id, &failure).await
+    }
+
+    /// Undoes a PENDING order's charge and delivery and marks it FAILED with `reason`. If the undo
+    /// calls keep failing, the order stays PENDING (COMPENSATING) for the recovery sweep.
+    pub async fn compensate(&self, id: &str, reason: &str) -> Result<OrderRecord, FlowError> {
+        if !self.store.begin_compensation(id, reason).await? {
+            return self.reload(id).await;
+        }
+        self.changes.notify(id);
+        tracing::warn!(order_id = %id, reason, "compensating order");
+        match self.undo(id, reason).await {
+            Ok(()) => {
+                if self.store.fail(id).await? {
+                    tracing::info!(order_id = %id, reason, "order failed and compensated");
+                    self.changes.notify(id);
+                }
+            }
+            Err(status) => {
+                tracing::error!(order_id = %id, %status, "compensation incomplete; the recovery sweep will retry")
+            }
+        }
+        self.reload(id).await
+    }
+
+    /// Cancels a CONFIRMED order: refunds it, cancels its delivery, marks it CANCELLED. Idempotent;
+    /// an order already cancelled is returned as it is.
+    pub async fn cancel(&self, order: OrderRecord, reason: &str) -> Result<OrderRecord, FlowError> {
+        if order.status == OrderStatus::Cancelled {
+            return Ok(order);
+        }
+        if self.store.begin_cancel(&order.id, reason).await? {
+            self.changes.notify(&order.id);
+        }
+        let current = self.reload(&order.id).await?;
+        if current.status != OrderStatus::Confirmed {
+            return Ok(current);
+        }
+        self.undo(&order.id, reason)
+            .await
+            .map_err(FlowError::Downstream)?;
+        if self.store.cancelled(&order.id).await? {
+            tracing::info!(order_id = %order.id, reason, "order cancelled");
+            self.changes.notify(&order.id);
+        }
+        self.reload(&order.id).await
+    }
+
+    /// Refunds the order's charge and cancels its delivery, both concurrently, retrying each with
+    /// backoff until both are done or the attempts run out.
+    async fn undo(&self, id: &str, reason: &str) -> Result<(), Status> {
+        let refund = self.retry(|deadline| async move {
+            self.downstreams
+                .refund(id, reason, deadline)
+                .await
+                .map(drop)
+        });
+        let cancel = self.retry(|deadline| async move {
+            self.downstreams
+                .cancel_delivery(id, reason, deadline)
+                .await
+                .map(drop)
+        });
+        let (refunded, cancelled) = tokio::join!(refund, cancel);
+        refunded.and(cancelled)
+    }
+
+    async fn retry<F, Fut>(&self, mut call: F) -> Result<(), Status>
+    where
+        F: FnMut(Deadline) -> Fut,
+        Fut: Future<Output = Result<(), Status>>,
+    {
+        let backoff = self.config.undo_backoff;
+        let mut retry = 0;
+        loop {
+            match call(Deadline::after(self.config.undo_timeout)).await {
+                Ok(()) => return Ok(()),
+                Err(status) if retry + 1 >= backoff.max_attempts => return Err(status),
+                Err(status) => {
+                    tracing::debug!(%status, retry, "undo call failed; retrying");
+                    tokio::time::sleep(backoff.delay(retry)).await;
+                    retry += 1;
+                }
+            }
+        }
+    }
+
+    /// Settles every order whose work has stood still since before `stale_after` ago: unfinished
+    /// fan-outs and compensations are compensated, unfinished cancels are finished.
+    pub async fn recover(&self, stale_after: Duration) -> Result<usize, FlowError> {
+        let cutoff = orderly_kit::time::now_micros()
+            - i64::try_from(stale_after.as_micros()).unwrap_or(i64::MAX);
+        let ids = self.store.unsettled_since(cutoff).await?;
+        for id in &ids {
+            let order = self.reload(id).await?;
+            tracing::warn!(order_id = %id, phase = ?order.phase, "recovering unsettled order");
+            let result = match order.phase {
+                Phase::Cancelling => {
+                    let reason = order.status_reason.clone();
+                    self.cancel(order, &reason).await
+                }
+                Phase::Fanout | Phase::Compensating => {
+                    let reason = if order.status_reason.is_empty() {
+                        "not completed in time; compensated by recovery".to_owned()
+                    } else {
+                        order.status_reason.clone()
+                    };
+                    self.compensate(id, &reason).await
+                }
+                Phase::Settled => Ok(order),
+            };
+            if let Err(error) = result {
+                tracing::error!(order_id = %id, %error, "recovery failed; will retry");
+            }
+        }
+        Ok(ids.len())
+    }
+}
+
+/// Why a fan-out that answered did not confirm.
+fn failure_reason(
+    payment: Result<orderly::payments::v1::Payment, Status>,
+    delivery: Result<orderly::delivery::v1::Delivery, Status>,
+) -> String {
+    let payment = match payment {
+        Err(status) => Some(format!("payment failed: {}", status.message())),
+        Ok(p) if p.status != PaymentStatus::Succeeded as i32 => {
+            Some("payment was voided".to_owned())
+        }
+        Ok(_) => None,
+    };
+    let delivery = match delivery {
+        Err(status) => Some(format!("delivery failed: {}", status.message())),
+        Ok(d) if d.status != DeliveryStatus::Scheduled as i32 => {
+            Some("delivery was cancelled".to_owned())
+        }
+        Ok(_) => None,
+    };
+    [payment, delivery]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,333 @@
+//! The gRPC implementation of OrderService. CreateOrder checks the request and the user, stores
+//! the order PENDING, and hands it to the saga in a task of its own, so that a caller who hangs up
+//! or times out never leaves an order half-done; the call answers with the order as it stands when
+//! the saga finishes, or DEADLINE_EXCEEDED if the saga is still working when the time is up.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use orderly::orders::v1::{
+    CancelOrderRequest, CancelOrderResponse, CreateOrderRequest, CreateOrderResponse,
+    GetOrderRequest, GetOrderResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderService,
+    WatchOrderRequest, WatchOrderResponse,
+};
+use orderly_kit::deadline::Deadline;
+use orderly_kit::pagination::{PageTokens, page_size};
+use orderly_kit::status::FieldViolations;
+use tokio::time::Instant;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::changes::Changes;
+use crate::downstream::Downstreams;
+use crate::error::OrderError;
+use crate::flow::Flow;
+use crate::follow::Follower;
+use crate::model::{NewOrder, OrderRecord, Status as OrderStatus};
+use crate::store::{Inserted, OrderStore};
+
+/// Page size of ListOrders when the request names none.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Largest page of ListOrders; larger requests are coerced down (AIP-158).
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Longest cancel reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+/// Time kept from the caller's deadline to store and report the outcome after the fan-out.
+const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+/// How long past the fan-out deadline a caller waits for a quick compensation to finish.
+const SETTLE_GRACE: Duration = Duration::from_millis(50);
+
+/// How OrderService times its work.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// The most a CreateOrder fan-out may take, even when the caller allows more.
+    pub budget: Duration,
+    /// How often watchers re-read an order, for changes made by other replicas.
+    pub watch_poll: Duration,
+}
+
+/// OrderService over its store and saga.
+#[derive(Debug, Clone)]
+pub struct Orders {
+    store: OrderStore,
+    downstreams: Downstreams,
+    flow: Flow,
+    changes: Changes,
+    tokens: PageTokens,
+    timing: Timing,
+}
+
+impl Orders {
+    /// The service over these parts.
+    pub fn new(
+        store: OrderStore,
+        downstreams: Downstreams,
+        flow: Flow,
+        changes: Changes,
+        tokens: PageTokens,
+        timing: Timing,
+    ) -> Self {
+        Self {
+            store,
+            downstreams,
+            flow,
+            changes,
+            tokens,
+            timing,
+        }
+    }
+
+    fn follower(&self, id: &str) -> Follower {
+        Follower::new(
+            self.store.clone(),
+            &self.changes,
+            id,
+            self.timing.watch_poll,
+        )
+    }
+
+    /// The order once it settles, or as it stands at `until`.
+    async fn settled(&self, order: OrderRecord, until: Instant) -> Result<OrderRecord, OrderError> {
+        if order.status.is_settled() {
+            return Ok(order);
+        }
+        let mut follower = self.follower(&order.id);
+        let mut latest = order;
+        while !latest.status.is_settled() {
+            match tokio::time::timeout_at(until, follower.next()).await {
+                Ok(Ok(Some(next))) => latest = next,
+                Ok(Ok(None)) => return Err(OrderError::NotFound(latest.id)),
+                Ok(Err(error)) => return Err(error.into()),
+                Err(_) => break,
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn existing(&self, id: &str) -> Result<OrderRecord, OrderError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(id.to_owned()))
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Checks an order id.
+fn order_id(raw: &str) -> Result<String, OrderError> {
+    let mut violations = FieldViolations::new();
+    match uuid::Uuid::try_parse(raw.trim()) {
+        Ok(id) => Ok(id.to_string()),
+        Err(_) => {
+            let problem = if raw.trim().is_empty() {
+                "is required"
+            } else {
+                "is not a valid order id (a UUID)"
+            };
+            violations.add("id", problem);
+            Err(violations.into())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for Orders {
+    async fn create_order(
+        &self,
+        request: Request<CreateOrderRequest>,
+    ) -> Reply<CreateOrderResponse> {
+        let work = Deadline::for_request(&request, self.timing.budget, ANSWER_MARGIN);
+        let answer_by = work.instant() + SETTLE_GRACE;
+        let new = NewOrder::parse(request.into_inner()).map_err(OrderError::from)?;
+        let user_id = new.user_id.to_string();
+
+        if let Some(existing) = self
+            .store
+            .by_key(&user_id, &new.idempotency_key)
+            .await
+            .map_err(OrderError::from)?
+        {
+            let order = self.settled(existing, answer_by).await?;
+            return Ok(Response::new(CreateOrderResponse {
+                order: Some(order.into()),
+            }));
+        }
+        if !self
+            .downstreams
+            .user_exists(&user_id, work)
+            .await
+            .map_err(OrderError::Users)?
+        {
+            return Err(OrderError::UnknownUser(user_id).into());
+        }
+        let order = match self
+            .store
+            .insert_pending(&new)
+            .await
+            .map_err(OrderError::from)?
+        {
+            Inserted::New(order) => order,
+            Inserted::Existing(existing) => {
+                let order = self.settled(existing, answer_by).await?;
+                return Ok(Response::new(CreateOrderResponse {
+                    order: Some(order.into()),
+                }));
+            }
+        };
+        tracing::info!(order_id = %order.id, %user_id, total = order.total, currency = %order.currency, "order accepted");
+        self.changes.notify(&order.id);
+
+        let id = order.id.clone();
+        let flow = self.flow.clone();
+        let saga = tokio::spawn(async move { flow.process(order, work).await });
+        match tokio::time::timeout_at(answer_by, saga).await {
+            Ok(Ok(result)) => {
+                let order = result.map_err(OrderError::from)?;
+                Ok(Response::new(CreateOrderResponse {
+                    order: Some(order.into()),
+                }))
+            }
+            Ok(Err(join)) => {
+                tracing::error!(order_id = %id, error = %join, "order saga panicked; the recovery sweep will settle it");
+                Err(Status::internal("internal error"))
+            }
+            Err(_) => Err(OrderError::StillProcessing(id).into()),
+        }
+    }
+
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Reply<GetOrderResponse> {
+        let id = order_id(&request.into_inner().id)?;
+        let order = self.existing(&id).await?;
+        Ok(Response::new(GetOrderResponse {
+            order: Some(order.into()),
+        }))
+    }
+
+    async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let user_id = match uuid::Uuid::try_parse(request.user_id.trim()) {
+            Ok(id) => Some(id.to_string()),
+            Err(_) => {
+                violations.add("user_id", "is required: a user id (a UUID)");
+                None
+            }
+        };
+        let size = violations.check(
+            "page_size",
+            page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+        );
+        let scope = format!(
+            "orderly.orders.v1.ListOrders/{}",
+            user_id.as_deref().unwrap_or_default()
+        );
+        let before = if request.page_token.is_empty() {
+            Some(None)
+        } else {
+            violations
+                .check("page_token", self.tokens.open(&scope, &request.page_token))
+                .map(|cursor| Some(String::from_utf8_lossy(&cursor).into_owned()))
+        };
+        let (Some(user_id), Some(size), Some(before)) = (user_id, size, before) else {
+            return Err(OrderError::Invalid(violations).into());
+        };
+        let mut orders = self
+            .store
+            .list(&user_id, before.as_deref(), size + 1)
+            .await
+            .map_err(OrderError::from)?;
+        let next_page_token = if orders.len() > size as usize {
+            orders.truncate(size as usize);
+            orders
+                .last()
+                .map(|last| self.tokens.seal(&scope, last.id.as_bytes()))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListOrdersResponse {
+            orders: orders.into_iter().map(Order::from).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<CancelOrderRequest>,
+    ) -> Reply<CancelOrderResponse> {
+        let request = request.into_inner();
+        let id = order_id(&request.id)?;
+        let mut violations = FieldViolations::new();
+        violations.at_most_chars("reason", &request.reason, MAX_REASON_CHARS);
+        violations.into_result().map_err(OrderError::from)?;
+        let order = self.existing(&id).await?;
+        if matches!(order.status, OrderStatus::Pending | OrderStatus::Failed) {
+            return Err(OrderError::NotConfirmed {
+                id,
+                status: order.status.as_str(),
+            }
+            .into());
+        }
+        let reason = if request.reason.trim().is_empty() {
+            "cancelled by request".to_owned()
+        } else {
+            request.reason.trim().to_owned()
+        };
+        // In a task of its own, so a caller who hangs up cannot stop a cancel half-way.
+        let flow = self.flow.clone();
+        let cancelled = tokio::spawn(async move { flow.cancel(order, &reason).await })
+            .await
+            .map_err(|join| Status::internal(format!("cancel failed: {join}")))?
+            .map_err(OrderError::from)?;
+        Ok(Response::new(CancelOrderResponse {
+            order: Some(cancelled.into()),
+        }))
+    }
+
+    type WatchOrderStream = Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + Send>>;
+
+    async fn watch_order(
+        &self,
+        request: Request<WatchOrderRequest>,
+    ) -> Reply<Self::WatchOrderStream> {
+        let id = order_id(&request.into_inner().id)?;
+        let mut follower = self.follower(&id);
+        let first = follower
+            .next()
+            .await
+            .map_err(OrderError::from)?
+            .ok_or(OrderError::NotFound(id))?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut current = Some(first);
+            while let Some(order) = current.take() {
+                let settled = order.status.is_settled();
+                if sender
+                    .send(Ok(WatchOrderResponse {
+                        order: Some(order.into()),
+                    }))
+                    .await
+                    .is_err()
+                    || settled
+                {
+                    return;
+                }
+                current = tokio::select! {
+                    next = follower.next() => match next {
+                        Ok(next) => next,
+                        Err(error) => {
+                            let _ = sender.send(Err(OrderError::from(error).into())).await;
+                            None
+                        }
+                    },
+                    // The watcher left.
+                    () = sender.closed() => None,
+                };
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+}
