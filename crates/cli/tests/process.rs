@@ -1,6 +1,7 @@
 //! The `orderly` binary as a process: it survives SIGKILL without losing acknowledged writes, and
 //! shuts down gracefully on SIGTERM. Readiness comes from its JSON log lines on stdout.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -24,13 +25,21 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A running `orderly` process and its log lines.
 struct Orderly {
     child: Child,
+    /// Where the first of the awaited services listens.
     addr: SocketAddr,
+    /// Where each awaited service listens, by its short name (`UserService`).
+    addrs: HashMap<String, SocketAddr>,
     logs: mpsc::UnboundedReceiver<Value>,
 }
 
 impl Orderly {
-    /// Starts `orderly ARGS` and waits until it logs that it listens.
+    /// Starts `orderly ARGS` and waits until it logs that it listens for UserService.
     async fn start(args: &[&str]) -> Self {
+        Self::start_serving(args, &["UserService"]).await
+    }
+
+    /// Starts `orderly ARGS` and waits until every one of `services` listens.
+    async fn start_serving(args: &[&str], services: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
             .args(args)
             .env("RUST_LOG", "info,orderly_kit::faults=debug")
@@ -51,13 +60,24 @@ impl Orderly {
         let mut process = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: HashMap::new(),
             logs,
         };
-        let listening = process.log("listening").await;
-        process.addr = listening["addr"]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .expect("addr in log");
+        while services.iter().any(|s| !process.addrs.contains_key(*s)) {
+            let listening = process.log("listening").await;
+            let addr = listening["addr"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .expect("addr in log");
+            let served = listening["services"].as_str().unwrap_or_default();
+            for service in services
+                .iter()
+                .filter(|s| served.contains(&format!(".{s}")))
+            {
+                process.addrs.insert(service.to_string(), addr);
+            }
+        }
+        process.addr = process.addrs[services[0]];
         process
     }
 
@@ -263,7 +283,19 @@ async fn sigterm_drains_health_refuses_new_calls_and_finishes_in_flight_ones() {
 async fn up_keeps_its_data_across_restarts() {
     let data = tempfile::tempdir().expect("data dir");
     let dir = data.path().to_str().expect("utf-8 path");
-    let args = ["up", "--data-dir", dir, "--users-listen", "127.0.0.1:0"];
+    let args = [
+        "up",
+        "--data-dir",
+        dir,
+        "--users-listen",
+        "127.0.0.1:0",
+        "--orders-listen",
+        "127.0.0.1:0",
+        "--payments-listen",
+        "127.0.0.1:0",
+        "--delivery-listen",
+        "127.0.0.1:0",
+    ];
     let mut first = Orderly::start(&args).await;
     let user = first
         .users()
