@@ -1,7 +1,8 @@
 //! Opt-in fault injection: added latency and failed calls, so that resilience can be exercised
 //! against real servers in tests and demos. Everything is off by default.
 //!
-//! - `--latency` delays every call; `--fail-rate` fails that fraction of calls with UNAVAILABLE.
+//! - `--latency` delays every call; `--fail-rate` fails that fraction of calls with UNAVAILABLE;
+//!   `--fault-methods Charge,Refund` narrows both to the named methods.
 //! - With `--fault-metadata`, a caller can ask for a fault on one call: `x-orderly-fault-delay: 300ms`
 //!   delays it, `x-orderly-fault-code: 14` (or `unavailable`) fails it with that gRPC code.
 //!
@@ -34,12 +35,22 @@ pub struct FaultConfig {
     /// Honour the per-call fault headers `x-orderly-fault-delay` and `x-orderly-fault-code`.
     #[arg(long, env = "ORDERLY_FAULT_METADATA", default_value_t = false)]
     pub fault_metadata: bool,
+
+    /// Methods that `--fail-rate` and `--latency` apply to, by name (e.g. `Charge`); all when empty.
+    #[arg(long, env = "ORDERLY_FAULT_METHODS", value_delimiter = ',')]
+    pub fault_methods: Vec<String>,
 }
 
 impl FaultConfig {
     /// Whether any fault can be injected at all.
     pub fn is_active(&self) -> bool {
         self.fail_rate > 0.0 || !self.latency.is_zero() || self.fault_metadata
+    }
+
+    /// Whether `--fail-rate` and `--latency` apply to the call of `path` (`/package.Service/Method`).
+    fn targets(&self, path: &str) -> bool {
+        let method = path.rsplit('/').next().unwrap_or_default();
+        self.fault_methods.is_empty() || self.fault_methods.iter().any(|m| m == method)
     }
 }
 
@@ -94,8 +105,14 @@ impl<S> FaultService<S> {
         if !self.config.is_active() || is_exempt(request.uri().path()) {
             return None;
         }
+        // Rate and latency apply to the targeted methods; metadata faults to any call.
+        let targeted = self.config.targets(request.uri().path());
         let mut fault = Fault {
-            delay: self.config.latency,
+            delay: if targeted {
+                self.config.latency
+            } else {
+                Duration::ZERO
+            },
             fail: None,
         };
         if self.config.fault_metadata {
@@ -108,6 +125,7 @@ impl<S> FaultService<S> {
             fault.fail = header(CODE_HEADER).and_then(parse_code);
         }
         if fault.fail.is_none()
+            && targeted
             && self.config.fail_rate > 0.0
             && fastrand::f64() < self.config.fail_rate
         {
@@ -182,6 +200,18 @@ mod tests {
         );
         assert_eq!(parse_code("0"), None);
         assert_eq!(parse_code("nonsense"), None);
+    }
+
+    #[test]
+    fn methods_narrow_the_faults() {
+        let all = FaultConfig::default();
+        assert!(all.targets("/orderly.payments.v1.PaymentService/Charge"));
+        let charges = FaultConfig {
+            fault_methods: vec!["Charge".into()],
+            ..FaultConfig::default()
+        };
+        assert!(charges.targets("/orderly.payments.v1.PaymentService/Charge"));
+        assert!(!charges.targets("/orderly.payments.v1.PaymentService/Refund"));
     }
 
     #[test]

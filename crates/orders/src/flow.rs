@@ -34,6 +34,9 @@ pub enum FlowError {
     Downstream(Status),
 }
 
+/// Why an order failed when its fan-out ran out of time.
+const DEADLINE_REASON: &str = "deadline exceeded before payment and delivery completed";
+
 /// How the saga retries the calls that undo an order.
 #[derive(Debug, Clone)]
 pub struct FlowConfig {
@@ -102,7 +105,7 @@ impl Flow {
             )
         };
         let failure = match tokio::time::timeout_at(deadline.instant(), both).await {
-            Err(_) => "deadline exceeded before payment and delivery completed".to_owned(),
+            Err(_) => DEADLINE_REASON.to_owned(),
             Ok((Ok(payment), Ok(delivery)))
                 if payment.status == PaymentStatus::Succeeded as i32
                     && delivery.status == DeliveryStatus::Scheduled as i32 =>
@@ -118,6 +121,8 @@ impl Flow {
                 // Either confirmed now, or a compensator claimed it first: report what is stored.
                 return self.reload(&order.id).await;
             }
+            // Downstreams enforce the deadline we sent too: a failure once it passed is the deadline's.
+            Ok(_) if deadline.is_expired() => DEADLINE_REASON.to_owned(),
             Ok((payment, delivery)) => failure_reason(payment, delivery),
         };
         self.compensate(&order.id, &failure).await

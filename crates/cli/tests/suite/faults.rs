@@ -1,0 +1,103 @@
+//! The money invariant under random faults: whatever fails, the money taken equals the totals of
+//! the confirmed orders, and no order is left unsettled.
+
+use std::time::Duration;
+
+use orderly::orders::v1::{ListOrdersRequest, OrderStatus};
+use orderly_kit::faults::FaultConfig;
+
+use crate::support::{Options, Suite, order_request};
+
+#[tokio::test]
+async fn money_matches_confirmed_orders_under_random_faults() {
+    // Every method of both downstreams fails 15% of the time, undo calls included, and a third
+    // of calls are slow enough to miss a tight budget.
+    let faults = FaultConfig {
+        fail_rate: 0.15,
+        ..FaultConfig::default()
+    };
+    let options = Options {
+        payments: faults.clone(),
+        delivery: faults,
+        budget: Duration::from_millis(800),
+        recover_after: Duration::from_secs(2),
+        sweep_interval: Duration::from_millis(250),
+        ..Options::default()
+    };
+    let mut suite = Suite::start(options).await.expect("sqlite");
+    let users = [suite.user().await, suite.user().await, suite.user().await];
+
+    let orders_total = 240;
+    let mut placed = tokio::task::JoinSet::new();
+    let concurrency = std::sync::Arc::new(tokio::sync::Semaphore::new(12));
+    for i in 0..orders_total {
+        let mut orders = suite.orders.clone();
+        let user = users[i % users.len()].clone();
+        let quantity = 1 + (fastrand::u32(..) % 5) as i32;
+        let price = 100 + i64::from(fastrand::u32(..) % 5000);
+        let permit = concurrency.clone();
+        placed.spawn(async move {
+            let _permit = permit.acquire_owned().await;
+            let request = order_request(&user, &format!("order-{i}"), &[("SKU", quantity, price)]);
+            orders
+                .create_order(request)
+                .await
+                .map(|r| r.into_inner().order)
+        });
+    }
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    while let Some(result) = placed.join_next().await {
+        // Failures (UNAVAILABLE from a failed user check, DEADLINE_EXCEEDED) are expected here.
+        if matches!(result.expect("task"), Ok(Some(_))) {
+            answered += 1;
+        }
+    }
+    assert!(
+        answered > orders_total / 2,
+        "most calls answered: {answered}"
+    );
+
+    // Wait for every stored order to settle, through WatchOrder.
+    let mut confirmed_total = 0;
+    let mut counts = std::collections::HashMap::new();
+    for user in &users {
+        let listed = suite
+            .orders
+            .list_orders(ListOrdersRequest {
+                user_id: user.clone(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        for order in listed.orders {
+            let settled = suite.settled(&order.id).await;
+            *counts.entry(settled.status()).or_insert(0) += 1;
+            if settled.status() == OrderStatus::Confirmed {
+                confirmed_total += settled.total.expect("total").amount_minor;
+            }
+        }
+    }
+    eprintln!("settled orders: {counts:?} after {:?}", started.elapsed());
+    assert!(
+        counts.get(&OrderStatus::Confirmed).copied().unwrap_or(0) > 0,
+        "some orders confirmed"
+    );
+    assert!(
+        counts.get(&OrderStatus::Failed).copied().unwrap_or(0) > 0,
+        "some orders failed"
+    );
+    assert_eq!(
+        counts.get(&OrderStatus::Pending),
+        None,
+        "no order left PENDING"
+    );
+    assert_eq!(
+        suite.net_charged().await,
+        confirmed_total,
+        "charges − refunds = totals of confirmed orders"
+    );
+    suite.stop().await;
+}

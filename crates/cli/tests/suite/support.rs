@@ -1,0 +1,348 @@
+//! Starts users, payments, delivery and orders on port 0 over fresh databases, and hands back typed
+//! clients and read access to the payments and delivery databases for checking money and parcels.
+
+use std::time::Duration;
+
+use orderly::common::v1::{Address, Money};
+use orderly::delivery::v1::DeliveryServiceClient;
+use orderly::orders::v1::{
+    CreateOrderRequest, LineItem, Order, OrderServiceClient, OrderStatus, WatchOrderRequest,
+};
+use orderly::payments::v1::PaymentServiceClient;
+use orderly::users::v1::{CreateUserRequest, UserServiceClient};
+use orderly_kit::config::ServerConfig;
+use orderly_kit::faults::FaultConfig;
+use orderly_kit::shutdown::Shutdown;
+use orderly_kit::testing::{TestBackend, TestDatabase};
+use orderly_orders::downstream::DownstreamUrls;
+use sqlx::{AnyPool, Row};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+
+/// How long any one wait may take before the test fails instead of hanging.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How the suite is set up.
+pub struct Options {
+    /// Which database every service uses.
+    pub backend: TestBackend,
+    /// Faults of the payments service.
+    pub payments: FaultConfig,
+    /// Faults of the delivery service.
+    pub delivery: FaultConfig,
+    /// The most a fan-out may take.
+    pub budget: Duration,
+    /// How long work may stand still before the sweep settles it.
+    pub recover_after: Duration,
+    /// How often the sweep runs.
+    pub sweep_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backend: TestBackend::Sqlite,
+            payments: FaultConfig::default(),
+            delivery: FaultConfig::default(),
+            budget: Duration::from_secs(5),
+            recover_after: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Faults that slow the named methods by `latency`.
+pub fn slow(latency: Duration, methods: &[&str]) -> FaultConfig {
+    FaultConfig {
+        latency,
+        fault_methods: methods.iter().map(|m| m.to_string()).collect(),
+        ..FaultConfig::default()
+    }
+}
+
+/// Faults that fail `rate` of the calls of the named methods.
+pub fn failing(rate: f64, methods: &[&str]) -> FaultConfig {
+    FaultConfig {
+        fail_rate: rate,
+        fault_methods: methods.iter().map(|m| m.to_string()).collect(),
+        ..FaultConfig::default()
+    }
+}
+
+/// The running suite.
+pub struct Suite {
+    /// UserService client.
+    pub users: UserServiceClient<Channel>,
+    /// OrderService client.
+    pub orders: OrderServiceClient<Channel>,
+    /// PaymentService client.
+    pub payments: PaymentServiceClient<Channel>,
+    /// DeliveryService client.
+    pub delivery: DeliveryServiceClient<Channel>,
+    /// Where users and orders listen.
+    pub users_url: String,
+    /// Where orders listens.
+    pub orders_url: String,
+    payments_db: AnyPool,
+    delivery_db: AnyPool,
+    stop: Shutdown,
+    tasks: JoinSet<Result<(), String>>,
+    dbs: Vec<TestDatabase>,
+}
+
+async fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, url)
+}
+
+async fn client_channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+impl Suite {
+    /// Starts the four services; `None` when the backend is skipped.
+    pub async fn start(options: Options) -> Option<Self> {
+        let mut dbs = Vec::new();
+        for _ in 0..4 {
+            dbs.push(TestDatabase::create(options.backend).await?);
+        }
+        let stop = Shutdown::new();
+        let mut tasks = JoinSet::new();
+        let (users_listener, users_url) = listener().await;
+        let (payments_listener, payments_url) = listener().await;
+        let (delivery_listener, delivery_url) = listener().await;
+        let (orders_listener, orders_url) = listener().await;
+
+        let users = orderly_users::UsersConfig {
+            database_url: dbs[0].url().to_owned(),
+            max_connections: 4,
+            page_token_secret: "test".into(),
+        };
+        tasks.spawn(service(orderly_users::serve(
+            users,
+            ServerConfig::default(),
+            users_listener,
+            stop.wait(),
+        )));
+        let payments = orderly_payments::PaymentsConfig {
+            database_url: dbs[1].url().to_owned(),
+            max_connections: 4,
+        };
+        let server = ServerConfig {
+            faults: options.payments.clone(),
+            ..ServerConfig::default()
+        };
+        tasks.spawn(service(orderly_payments::serve(
+            payments,
+            server,
+            payments_listener,
+            stop.wait(),
+        )));
+        let delivery = orderly_delivery::DeliveryConfig {
+            database_url: dbs[2].url().to_owned(),
+            max_connections: 4,
+        };
+        let server = ServerConfig {
+            faults: options.delivery.clone(),
+            ..ServerConfig::default()
+        };
+        tasks.spawn(service(orderly_delivery::serve(
+            delivery,
+            server,
+            delivery_listener,
+            stop.wait(),
+        )));
+
+        let downstream = DownstreamUrls {
+            users: users_url.clone(),
+            payments: payments_url.clone(),
+            delivery: delivery_url.clone(),
+        };
+        let mut orders = orderly_orders::OrdersConfig::new(dbs[3].url().to_owned(), downstream);
+        orders.max_connections = 4;
+        orders.budget = options.budget;
+        orders.recover_after = options.recover_after;
+        orders.sweep_interval = options.sweep_interval;
+        orders.watch_poll = Duration::from_millis(100);
+        tasks.spawn(service(orderly_orders::serve(
+            orders,
+            ServerConfig::default(),
+            orders_listener,
+            stop.wait(),
+        )));
+
+        // The checks read the payments and delivery databases directly, as an auditor would.
+        let payments_db = orderly_kit::db::connect(dbs[1].url(), 2)
+            .await
+            .expect("payments db");
+        let delivery_db = orderly_kit::db::connect(dbs[2].url(), 2)
+            .await
+            .expect("delivery db");
+        Some(Self {
+            users: UserServiceClient::new(client_channel(&users_url).await),
+            orders: OrderServiceClient::new(client_channel(&orders_url).await),
+            payments: PaymentServiceClient::new(client_channel(&payments_url).await),
+            delivery: DeliveryServiceClient::new(client_channel(&delivery_url).await),
+            users_url,
+            orders_url,
+            payments_db,
+            delivery_db,
+            stop,
+            tasks,
+            dbs,
+        })
+    }
+
+    /// Creates a user; returns its id.
+    pub async fn user(&mut self) -> String {
+        let email = format!("user-{}@example.com", uuid_like());
+        self.users
+            .create_user(CreateUserRequest {
+                name: "Test User".into(),
+                email,
+            })
+            .await
+            .expect("create user")
+            .into_inner()
+            .user
+            .expect("user")
+            .id
+    }
+
+    /// Net money taken: charged minus refunded, over every payment.
+    pub async fn net_charged(&self) -> i64 {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS charged, \
+             CAST(COALESCE(SUM(refunded), 0) AS BIGINT) AS refunded FROM payments",
+        )
+        .fetch_one(&self.payments_db)
+        .await
+        .expect("sum payments");
+        let charged: i64 = row.try_get("charged").expect("charged");
+        let refunded: i64 = row.try_get("refunded").expect("refunded");
+        charged - refunded
+    }
+
+    /// (amount, refunded) of each real (not voided) charge for `order_id`.
+    pub async fn charges_for(&self, order_id: &str) -> Vec<(i64, i64)> {
+        sqlx::query(
+            "SELECT amount, refunded FROM payments WHERE idempotency_key = $1 AND amount > 0",
+        )
+        .bind(order_id.to_owned())
+        .fetch_all(&self.payments_db)
+        .await
+        .expect("payments of order")
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("amount").expect("amount"),
+                row.try_get("refunded").expect("refunded"),
+            )
+        })
+        .collect()
+    }
+
+    /// The status of `order_id`'s delivery, if it has one.
+    pub async fn delivery_status(&self, order_id: &str) -> Option<String> {
+        sqlx::query("SELECT status FROM deliveries WHERE order_id = $1")
+            .bind(order_id.to_owned())
+            .fetch_optional(&self.delivery_db)
+            .await
+            .expect("delivery of order")
+            .map(|row| row.try_get("status").expect("status"))
+    }
+
+    /// Follows `order_id` with WatchOrder until the stream ends; returns every status seen.
+    pub async fn watch(&mut self, order_id: &str) -> Vec<Order> {
+        let mut stream = self
+            .orders
+            .watch_order(WatchOrderRequest {
+                id: order_id.to_owned(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut seen = Vec::new();
+        loop {
+            let next = tokio::time::timeout(PATIENCE, stream.message())
+                .await
+                .expect("a watch update in time");
+            match next.expect("watch stream") {
+                Some(update) => seen.push(update.order.expect("order")),
+                None => return seen,
+            }
+        }
+    }
+
+    /// The order once it settles.
+    pub async fn settled(&mut self, order_id: &str) -> Order {
+        let seen = self.watch(order_id).await;
+        let last = seen.last().cloned().expect("at least the current state");
+        assert_ne!(
+            last.status(),
+            OrderStatus::Pending,
+            "the watch ends on a settled order"
+        );
+        last
+    }
+
+    /// Stops every service gracefully and removes the databases.
+    pub async fn stop(mut self) {
+        self.stop.trigger();
+        while let Some(joined) = self.tasks.join_next().await {
+            joined
+                .expect("service task")
+                .expect("service stopped cleanly");
+        }
+        self.payments_db.close().await;
+        self.delivery_db.close().await;
+        for db in self.dbs {
+            db.remove().await;
+        }
+    }
+}
+
+/// A CreateOrder for `user_id` of `items` (sku, quantity, unit price in EUR cents) under `key`.
+pub fn order_request(user_id: &str, key: &str, items: &[(&str, i32, i64)]) -> CreateOrderRequest {
+    CreateOrderRequest {
+        user_id: user_id.to_owned(),
+        items: items
+            .iter()
+            .map(|(sku, quantity, price)| LineItem {
+                sku: (*sku).to_owned(),
+                quantity: *quantity,
+                unit_price: Some(Money {
+                    currency_code: "EUR".into(),
+                    amount_minor: *price,
+                }),
+            })
+            .collect(),
+        shipping_address: Some(Address {
+            recipient: "Ada".into(),
+            line1: "1 Analytical Way".into(),
+            line2: String::new(),
+            city: "London".into(),
+            postal_code: "N1".into(),
+            country_code: "GB".into(),
+        }),
+        idempotency_key: key.to_owned(),
+    }
+}
+
+/// A fresh unique string.
+pub fn uuid_like() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// A service's run, with its error as text, for the join set.
+async fn service<E: std::fmt::Display>(
+    running: impl Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    running.await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,116 @@
+//! What an integrating team does with the typed client library: create a user, place an order with
+//! an idempotency key (so a retry can never order twice), and watch the order until it settles.
+//!
+//! Run against a running suite (`cargo run --release -- up`):
+//!
+//! ```sh
+//! cargo run --example place_order                        # localhost:50051 and :50052
+//! cargo run --example place_order -- http://users:50051 http://orders:50052
+//! ```
+
+use orderly::common::v1::{Address, Money};
+use orderly::orders::v1::{
+    CreateOrderRequest, LineItem, Order, OrderServiceClient, OrderStatus, WatchOrderRequest,
+};
+use orderly::users::v1::{CreateUserRequest, UserServiceClient};
+
+/// Everything that can go wrong here, for a short `main`.
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates a user, orders two books for them, and follows the order; returns it as it settled.
+pub async fn place_order(users_url: &str, orders_url: &str) -> Result<Order, Error> {
+    let mut users = UserServiceClient::connect(users_url.to_owned()).await?;
+    let mut orders = OrderServiceClient::connect(orders_url.to_owned()).await?;
+
+    // A fresh address each run: emails are unique.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let user = users
+        .create_user(CreateUserRequest {
+            name: "Ada Lovelace".into(),
+            email: format!("ada+{nonce}@example.com"),
+        })
+        .await?
+        .into_inner()
+        .user
+        .ok_or("CreateUser answered without a user")?;
+    println!("created user {}", user.id);
+
+    let request = CreateOrderRequest {
+        user_id: user.id.clone(),
+        items: vec![LineItem {
+            sku: "BOOK-NOTES-ON-THE-ENGINE".into(),
+            quantity: 2,
+            unit_price: Some(Money {
+                currency_code: "EUR".into(),
+                amount_minor: 1999,
+            }),
+        }],
+        shipping_address: Some(Address {
+            recipient: "Ada Lovelace".into(),
+            line1: "12 St James's Square".into(),
+            line2: String::new(),
+            city: "London".into(),
+            postal_code: "SW1Y 4JH".into(),
+            country_code: "GB".into(),
+        }),
+        // One key per purchase: sending this request again returns the same order.
+        idempotency_key: format!("checkout-{nonce}"),
+    };
+    let mut placed = tonic::Request::new(request);
+    placed.set_timeout(std::time::Duration::from_secs(10));
+    let order = orders
+        .create_order(placed)
+        .await?
+        .into_inner()
+        .order
+        .ok_or("CreateOrder answered without an order")?;
+    println!("placed order {} ({:?})", order.id, order.status());
+
+    let mut updates = orders
+        .watch_order(WatchOrderRequest {
+            id: order.id.clone(),
+        })
+        .await?
+        .into_inner();
+    let mut last = order;
+    while let Some(update) = updates.message().await? {
+        let order = update.order.ok_or("WatchOrder sent no order")?;
+        println!(
+            "order {} is {:?} {}",
+            order.id,
+            order.status(),
+            order.status_reason
+        );
+        last = order;
+    }
+    if last.status() == OrderStatus::Confirmed {
+        let total = last
+            .total
+            .as_ref()
+            .map(|m| m.amount_minor)
+            .unwrap_or_default();
+        println!(
+            "confirmed: payment {}, delivery {}, total {total} minor units",
+            last.payment_id, last.delivery_id
+        );
+    }
+    Ok(last)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let users_url = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:50051".into());
+    let orders_url = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:50052".into());
+    let order = place_order(&users_url, &orders_url).await?;
+    if order.status() != OrderStatus::Confirmed {
+        return Err(format!("order ended {:?}: {}", order.status(), order.status_reason).into());
+    }
+    Ok(())
+}
