@@ -325,3 +325,161 @@ async fn up_keeps_its_data_across_restarts() {
     second.signal(Signal::SIGINT);
     assert!(second.exit().await.success());
 }
+
+/// `orderly serve --target TARGET` on port 0 over a SQLite file in `dir`, plus `extra` flags.
+async fn start_target(
+    target: &str,
+    service: &str,
+    dir: &std::path::Path,
+    extra: &[String],
+) -> Orderly {
+    let url = format!("sqlite://{}", dir.join(format!("{target}.db")).display());
+    let mut args: Vec<String> = [
+        "serve",
+        "--target",
+        target,
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().cloned());
+    Orderly::start_serving(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[service],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consistent() {
+    use orderly::common::v1::{Address, Money};
+    use orderly::orders::v1::{
+        CreateOrderRequest, LineItem, OrderServiceClient, OrderStatus, WatchOrderRequest,
+    };
+
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path();
+    let mut users = start_target("users", "UserService", dir, &[]).await;
+    // Charges take a second, so the orders process can be killed between PENDING and CONFIRMED.
+    let slow_charges = ["--latency", "1s", "--fault-methods", "Charge"].map(String::from);
+    let mut payments = start_target("payments", "PaymentService", dir, &slow_charges).await;
+    let mut delivery = start_target("delivery", "DeliveryService", dir, &[]).await;
+    let downstreams = vec![
+        "--users-url".to_owned(),
+        format!("http://{}", users.addr),
+        "--payments-url".to_owned(),
+        format!("http://{}", payments.addr),
+        "--delivery-url".to_owned(),
+        format!("http://{}", delivery.addr),
+    ];
+    let mut orders = start_target("orders", "OrderService", dir, &downstreams).await;
+
+    let user = users
+        .users()
+        .await
+        .create_user(CreateUserRequest {
+            name: "Crash".into(),
+            email: "crash@example.com".into(),
+        })
+        .await
+        .expect("create user")
+        .into_inner()
+        .user
+        .expect("user");
+    let request = CreateOrderRequest {
+        user_id: user.id,
+        items: vec![LineItem {
+            sku: "BOOK".into(),
+            quantity: 1,
+            unit_price: Some(Money {
+                currency_code: "EUR".into(),
+                amount_minor: 2500,
+            }),
+        }],
+        shipping_address: Some(Address {
+            recipient: "Crash".into(),
+            line1: "1 Way".into(),
+            line2: String::new(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country_code: "DE".into(),
+        }),
+        idempotency_key: "crash-1".into(),
+    };
+    let mut client = OrderServiceClient::new(orders.channel().await);
+    let placing = tokio::spawn(async move { client.create_order(request).await });
+    let accepted = orders.log("order accepted").await;
+    let order_id = accepted["order_id"]
+        .as_str()
+        .expect("order id in log")
+        .to_owned();
+    orders.signal(Signal::SIGKILL);
+    assert!(!orders.exit().await.success());
+    assert!(
+        placing.await.expect("task").is_err(),
+        "the caller saw the crash"
+    );
+
+    // A new orders process settles what the old one left behind.
+    let mut restart = downstreams.clone();
+    restart.extend(["--recover-after", "0s"].map(String::from));
+    let mut orders = start_target("orders", "OrderService", dir, &restart).await;
+    let mut client = OrderServiceClient::new(orders.channel().await);
+    let mut updates = client
+        .watch_order(WatchOrderRequest {
+            id: order_id.clone(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut last = None;
+    while let Some(update) = tokio::time::timeout(PATIENCE, updates.message())
+        .await
+        .expect("in time")
+        .expect("watch")
+    {
+        last = update.order;
+    }
+    let last = last.expect("the order survived the crash");
+    assert_eq!(last.status(), OrderStatus::Failed, "{}", last.status_reason);
+
+    // Whatever the charge did, none of the money stays taken, and no parcel stays booked.
+    let money = orderly_kit::db::connect(
+        &format!("sqlite://{}", dir.join("payments.db").display()),
+        1,
+    )
+    .await
+    .expect("payments db");
+    let (charged, refunded): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(refunded), 0) AS BIGINT) FROM payments",
+    )
+    .fetch_one(&money)
+    .await
+    .expect("sum");
+    assert_eq!(
+        charged - refunded,
+        0,
+        "charged {charged}, refunded {refunded}"
+    );
+    let parcels = orderly_kit::db::connect(
+        &format!("sqlite://{}", dir.join("delivery.db").display()),
+        1,
+    )
+    .await
+    .expect("delivery db");
+    let booked: (i64,) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM deliveries WHERE status = 'SCHEDULED'",
+    )
+    .fetch_one(&parcels)
+    .await
+    .expect("count");
+    assert_eq!(booked.0, 0);
+
+    for process in [&mut orders, &mut users, &mut payments, &mut delivery] {
+        process.signal(Signal::SIGTERM);
+        assert!(process.exit().await.success());
+    }
+}
