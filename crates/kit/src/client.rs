@@ -17,6 +17,11 @@ pub enum ClientError {
         /// Why.
         source: tonic::transport::Error,
     },
+    /// The address is none of the accepted forms.
+    #[error(
+        "invalid service address {0:?}: use http://host:port, a comma-separated list, or dns://host:port"
+    )]
+    BadAddress(String),
 }
 
 /// How channels connect and keep alive.
@@ -40,10 +45,9 @@ impl Default for ClientConfig {
     }
 }
 
-/// A channel to `uri` (e.g. `http://127.0.0.1:50051`) that connects on first use, so services can
-/// start in any order.
-pub fn channel(uri: &str, config: &ClientConfig) -> Result<Channel, ClientError> {
-    let endpoint = Endpoint::from_shared(uri.to_owned())
+/// An endpoint for `uri` with the connect timeout and keepalive of `config`.
+pub fn endpoint(uri: &str, config: &ClientConfig) -> Result<Endpoint, ClientError> {
+    Ok(Endpoint::from_shared(uri.to_owned())
         .map_err(|source| ClientError::BadUri {
             uri: uri.to_owned(),
             source,
@@ -52,6 +56,11 @@ pub fn channel(uri: &str, config: &ClientConfig) -> Result<Channel, ClientError>
         .http2_keep_alive_interval(config.keepalive_interval)
         .keep_alive_timeout(config.keepalive_timeout)
         .keep_alive_while_idle(true)
-        .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+        .tcp_nodelay(true))
+}
+
+/// A channel to `address` (see [`crate::balance::Endpoints::parse`]: one URL, a list, or
+/// `dns://host:port`) that connects on first use, so services can start in any order.
+pub fn channel(address: &str, config: &ClientConfig) -> Result<Channel, ClientError> {
+    crate::balance::Endpoints::parse(address)?.channel(config)
 }

@@ -22,6 +22,16 @@ pub struct ServerConfig {
     #[arg(long, env = "ORDERLY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// The most calls each service answers at once; calls beyond it are refused at once with
+    /// RESOURCE_EXHAUSTED rather than queued.
+    #[arg(long, env = "ORDERLY_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
+    pub max_concurrent_calls: usize,
+
+    /// How long a client connection may live before the server asks the client to reconnect (so
+    /// clients rebalance onto new replicas); `0s` for no limit.
+    #[arg(long, env = "ORDERLY_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
     /// How often health checks probe the service's dependencies (its database).
     #[arg(long, env = "ORDERLY_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
@@ -37,6 +47,8 @@ impl Default for ServerConfig {
             grace_period: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
             max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_calls: 1024,
+            max_connection_age: Duration::from_secs(30 * 60),
             health_interval: Duration::from_secs(5),
             faults: FaultConfig::default(),
         }

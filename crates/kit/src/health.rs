@@ -7,7 +7,8 @@
 //! sends NOT_SERVING and then ends.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
@@ -20,12 +21,28 @@ use tonic_health::server::{HealthReporter, HealthService};
 /// Answers whether the service's dependencies (its database) work, for health checks.
 pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
+/// Every live server's serving flag, for the process's `/readyz`.
+static SERVERS: Mutex<Vec<Weak<AtomicBool>>> = Mutex::new(Vec::new());
+
+/// Whether every gRPC server of this process reports SERVING (true when there are none yet).
+pub fn all_serving() -> bool {
+    let mut servers = SERVERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    servers.retain(|flag| flag.strong_count() > 0);
+    servers
+        .iter()
+        .filter_map(Weak::upgrade)
+        .all(|flag| flag.load(Ordering::Relaxed))
+}
+
 /// The health statuses of one server's services, and the switch that drains them.
 #[derive(Clone)]
 pub struct HealthState {
     reporter: HealthReporter,
     services: Arc<[String]>,
     draining: watch::Sender<bool>,
+    serving: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for HealthState {
@@ -56,10 +73,16 @@ impl HealthState {
             inner: HealthService::from_health_reporter(reporter.clone()),
             draining: draining_rx,
         };
+        let serving = Arc::new(AtomicBool::new(false));
+        SERVERS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::downgrade(&serving));
         let state = Self {
             reporter,
             services: names.into(),
             draining,
+            serving,
         };
         (state, HealthServer::new(service))
     }
@@ -74,6 +97,7 @@ impl HealthState {
         } else {
             ServingStatus::NotServing
         };
+        self.serving.store(serving, Ordering::Relaxed);
         for name in self.services.iter() {
             self.reporter.set_service_status(name, status).await;
         }
@@ -84,6 +108,7 @@ impl HealthState {
     pub async fn drain(&self) {
         // The flag goes first, so a watch stream that sees NOT_SERVING knows it is the last word.
         self.draining.send_replace(true);
+        self.serving.store(false, Ordering::Relaxed);
         for name in self.services.iter() {
             self.reporter
                 .set_service_status(name, ServingStatus::NotServing)

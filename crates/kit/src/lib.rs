@@ -4,6 +4,12 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`admin`] | the admin HTTP port: `/metrics`, `/healthz`, `/readyz` |
+//! | [`metrics`] | the Prometheus recorder and server RED metrics |
+//! | [`shed`] | a concurrency limit that refuses excess calls at once |
+//! | [`balance`] | replicas from a list or DNS, kept in rotation by their health |
+//! | [`breaker`] | a circuit breaker per downstream that classifies gRPC statuses |
+//! | [`downstream`] | one downstream's calls: deadline, retries within a budget, breaker, metrics |
 //! | [`backoff`] | exponential backoff with full jitter |
 //! | [`client`] | shared channels to downstream services, with connect timeouts and keepalive |
 //! | [`deadline`] | deadlines from `grpc-timeout` that bound downstream calls |
@@ -20,16 +26,22 @@
 //! | [`pagination`] | AIP-158 page sizes and tamper-checked page tokens |
 //! | `testing` | (feature `testing`) fresh SQLite and PostgreSQL databases for integration tests |
 
+pub mod admin;
 pub mod backoff;
+pub mod balance;
+pub mod breaker;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod deadline;
+pub mod downstream;
 pub mod faults;
 pub mod health;
+pub mod metrics;
 pub mod money;
 pub mod pagination;
 pub mod server;
+pub mod shed;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
@@ -40,16 +52,20 @@ pub mod time;
 pub use tonic;
 
 /// Applies the kit's per-service settings to a generated tonic server (`FooServiceServer::new(..)`):
-/// gzip accepted and offered, and the message size limits of a [`config::ServerConfig`].
+/// gzip accepted and offered, the message size limits of a [`config::ServerConfig`], and load
+/// shedding beyond its concurrency limit ([`shed::Shed`]).
 ///
 /// Generated servers share no trait for these settings, hence a macro.
 #[macro_export]
 macro_rules! tune_service {
     ($server:expr, $config:expr) => {
-        $server
-            .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-            .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-            .max_decoding_message_size($config.max_message_bytes)
-            .max_encoding_message_size($config.max_message_bytes)
+        $crate::shed::Shed::new(
+            $server
+                .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                .max_decoding_message_size($config.max_message_bytes)
+                .max_encoding_message_size($config.max_message_bytes),
+            $config.max_concurrent_calls,
+        )
     };
 }

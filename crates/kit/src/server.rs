@@ -20,6 +20,7 @@ use tower::Service;
 use crate::config::ServerConfig;
 use crate::faults::FaultLayer;
 use crate::health::{HealthState, Probe};
+use crate::metrics::ServerMetricsLayer;
 use crate::shutdown::Shutdown;
 
 /// Why a server could not start or stopped with an error.
@@ -167,9 +168,16 @@ impl GrpcServer {
             }
         };
 
-        let router = Server::builder()
+        let mut builder = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
+        if !self.config.max_connection_age.is_zero() {
+            builder = builder
+                .max_connection_age(self.config.max_connection_age)
+                .max_connection_age_grace(self.config.grace_period);
+        }
+        let router = builder
+            .layer(ServerMetricsLayer)
             .layer(FaultLayer::new(self.config.faults.clone()))
             .add_routes(self.routes.routes())
             .add_service(health_service)

@@ -1,6 +1,7 @@
-//! The three services an order needs, called over gRPC through shared channels. Every call carries
-//! a deadline; the keys sent make each call safe to repeat: the charge is keyed by the order id,
-//! its refund by `refund:` and the order id, and a delivery is unique per order.
+//! The three services an order needs, each a kit [`Downstream`]: shared channel, deadline on every
+//! call, retries within a budget, and a circuit breaker. The keys sent make every call safe to
+//! repeat, so all of them may be retried: the charge is keyed by the order id, its refund by
+//! `refund:` and the order id, and a delivery is unique per order.
 
 use orderly::delivery::v1::{
     CancelDeliveryRequest, Delivery, DeliveryServiceClient, ScheduleDeliveryRequest,
@@ -8,14 +9,14 @@ use orderly::delivery::v1::{
 use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{ChargeRequest, Payment, PaymentServiceClient, RefundRequest};
 use orderly::users::v1::{GetUserRequest, UserServiceClient};
-use orderly_kit::client::{ClientConfig, ClientError, channel};
+use orderly_kit::client::ClientError;
 use orderly_kit::deadline::Deadline;
-use tonic::transport::Channel;
-use tonic::{Code, Status};
+use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
+use tonic::{Code, Request, Status};
 
 use crate::model::OrderRecord;
 
-/// Where the downstream services listen.
+/// Where the downstream services listen: each one URL, a comma-separated list, or `dns://host:port`.
 #[derive(Debug, Clone)]
 pub struct DownstreamUrls {
     /// UserService, e.g. `http://127.0.0.1:50051`.
@@ -26,12 +27,12 @@ pub struct DownstreamUrls {
     pub delivery: String,
 }
 
-/// Typed clients of the downstream services, each over one shared channel.
+/// The downstream services of OrderService.
 #[derive(Debug, Clone)]
 pub struct Downstreams {
-    users: UserServiceClient<Channel>,
-    payments: PaymentServiceClient<Channel>,
-    delivery: DeliveryServiceClient<Channel>,
+    users: Downstream,
+    payments: Downstream,
+    delivery: Downstream,
 }
 
 /// The idempotency key of an order's refund: one per order, whether it compensates or cancels.
@@ -39,23 +40,44 @@ pub fn refund_key(order_id: &str) -> String {
     format!("refund:{order_id}")
 }
 
+fn missing(what: &str) -> Status {
+    Status::internal(format!("the downstream answered without a {what}"))
+}
+
 impl Downstreams {
     /// Clients of the services at `urls`; they connect on first use.
-    pub fn new(urls: &DownstreamUrls, config: &ClientConfig) -> Result<Self, ClientError> {
+    pub fn new(urls: &DownstreamUrls, config: &DownstreamConfig) -> Result<Self, ClientError> {
         Ok(Self {
-            users: UserServiceClient::new(channel(&urls.users, config)?),
-            payments: PaymentServiceClient::new(channel(&urls.payments, config)?),
-            delivery: DeliveryServiceClient::new(channel(&urls.delivery, config)?),
+            users: Downstream::new("users", &urls.users, config)?,
+            payments: Downstream::new("payments", &urls.payments, config)?,
+            delivery: Downstream::new("delivery", &urls.delivery, config)?,
         })
     }
 
     /// Whether the user exists.
     pub async fn user_exists(&self, user_id: &str, deadline: Deadline) -> Result<bool, Status> {
-        let request = deadline.bound(tonic::Request::new(GetUserRequest {
+        let request = GetUserRequest {
             id: user_id.to_owned(),
-        }))?;
-        match self.users.clone().get_user(request).await {
-            Ok(_) => Ok(true),
+        };
+        let found = self
+            .users
+            .call(
+                "GetUser",
+                deadline,
+                Safety::Idempotent,
+                move |channel, deadline| {
+                    let request = deadline.bound(Request::new(request.clone()));
+                    async move {
+                        UserServiceClient::new(channel)
+                            .get_user(request?)
+                            .await
+                            .map(drop)
+                    }
+                },
+            )
+            .await;
+        match found {
+            Ok(()) => Ok(true),
             Err(status) if status.code() == Code::NotFound => Ok(false),
             Err(status) => Err(status),
         }
@@ -71,15 +93,23 @@ impl Downstreams {
             }),
             idempotency_key: order.id.clone(),
         };
-        let response = self
-            .payments
-            .clone()
-            .charge(deadline.bound(tonic::Request::new(request))?)
-            .await?;
-        response
-            .into_inner()
-            .payment
-            .ok_or_else(|| Status::internal("payments answered without a payment"))
+        self.payments
+            .call(
+                "Charge",
+                deadline,
+                Safety::Idempotent,
+                move |channel, deadline| {
+                    let request = deadline.bound(Request::new(request.clone()));
+                    async move {
+                        let response = PaymentServiceClient::new(channel).charge(request?).await?;
+                        response
+                            .into_inner()
+                            .payment
+                            .ok_or_else(|| missing("payment"))
+                    }
+                },
+            )
+            .await
     }
 
     /// Refunds whatever the order's charge took (voiding it if it was never made).
@@ -95,15 +125,23 @@ impl Downstreams {
             idempotency_key: refund_key(order_id),
             reason: reason.to_owned(),
         };
-        let response = self
-            .payments
-            .clone()
-            .refund(deadline.bound(tonic::Request::new(request))?)
-            .await?;
-        response
-            .into_inner()
-            .payment
-            .ok_or_else(|| Status::internal("payments answered without a payment"))
+        self.payments
+            .call(
+                "Refund",
+                deadline,
+                Safety::Idempotent,
+                move |channel, deadline| {
+                    let request = deadline.bound(Request::new(request.clone()));
+                    async move {
+                        let response = PaymentServiceClient::new(channel).refund(request?).await?;
+                        response
+                            .into_inner()
+                            .payment
+                            .ok_or_else(|| missing("payment"))
+                    }
+                },
+            )
+            .await
     }
 
     /// Schedules the order's delivery.
@@ -116,15 +154,25 @@ impl Downstreams {
             order_id: order.id.clone(),
             address: Some(order.address.clone()),
         };
-        let response = self
-            .delivery
-            .clone()
-            .schedule_delivery(deadline.bound(tonic::Request::new(request))?)
-            .await?;
-        response
-            .into_inner()
-            .delivery
-            .ok_or_else(|| Status::internal("delivery answered without a delivery"))
+        self.delivery
+            .call(
+                "ScheduleDelivery",
+                deadline,
+                Safety::Idempotent,
+                move |channel, deadline| {
+                    let request = deadline.bound(Request::new(request.clone()));
+                    async move {
+                        let response = DeliveryServiceClient::new(channel)
+                            .schedule_delivery(request?)
+                            .await?;
+                        response
+                            .into_inner()
+                            .delivery
+                            .ok_or_else(|| missing("delivery"))
+                    }
+                },
+            )
+            .await
     }
 
     /// Cancels the order's delivery (so that it is never scheduled, if it was not yet).
@@ -138,14 +186,24 @@ impl Downstreams {
             order_id: order_id.to_owned(),
             reason: reason.to_owned(),
         };
-        let response = self
-            .delivery
-            .clone()
-            .cancel_delivery(deadline.bound(tonic::Request::new(request))?)
-            .await?;
-        response
-            .into_inner()
-            .delivery
-            .ok_or_else(|| Status::internal("delivery answered without a delivery"))
+        self.delivery
+            .call(
+                "CancelDelivery",
+                deadline,
+                Safety::Idempotent,
+                move |channel, deadline| {
+                    let request = deadline.bound(Request::new(request.clone()));
+                    async move {
+                        let response = DeliveryServiceClient::new(channel)
+                            .cancel_delivery(request?)
+                            .await?;
+                        response
+                            .into_inner()
+                            .delivery
+                            .ok_or_else(|| missing("delivery"))
+                    }
+                },
+            )
+            .await
     }
 }

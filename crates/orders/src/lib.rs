@@ -22,8 +22,9 @@ pub mod store;
 use std::time::Duration;
 
 use orderly::orders::v1::OrderServiceServer;
-use orderly_kit::client::{ClientConfig, ClientError};
+use orderly_kit::client::ClientError;
 use orderly_kit::config::ServerConfig;
+use orderly_kit::downstream::DownstreamConfig;
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::{GrpcServer, ServerError};
 use orderly_kit::shutdown::Shutdown;
@@ -57,6 +58,8 @@ pub struct OrdersConfig {
     pub watch_poll: Duration,
     /// How undo calls are retried.
     pub flow: FlowConfig,
+    /// Retries, retry budget and circuit breakers of the calls to users, payments and delivery.
+    pub calls: DownstreamConfig,
 }
 
 impl OrdersConfig {
@@ -72,6 +75,7 @@ impl OrdersConfig {
             sweep_interval: Duration::from_secs(30),
             watch_poll: Duration::from_millis(500),
             flow: FlowConfig::default(),
+            calls: DownstreamConfig::default(),
         }
     }
 }
@@ -105,7 +109,7 @@ pub async fn serve(
     )
     .await?;
     let store = OrderStore::new(pool.clone());
-    let downstreams = Downstreams::new(&config.downstream, &ClientConfig::default())?;
+    let downstreams = Downstreams::new(&config.downstream, &config.calls)?;
     let changes = Changes::default();
     let flow = Flow::new(
         store.clone(),

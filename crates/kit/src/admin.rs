@@ -1,0 +1,51 @@
+//! Each process's admin HTTP port: `GET /metrics` (Prometheus text format), `GET /healthz`
+//! (liveness: the process answers) and `GET /readyz` (readiness: every gRPC server of the process
+//! reports SERVING; 503 otherwise, and while draining).
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::health;
+
+/// The admin routes.
+pub fn router() -> Router {
+    let handle = crate::metrics::install();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+}
+
+async fn readyz() -> impl IntoResponse {
+    if health::all_serving() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Serves the admin routes on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "admin listening");
+    axum::serve(listener, router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

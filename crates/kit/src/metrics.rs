@@ -1,0 +1,148 @@
+//! Prometheus metrics: the process-wide recorder, and the RED metrics of every gRPC call a server
+//! answers, named after the OpenTelemetry RPC semantic conventions.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `rpc_server_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code` |
+//! | `rpc_server_requests_in_flight` | gauge | `rpc_service` |
+//! | `rpc_client_duration_seconds` | histogram | as the server's (recorded by [`crate::downstream`]) |
+//!
+//! Other modules add theirs: retries and budgets ([`crate::downstream`]), breakers
+//! ([`crate::breaker`]), shed calls ([`crate::shed`]).
+//!
+//! A response's status is read from its headers: servers send errors as trailers-only responses,
+//! so a unary call's code is there; a response without one in its headers succeeded (streams that
+//! fail after their first message are counted by the code they started with).
+
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, Service};
+
+/// Histogram buckets for call durations, in seconds: 0.5 ms to 10 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same handle) and
+/// returns the handle that renders the text format.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        // The buckets are non-empty constants, so this cannot fail; fall back to summaries if it did.
+        let builder = builder
+            .set_buckets(DURATION_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!(
+                "a metrics recorder was already installed; /metrics will not show Orderly's metrics"
+            );
+        }
+        handle
+    })
+}
+
+/// The gRPC service and method of a request path `/package.Service/Method`.
+pub fn service_and_method(path: &str) -> (String, String) {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or_default().to_owned();
+    let method = parts.next().unwrap_or_default().to_owned();
+    (service, method)
+}
+
+/// The gRPC status code in a response's headers, or 0 (OK) when the status will come in trailers.
+pub fn status_code<B>(response: &http::Response<B>) -> i32 {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A tower layer recording the server RED metrics of every call.
+#[derive(Debug, Clone, Default)]
+pub struct ServerMetricsLayer;
+
+impl<S> Layer<S> for ServerMetricsLayer {
+    type Service = ServerMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerMetrics { inner }
+    }
+}
+
+/// The service made by [`ServerMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct ServerMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<http::Request<B>> for ServerMetrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let (service, method) = service_and_method(request.uri().path());
+        let started = Instant::now();
+        let in_flight =
+            metrics::gauge!("rpc_server_requests_in_flight", "rpc_service" => service.clone());
+        in_flight.increment(1.0);
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            in_flight.decrement(1.0);
+            // A transport-level error never reached a handler: UNAVAILABLE (14).
+            let code = result.as_ref().map(status_code).unwrap_or(14);
+            metrics::histogram!(
+                "rpc_server_duration_seconds",
+                "rpc_system" => "grpc",
+                "rpc_service" => service,
+                "rpc_method" => method,
+                "rpc_grpc_status_code" => code.to_string(),
+            )
+            .record(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        assert_eq!(
+            service_and_method("/orderly.users.v1.UserService/GetUser"),
+            ("orderly.users.v1.UserService".into(), "GetUser".into())
+        );
+        assert_eq!(service_and_method("/"), (String::new(), String::new()));
+    }
+
+    #[test]
+    fn codes_come_from_trailers_only_headers() {
+        let failed = http::Response::builder()
+            .header("grpc-status", "5")
+            .body(())
+            .expect("response");
+        assert_eq!(status_code(&failed), 5);
+        assert_eq!(status_code(&http::Response::new(())), 0);
+    }
+}
