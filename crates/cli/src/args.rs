@@ -107,6 +107,14 @@ pub struct OrdersArgs {
     /// How often the recovery sweep runs.
     #[arg(long, env = "ORDERLY_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
+
+    /// How long a downstream's circuit breaker stays open before it lets probe calls through.
+    #[arg(long, env = "ORDERLY_BREAKER_COOL_DOWN", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub breaker_cool_down: Duration,
+
+    /// Attempts per downstream call, the first included (retries only where safe).
+    #[arg(long, env = "ORDERLY_RETRY_MAX_ATTEMPTS", default_value_t = 3)]
+    pub retry_max_attempts: u32,
 }
 
 /// Flags of `orderly serve`.
@@ -119,6 +127,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port. Default: 0.0.0.0 and the target's port.
     #[arg(long, env = "ORDERLY_LISTEN")]
     pub listen: Option<SocketAddr>,
+
+    /// The admin HTTP address (`/metrics`, `/healthz`, `/readyz`); port 0 picks a free port.
+    #[arg(long, env = "ORDERLY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
 
     /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Default: sqlite://data/<target>.db.
     #[arg(long, env = "ORDERLY_DATABASE_URL", hide_env_values = true)]
@@ -153,6 +165,10 @@ pub struct UpArgs {
     /// Where the services keep their SQLite databases.
     #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+
+    /// The admin HTTP address (`/metrics`, `/healthz`, `/readyz`) of the whole process.
+    #[arg(long, env = "ORDERLY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
 
     /// UserService's gRPC address.
     #[arg(long, env = "ORDERLY_USERS_LISTEN", default_value = "127.0.0.1:50051")]

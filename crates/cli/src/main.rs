@@ -102,14 +102,33 @@ async fn run(
             config.budget = orders.order_budget;
             config.recover_after = orders.recover_after;
             config.sweep_interval = orders.sweep_interval;
+            config.calls.breaker.cool_down = orders.breaker_cool_down;
+            config.calls.backoff.max_attempts = orders.retry_max_attempts.max(1);
             orderly_orders::serve(config, server, listener, shutdown).await?;
         }
     }
     Ok(())
 }
 
+/// Serves the admin port until `shutdown` resolves.
+async fn admin(
+    addr: SocketAddr,
+    shutdown: &Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = bind(addr).await?;
+    let stop = shutdown.wait();
+    Ok(tokio::spawn(async move {
+        if let Err(error) = orderly_kit::admin::serve(listener, stop).await {
+            tracing::error!(%error, "admin server failed");
+        }
+    }))
+}
+
 /// `orderly serve`: one service until SIGTERM or SIGINT.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    orderly_kit::metrics::install();
+    let shutdown = Shutdown::new();
+    let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
     let launch = Launch {
         target: args.target,
@@ -122,7 +141,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         orders: args.orders,
         server: args.server,
     };
-    run(launch, signal()).await
+    let stop = shutdown.clone();
+    let result = run(launch, async move {
+        signal().await;
+        stop.trigger();
+    })
+    .await;
+    shutdown.trigger();
+    let _ = admin.await;
+    result
 }
 
 fn sqlite_in(dir: &Path, target: Target) -> String {
@@ -134,6 +161,7 @@ fn sqlite_in(dir: &Path, target: Target) -> String {
 
 /// `orderly up`: every service in this process until SIGTERM or SIGINT; they still talk real gRPC.
 async fn up(args: UpArgs) -> anyhow::Result<()> {
+    orderly_kit::metrics::install();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     // Bind every port first, so that each service knows where the others really are (port 0 works).
@@ -162,9 +190,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         order_budget: args.order_budget,
         recover_after: std::time::Duration::from_secs(60),
         sweep_interval: std::time::Duration::from_secs(30),
+        breaker_cool_down: std::time::Duration::from_secs(5),
+        retry_max_attempts: 3,
     };
 
     let shutdown = Shutdown::new();
+    let admin = admin(args.admin_listen, &shutdown).await?;
     let mut services = JoinSet::new();
     for (target, listener, url) in listeners {
         tracing::info!(service = target.name(), %url, "starting");
@@ -197,5 +228,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     signal_task.abort();
+    let _ = admin.await;
     result
 }

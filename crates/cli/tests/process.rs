@@ -1,123 +1,16 @@
 //! The `orderly` binary as a process: it survives SIGKILL without losing acknowledged writes, and
 //! shuts down gracefully on SIGTERM. Readiness comes from its JSON log lines on stdout.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+mod common;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, User, UserServiceClient};
 use orderly_kit::testing::{TestBackend, TestDatabase};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-use tonic::transport::Channel;
+
+use crate::common::{Orderly, PATIENCE};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-/// How long any one wait in these tests may take before the test fails instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A running `orderly` process and its log lines.
-struct Orderly {
-    child: Child,
-    /// Where the first of the awaited services listens.
-    addr: SocketAddr,
-    /// Where each awaited service listens, by its short name (`UserService`).
-    addrs: HashMap<String, SocketAddr>,
-    logs: mpsc::UnboundedReceiver<Value>,
-}
-
-impl Orderly {
-    /// Starts `orderly ARGS` and waits until it logs that it listens for UserService.
-    async fn start(args: &[&str]) -> Self {
-        Self::start_serving(args, &["UserService"]).await
-    }
-
-    /// Starts `orderly ARGS` and waits until every one of `services` listens.
-    async fn start_serving(args: &[&str], services: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
-            .args(args)
-            .env("RUST_LOG", "info,orderly_kit::faults=debug")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn orderly");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, logs) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    let _ = sender.send(value);
-                }
-            }
-        });
-        let mut process = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            addrs: HashMap::new(),
-            logs,
-        };
-        while services.iter().any(|s| !process.addrs.contains_key(*s)) {
-            let listening = process.log("listening").await;
-            let addr = listening["addr"]
-                .as_str()
-                .and_then(|a| a.parse().ok())
-                .expect("addr in log");
-            let served = listening["services"].as_str().unwrap_or_default();
-            for service in services
-                .iter()
-                .filter(|s| served.contains(&format!(".{s}")))
-            {
-                process.addrs.insert(service.to_string(), addr);
-            }
-        }
-        process.addr = process.addrs[services[0]];
-        process
-    }
-
-    /// Waits for the log line whose message is `message`.
-    async fn log(&mut self, message: &str) -> Value {
-        loop {
-            let line = tokio::time::timeout(PATIENCE, self.logs.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {message:?} log line in time"))
-                .unwrap_or_else(|| panic!("orderly exited before logging {message:?}"));
-            if line["message"] == message {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = self.child.id().expect("running") as i32;
-        kill(Pid::from_raw(pid), signal).expect("signal");
-    }
-
-    async fn exit(&mut self) -> ExitStatus {
-        tokio::time::timeout(PATIENCE, self.child.wait())
-            .await
-            .expect("exit in time")
-            .expect("wait")
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
-    }
-
-    async fn users(&self) -> UserServiceClient<Channel> {
-        UserServiceClient::new(self.channel().await)
-    }
-}
 
 fn serve_users(url: &str, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [

@@ -1,7 +1,7 @@
 //! One downstream service as its callers see it: a shared channel (one replica or several, see
 //! [`crate::balance`]) and a `call` that gives every attempt a deadline, retries what is safe to
 //! retry with jittered exponential backoff inside a retry budget, and runs every attempt through
-//! the downstream's circuit breaker.
+//! the circuit breaker of the downstream's method.
 //!
 //! - Deadline: each call has one; an attempt is never started once it passed, and no backoff sleeps
 //!   past it.
@@ -14,8 +14,9 @@
 //! Metrics: `rpc_client_duration_seconds` (whole call, final status), `orderly_client_retries_total`,
 //! `orderly_client_retry_budget_exhausted_total`.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
@@ -76,7 +77,8 @@ impl Default for DownstreamConfig {
 pub struct Downstream {
     name: &'static str,
     channel: Channel,
-    breaker: Breaker,
+    breakers: Arc<Mutex<HashMap<&'static str, Breaker>>>,
+    breaker_config: BreakerConfig,
     budget: Arc<TpsBudget>,
     backoff: Backoff,
 }
@@ -117,7 +119,8 @@ impl Downstream {
         Ok(Self {
             name,
             channel: channel(address, &config.client)?,
-            breaker: Breaker::new(name, &config.breaker),
+            breakers: Arc::default(),
+            breaker_config: config.breaker.clone(),
             budget: Arc::new(TpsBudget::new(
                 config.budget_window,
                 config.min_retries_per_second,
@@ -125,6 +128,28 @@ impl Downstream {
             )),
             backoff: config.backoff,
         })
+    }
+
+    /// The breaker of `method`, made on its first call.
+    fn breaker(&self, method: &'static str) -> Breaker {
+        let mut breakers = self
+            .breakers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        breakers
+            .entry(method)
+            .or_insert_with(|| Breaker::new(self.name, method, &self.breaker_config))
+            .clone()
+    }
+
+    /// Whether `method`'s breaker is open and cooling down: calls to it now would fail fast.
+    pub fn is_failing_fast(&self, method: &'static str) -> bool {
+        self.breaker(method).is_cooling_down()
+    }
+
+    /// The downstream's name, as in metrics and errors.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Calls `method` through `attempt`, which makes one try on the channel it is given with the
@@ -160,6 +185,7 @@ impl Downstream {
         T: Send + 'static,
     {
         let started = Instant::now();
+        let breaker = self.breaker(method);
         self.budget.deposit();
         let mut retry = 0;
         let result = loop {
@@ -176,7 +202,7 @@ impl Downstream {
                 let _ = sender.send(value);
                 Ok(())
             }));
-            let failure = match self.breaker.run(run).await {
+            let failure = match breaker.run(run).await {
                 Ok(()) => match receiver.await {
                     Ok(value) => break Ok(value),
                     Err(_) => Status::internal("call finished without a result"),

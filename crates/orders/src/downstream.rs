@@ -54,6 +54,18 @@ impl Downstreams {
         })
     }
 
+    /// The name of a fan-out downstream whose breaker is open, if any: an order placed now would
+    /// only be compensated, so it is better refused before anything is stored.
+    pub fn failing_fast(&self) -> Option<&'static str> {
+        [
+            (&self.payments, "Charge"),
+            (&self.delivery, "ScheduleDelivery"),
+        ]
+        .into_iter()
+        .find(|(downstream, method)| downstream.is_failing_fast(method))
+        .map(|(downstream, _)| downstream.name())
+    }
+
     /// Whether the user exists.
     pub async fn user_exists(&self, user_id: &str, deadline: Deadline) -> Result<bool, Status> {
         let request = GetUserRequest {

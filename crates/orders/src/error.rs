@@ -31,6 +31,9 @@ pub enum OrderError {
     /// The users service could not answer.
     #[error("users service: {}", .0.message())]
     Users(Status),
+    /// A downstream's circuit breaker is open: the order was refused before anything was stored.
+    #[error("{0} is failing and its circuit breaker is open; nothing was ordered, retry later")]
+    FailingFast(&'static str),
     /// The call's deadline passed while the order was still being worked on.
     #[error("deadline exceeded; order {0} is still being processed: watch it or get it later")]
     StillProcessing(String),
@@ -72,6 +75,13 @@ impl From<OrderError> for Status {
                 Status::deadline_exceeded(message)
             }
             OrderError::Users(_) => Status::unavailable(message),
+            OrderError::FailingFast(downstream) => with_info(
+                Code::Unavailable,
+                message,
+                "DOWNSTREAM_CIRCUIT_OPEN",
+                DOMAIN,
+                [("downstream", downstream.to_owned())],
+            ),
             OrderError::StillProcessing(id) => with_info(
                 Code::DeadlineExceeded,
                 message,

@@ -153,6 +153,9 @@ impl OrderService for Orders {
                 order: Some(order.into()),
             }));
         }
+        if let Some(downstream) = self.downstreams.failing_fast() {
+            return Err(OrderError::FailingFast(downstream).into());
+        }
         if !self
             .downstreams
             .user_exists(&user_id, work)

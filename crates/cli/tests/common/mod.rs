@@ -1,0 +1,187 @@
+//! Running the `orderly` binary as a child process in tests: start it on port 0, learn its
+//! addresses from its JSON log lines, signal it, and scrape its admin port.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use orderly::users::v1::UserServiceClient;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+/// How long any one wait in these tests may take before the test fails instead of hanging.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running `orderly` process and its log lines.
+pub struct Orderly {
+    pub child: Child,
+    /// Where the first of the awaited services listens.
+    pub addr: SocketAddr,
+    /// Where each awaited service listens, by its short name (`UserService`).
+    pub addrs: HashMap<String, SocketAddr>,
+    /// Where the admin port (`/metrics`, `/healthz`, `/readyz`) listens.
+    pub admin: SocketAddr,
+    pub logs: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Orderly {
+    /// Starts `orderly ARGS` and waits until it logs that it listens for UserService.
+    pub async fn start(args: &[&str]) -> Self {
+        Self::start_serving(args, &["UserService"]).await
+    }
+
+    /// Starts `orderly ARGS` and waits until every one of `services` listens.
+    pub async fn start_serving(args: &[&str], services: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(args)
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,orderly_kit::faults=debug")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn orderly");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, logs) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = sender.send(value);
+                }
+            }
+        });
+        let mut process = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: HashMap::new(),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+        };
+        let mut admin = None;
+        while admin.is_none() || services.iter().any(|s| !process.addrs.contains_key(*s)) {
+            let line = process.next_log().await;
+            let addr: Option<SocketAddr> = line["addr"].as_str().and_then(|a| a.parse().ok());
+            match line["message"].as_str() {
+                Some("admin listening") => admin = addr,
+                Some("listening") => {
+                    let served = line["services"].as_str().unwrap_or_default();
+                    for service in services
+                        .iter()
+                        .filter(|s| served.contains(&format!(".{s}")))
+                    {
+                        process
+                            .addrs
+                            .insert(service.to_string(), addr.expect("addr in log"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        process.admin = admin.expect("admin addr");
+        process.addr = process.addrs[services[0]];
+        process
+    }
+
+    /// The next log line.
+    pub async fn next_log(&mut self) -> Value {
+        tokio::time::timeout(PATIENCE, self.logs.recv())
+            .await
+            .expect("a log line in time")
+            .expect("orderly exited")
+    }
+
+    /// Waits for the log line whose message is `message`.
+    pub async fn log(&mut self, message: &str) -> Value {
+        loop {
+            let line = self.next_log().await;
+            if line["message"] == message {
+                return line;
+            }
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("running") as i32;
+        kill(Pid::from_raw(pid), signal).expect("signal");
+    }
+
+    pub async fn exit(&mut self) -> ExitStatus {
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("exit in time")
+            .expect("wait")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel().await)
+    }
+}
+
+/// `GET path` from `addr` over HTTP/1.0; the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to admin port");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// The process's `/metrics`, parsed by a Prometheus text-format parser.
+pub async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
+    let (status, body) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200, "GET /metrics");
+    prometheus_parse::Scrape::parse(body.lines().map(|line| Ok(line.to_owned())))
+        .expect("valid Prometheus text")
+}
+
+/// The sum over the samples of `name` whose labels include `labels`: a counter's or gauge's value,
+/// a histogram's count of observations.
+pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => {
+                buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+            }
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+/// A port that was free a moment ago, for a server that must come back on the same address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
