@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tonic::{Code, Status};
-use tower::{Layer, Service};
+use tower::Service;
 
 /// Request header that delays one call, e.g. `300ms` (needs `--fault-metadata`).
 pub const DELAY_HEADER: &str = "x-orderly-fault-delay";
@@ -63,35 +63,22 @@ fn parse_rate(value: &str) -> Result<f64, String> {
     }
 }
 
-/// A tower layer that injects the faults of a [`FaultConfig`].
-#[derive(Debug, Clone)]
-pub struct FaultLayer {
-    config: FaultConfig,
-}
-
-impl FaultLayer {
-    /// A layer injecting `config`'s faults.
-    pub fn new(config: FaultConfig) -> Self {
-        Self { config }
-    }
-}
-
-impl<S> Layer<S> for FaultLayer {
-    type Service = FaultService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FaultService {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
-
-/// The service made by [`FaultLayer`].
+/// A service with faults injected (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct FaultService<S> {
     inner: S,
     config: FaultConfig,
+}
+
+impl<S> FaultService<S> {
+    /// `inner` with `config`'s faults.
+    pub fn new(inner: S, config: FaultConfig) -> Self {
+        Self { inner, config }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for FaultService<S> {
+    const NAME: &'static str = S::NAME;
 }
 
 /// What to do to one call.

@@ -52,7 +52,8 @@ pub mod time;
 pub use tonic;
 
 /// Applies the kit's per-service settings to a generated tonic server (`FooServiceServer::new(..)`):
-/// gzip accepted and offered, the message size limits of a [`config::ServerConfig`], and load
+/// gzip accepted and offered, the message size limits of a [`config::ServerConfig`], its opt-in
+/// fault injection ([`faults::FaultService`], inside the limit, like handler time), and load
 /// shedding beyond its concurrency limit ([`shed::Shed`]).
 ///
 /// Generated servers share no trait for these settings, hence a macro.
@@ -60,11 +61,14 @@ pub use tonic;
 macro_rules! tune_service {
     ($server:expr, $config:expr) => {
         $crate::shed::Shed::new(
-            $server
-                .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-                .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-                .max_decoding_message_size($config.max_message_bytes)
-                .max_encoding_message_size($config.max_message_bytes),
+            $crate::faults::FaultService::new(
+                $server
+                    .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                    .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                    .max_decoding_message_size($config.max_message_bytes)
+                    .max_encoding_message_size($config.max_message_bytes),
+                $config.faults.clone(),
+            ),
             $config.max_concurrent_calls,
         )
     };

@@ -18,7 +18,6 @@ use tonic::transport::server::TcpIncoming;
 use tower::Service;
 
 use crate::config::ServerConfig;
-use crate::faults::FaultLayer;
 use crate::health::{HealthState, Probe};
 use crate::metrics::ServerMetricsLayer;
 use crate::shutdown::Shutdown;
@@ -178,7 +177,6 @@ impl GrpcServer {
         }
         let router = builder
             .layer(ServerMetricsLayer)
-            .layer(FaultLayer::new(self.config.faults.clone()))
             .add_routes(self.routes.routes())
             .add_service(health_service)
             .add_service(reflection_v1)

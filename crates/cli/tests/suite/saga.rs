@@ -483,3 +483,49 @@ async fn a_users_orders_are_listed_newest_first_in_pages() {
     assert_eq!(status.code(), Code::InvalidArgument);
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn a_hung_delivery_is_cut_off_at_the_budget_and_the_charge_refunded() {
+    let budget = Duration::from_millis(400);
+    let options = Options {
+        // Delivery never answers a schedule.
+        delivery: slow(Duration::from_secs(3600), &["ScheduleDelivery"]),
+        budget,
+        ..Options::default()
+    };
+    let mut suite = Suite::start(options).await.expect("sqlite");
+    let user = suite.user().await;
+    let started = Instant::now();
+    let outcome = suite
+        .orders
+        .create_order(order_request(&user, "k", &[("BOOK", 1, 1000)]))
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < budget + Duration::from_millis(100),
+        "answered in {took:?}"
+    );
+    let order_id = match outcome {
+        Err(status) => {
+            assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+            status
+                .get_details_error_info()
+                .and_then(|i| i.metadata.get("id").cloned())
+                .expect("order id")
+        }
+        Ok(response) => response.into_inner().order.expect("order").id,
+    };
+    let settled = suite.settled(&order_id).await;
+    assert_eq!(settled.status(), OrderStatus::Failed);
+    assert_eq!(
+        suite.charges_for(&order_id).await,
+        [(1000, 1000)],
+        "charged, then refunded"
+    );
+    assert_eq!(
+        suite.delivery_status(&order_id).await.as_deref(),
+        Some("CANCELLED")
+    );
+    assert_eq!(suite.net_charged().await, 0);
+    suite.stop().await;
+}

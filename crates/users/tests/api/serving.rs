@@ -1,6 +1,8 @@
 //! What the kit's server adds around UserService: health, reflection v1 and v1alpha, gzip, message
 //! size limits, and health following the database.
 
+use std::time::Duration;
+
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
 use orderly_kit::config::ServerConfig;
 use orderly_kit::testing::{TestBackend, TestDatabase};
@@ -209,6 +211,98 @@ async fn health_follows_the_database() {
         update.status,
         ServingStatus::NotServing as i32,
         "the database is gone"
+    );
+    server.stop().await;
+}
+
+/// Latencies of `calls` GetUser calls from each of `workers` concurrent workers: (accepted, shed).
+async fn load(
+    addr: std::net::SocketAddr,
+    id: &str,
+    workers: usize,
+    calls: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let channel = channel(addr).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let mut client = UserServiceClient::new(channel.clone());
+        let id = id.to_owned();
+        tasks.spawn(async move {
+            let (mut accepted, mut shed) = (Vec::new(), Vec::new());
+            for _ in 0..calls {
+                let started = std::time::Instant::now();
+                match client.get_user(GetUserRequest { id: id.clone() }).await {
+                    Ok(_) => accepted.push(started.elapsed()),
+                    Err(status) if status.code() == Code::ResourceExhausted => {
+                        shed.push(started.elapsed())
+                    }
+                    Err(status) => panic!("unexpected {status:?}"),
+                }
+            }
+            (accepted, shed)
+        });
+    }
+    let (mut accepted, mut shed) = (Vec::new(), Vec::new());
+    while let Some(result) = tasks.join_next().await {
+        let (a, s) = result.expect("worker");
+        accepted.extend(a);
+        shed.extend(s);
+    }
+    accepted.sort();
+    shed.sort();
+    (accepted, shed)
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+}
+
+#[tokio::test]
+async fn load_beyond_the_limit_is_shed_at_once_and_accepted_calls_keep_their_latency() {
+    orderly_kit::metrics::install();
+    let db = TestDatabase::create(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    let limit = 4;
+    let faults = orderly_kit::faults::FaultConfig {
+        latency: Duration::from_millis(50),
+        fault_methods: vec!["GetUser".into()],
+        ..Default::default()
+    };
+    let config = ServerConfig {
+        max_concurrent_calls: limit,
+        faults,
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start_with(db, config).await;
+    let user = create(&mut server.client, "Busy", "busy@example.com").await;
+
+    let (unloaded, shed) = load(server.addr, &user.id, limit, 25).await;
+    assert!(shed.is_empty(), "at the limit nothing is shed");
+    let (accepted, shed) = load(server.addr, &user.id, limit * 10, 25).await;
+    let (unloaded_p99, loaded_p99) = (p99(&unloaded), p99(&accepted));
+    let shed_p50 = shed.get(shed.len() / 2).copied().unwrap_or_default();
+    eprintln!(
+        "overload: unloaded p99 {unloaded_p99:?}; at 10x the limit {} accepted with p99 {loaded_p99:?}, {} shed with median {shed_p50:?}",
+        accepted.len(),
+        shed.len()
+    );
+    assert!(!shed.is_empty() && !accepted.is_empty());
+    // A shed call is answered at once: well under the 50 ms an accepted call spends in the handler.
+    assert!(
+        shed_p50 < Duration::from_millis(20),
+        "shed at once, not queued: median {shed_p50:?}"
+    );
+    assert!(
+        loaded_p99 <= unloaded_p99 * 2,
+        "accepted calls keep their latency: {loaded_p99:?} vs {unloaded_p99:?}"
+    );
+    let rendered = orderly_kit::metrics::install().render();
+    assert!(
+        rendered.lines().any(|l| l.starts_with(
+            "orderly_server_shed_total{rpc_service=\"orderly.users.v1.UserService\"}"
+        )),
+        "shed calls are counted in /metrics"
     );
     server.stop().await;
 }
