@@ -22,7 +22,11 @@ use crate::args::{Cli, Command, OrdersArgs, ServeArgs, Target, UpArgs};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    orderly_kit::telemetry::init_logs(cli.log_format)?;
+    let service_name = match &cli.command {
+        Command::Up(_) => "orderly".to_owned(),
+        Command::Serve(args) => format!("orderly-{}", args.target.name()),
+    };
+    let telemetry = orderly_kit::telemetry::init(cli.log_format, &service_name)?;
     let result = match cli.command {
         Command::Up(args) => up(args).await,
         Command::Serve(args) => serve(args).await,
@@ -33,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
             "orderly stopped with an error"
         );
     }
+    // Flushes the spans of the last calls.
+    telemetry.shutdown();
     result
 }
 

@@ -59,8 +59,13 @@ async fn losing_a_replica_under_load_fails_no_call() {
         .iter()
         .map(|r| format!("http://{}", r.addr))
         .collect();
-    let users = Downstream::new("users", &urls.join(","), &DownstreamConfig::default())
-        .expect("downstream");
+    let users = Downstream::new(
+        "users",
+        "orderly.users.v1.UserService",
+        &urls.join(","),
+        &DownstreamConfig::default(),
+    )
+    .expect("downstream");
 
     let mut direct = UserServiceClient::new(replicas[0].channel().await);
     let mut ids = Vec::new();
@@ -337,14 +342,17 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         metric(
             &seen,
             "orderly_client_retries_total",
-            &[("rpc_service", "payments")]
+            &[("rpc_service", "orderly.payments.v1.PaymentService")]
         ) >= 1.0
     );
     assert!(
         metric(
             &seen,
             "rpc_client_duration_seconds",
-            &[("rpc_service", "payments"), ("rpc_grpc_status_code", "14")]
+            &[
+                ("rpc_service", "orderly.payments.v1.PaymentService"),
+                ("rpc_grpc_status_code", "14")
+            ]
         ) >= 1.0
     );
 

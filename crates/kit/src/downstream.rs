@@ -19,15 +19,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use tower::retry::budget::{Budget, TpsBudget};
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, BreakerConfig, is_open};
 use crate::client::{ClientConfig, ClientError, channel};
 use crate::deadline::Deadline;
+use crate::trace::{InjectContext, TracedChannel, client_span, record_status};
 
 /// Whether a call may be sent again after a failure whose outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +78,8 @@ impl Default for DownstreamConfig {
 #[derive(Clone)]
 pub struct Downstream {
     name: &'static str,
-    channel: Channel,
+    service: &'static str,
+    channel: TracedChannel,
     breakers: Arc<Mutex<HashMap<&'static str, Breaker>>>,
     breaker_config: BreakerConfig,
     budget: Arc<TpsBudget>,
@@ -110,15 +113,19 @@ pub fn is_retryable(status: &Status, safety: Safety) -> bool {
 }
 
 impl Downstream {
-    /// The downstream `name` at `address` (one URL, a comma-separated list, or `dns://host:port`).
+    /// The downstream `name` (as in breaker metrics and errors), whose gRPC service is `service`
+    /// (e.g. `orderly.users.v1.UserService`), at `address` (one URL, a comma-separated list, or
+    /// `dns://host:port`).
     pub fn new(
         name: &'static str,
+        service: &'static str,
         address: &str,
         config: &DownstreamConfig,
     ) -> Result<Self, ClientError> {
         Ok(Self {
             name,
-            channel: channel(address, &config.client)?,
+            service,
+            channel: InterceptedService::new(channel(address, &config.client)?, InjectContext),
             breakers: Arc::default(),
             breaker_config: config.breaker.clone(),
             budget: Arc::new(TpsBudget::new(
@@ -165,11 +172,15 @@ impl Downstream {
         attempt: F,
     ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
     where
-        F: FnMut(Channel, Deadline) -> Fut + Send + 'a,
+        F: FnMut(TracedChannel, Deadline) -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        Box::pin(self.call_inner(method, deadline, safety, attempt))
+        let span = client_span(self.service, method);
+        Box::pin(
+            self.call_inner(method, deadline, safety, attempt, span.clone())
+                .instrument(span),
+        )
     }
 
     async fn call_inner<T, F, Fut>(
@@ -178,9 +189,10 @@ impl Downstream {
         deadline: Deadline,
         safety: Safety,
         mut attempt: F,
+        span: tracing::Span,
     ) -> Result<T, Status>
     where
-        F: FnMut(Channel, Deadline) -> Fut + Send,
+        F: FnMut(TracedChannel, Deadline) -> Fut + Send,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
@@ -217,10 +229,10 @@ impl Downstream {
                 break Err(failure);
             }
             if !self.budget.withdraw() {
-                metrics::counter!("orderly_client_retry_budget_exhausted_total", "rpc_service" => self.name).increment(1);
+                metrics::counter!("orderly_client_retry_budget_exhausted_total", "rpc_service" => self.service).increment(1);
                 break Err(failure);
             }
-            metrics::counter!("orderly_client_retries_total", "rpc_service" => self.name, "rpc_method" => method)
+            metrics::counter!("orderly_client_retries_total", "rpc_service" => self.service, "rpc_method" => method)
                 .increment(1);
             tracing::debug!(downstream = self.name, method, retry, ?delay, status = %failure, "retrying");
             tokio::time::sleep(delay).await;
@@ -230,10 +242,11 @@ impl Downstream {
             Ok(_) => 0,
             Err(status) => status.code() as i32,
         };
+        record_status(&span, code, code != 0);
         metrics::histogram!(
             "rpc_client_duration_seconds",
             "rpc_system" => "grpc",
-            "rpc_service" => self.name,
+            "rpc_service" => self.service,
             "rpc_method" => method,
             "rpc_grpc_status_code" => code.to_string(),
         )

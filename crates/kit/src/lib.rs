@@ -22,7 +22,8 @@
 //! | [`money`] | currency codes and checked integer minor-unit arithmetic |
 //! | [`time`] | microsecond timestamps and their protobuf form |
 //! | [`status`] | typed errors to `tonic::Status` with google.rpc details |
-//! | [`telemetry`] | logs: one JSON object a line on stdout, or a readable format for development |
+//! | [`telemetry`] | JSON logs with trace ids, and OTLP trace export configured by `OTEL_*` |
+//! | [`trace`] | server and client spans, and W3C trace context across calls |
 //! | [`pagination`] | AIP-158 page sizes and tamper-checked page tokens |
 //! | `testing` | (feature `testing`) fresh SQLite and PostgreSQL databases for integration tests |
 
@@ -48,6 +49,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod trace;
 
 pub use tonic;
 

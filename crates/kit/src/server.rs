@@ -21,6 +21,7 @@ use crate::config::ServerConfig;
 use crate::health::{HealthState, Probe};
 use crate::metrics::ServerMetricsLayer;
 use crate::shutdown::Shutdown;
+use crate::trace::ServerTraceLayer;
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +177,7 @@ impl GrpcServer {
                 .max_connection_age_grace(self.config.grace_period);
         }
         let router = builder
+            .layer(ServerTraceLayer)
             .layer(ServerMetricsLayer)
             .add_routes(self.routes.routes())
             .add_service(health_service)

@@ -1,8 +1,32 @@
-//! Logs: one JSON object a line on stdout (fields flattened beside `message`, `level`, `target`
-//! and `timestamp`), or a human-readable format for development. The level comes from `RUST_LOG`
-//! (default `info`).
+//! Telemetry for a process: logs on stdout and, when configured, traces over OTLP.
+//!
+//! - **Logs**: one JSON object a line (`timestamp`, `level`, `target`, `message`, the event's
+//!   fields, and `trace_id` / `span_id` when inside a traced span), or a readable format for
+//!   development. The level comes from `RUST_LOG` (default `info`).
+//! - **Traces**: `tracing` spans become OpenTelemetry spans. W3C `traceparent`/`tracestate` and
+//!   `baggage` are the propagation formats. Export is OTLP over gRPC, configured by the standard
+//!   variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`,
+//!   `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`); with no endpoint nothing is
+//!   exported, but trace ids still flow through calls and logs. `OTEL_SDK_DISABLED=true` turns
+//!   tracing off entirely. Spans are exported in batches from a thread of their own, so a slow or
+//!   absent collector never slows a call; [`Telemetry::shutdown`] flushes them.
 
+use std::fmt;
+
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -14,27 +38,155 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Why logging could not be set up.
+/// Why telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// A global subscriber was already installed.
     #[error("logging is already initialised: {0}")]
     AlreadyInitialised(String),
+    /// The OTLP exporter could not be built.
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
-/// Installs the process-wide log subscriber. Call once, at the start of `main`.
-pub fn init_logs(format: LogFormat) -> Result<(), TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+/// The process's telemetry; call [`Telemetry::shutdown`] before exiting to flush spans.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes buffered spans and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "spans could not be flushed");
+        }
+    }
+}
+
+fn env_is(name: &str, value: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// Installs the process-wide subscriber: logs in `format`, and OpenTelemetry tracing unless
+/// `OTEL_SDK_DISABLED=true`. `service_name` names the process's spans unless `OTEL_SERVICE_NAME`
+/// does. Call once, inside the Tokio runtime, at the start of `main`.
+pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    let provider = if env_is("OTEL_SDK_DISABLED", "true") {
+        None
+    } else {
+        Some(provider(service_name)?)
     };
-    result.map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("orderly")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .event_format(JsonLines)
+    });
+    let pretty = (format == LogFormat::Pretty)
+        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stdout));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(json)
+        .with(pretty)
+        .try_init()
+        .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
+    Ok(Telemetry { provider })
+}
+
+/// A tracer provider with the OTLP exporter when an endpoint is configured.
+fn provider(service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let mut resource = Resource::builder();
+    if !env_set("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name(service_name.to_owned());
+    }
+    let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+    let endpoint =
+        env_set("OTEL_EXPORTER_OTLP_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if endpoint && !env_is("OTEL_TRACES_EXPORTER", "none") {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// One JSON object a line, with the OpenTelemetry trace and span ids of the current span.
+struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let metadata = event.metadata();
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "timestamp".into(),
+            humantime::format_rfc3339_micros(std::time::SystemTime::now())
+                .to_string()
+                .into(),
+        );
+        line.insert("level".into(), metadata.level().as_str().into());
+        line.insert("target".into(), metadata.target().into());
+        event.record(&mut Fields(&mut line));
+        // Read before touching any span extensions, so no lock is held here.
+        let context = tracing::Span::current().context();
+        let span = context.span();
+        let ids = span.span_context();
+        if ids.is_valid() {
+            line.insert("trace_id".into(), ids.trace_id().to_string().into());
+            line.insert("span_id".into(), ids.span_id().to_string().into());
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Collects an event's fields into a JSON object.
+struct Fields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
 }

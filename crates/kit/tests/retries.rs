@@ -139,8 +139,13 @@ async fn retries_are_spaced_by_growing_jittered_delays() {
         cap: Duration::from_secs(1),
         max_attempts: 3,
     };
-    let downstream =
-        Downstream::new("flaky", &format!("http://{addr}"), &config(backoff)).expect("downstream");
+    let downstream = Downstream::new(
+        "flaky",
+        "orderly.users.v1.UserService",
+        &format!("http://{addr}"),
+        &config(backoff),
+    )
+    .expect("downstream");
 
     let runs = 20;
     for run in 0..runs {
@@ -197,6 +202,7 @@ async fn only_retryable_failures_of_safe_calls_are_retried() {
     let calls = server.calls.clone();
     let downstream = Downstream::new(
         "bad",
+        "orderly.users.v1.UserService",
         &format!("http://{}", serve(server).await),
         &config(backoff),
     )
@@ -212,6 +218,7 @@ async fn only_retryable_failures_of_safe_calls_are_retried() {
     let calls = server.calls.clone();
     let downstream = Downstream::new(
         "down",
+        "orderly.users.v1.UserService",
         &format!("http://{}", serve(server).await),
         &config(backoff),
     )
@@ -246,8 +253,13 @@ async fn retries_stop_at_the_deadline() {
         cap: Duration::from_secs(1),
         max_attempts: 10,
     };
-    let downstream =
-        Downstream::new("slow", &format!("http://{addr}"), &config(backoff)).expect("downstream");
+    let downstream = Downstream::new(
+        "slow",
+        "orderly.users.v1.UserService",
+        &format!("http://{addr}"),
+        &config(backoff),
+    )
+    .expect("downstream");
     let started = Instant::now();
     get(
         &downstream,
@@ -297,8 +309,13 @@ async fn the_retry_budget_stops_a_retry_storm() {
         breaker: no_breaker(),
         ..DownstreamConfig::default()
     };
-    let downstream =
-        Downstream::new("storm", &format!("http://{addr}"), &config).expect("downstream");
+    let downstream = Downstream::new(
+        "storm",
+        "orderly.users.v1.UserService",
+        &format!("http://{addr}"),
+        &config,
+    )
+    .expect("downstream");
     for i in 0..50 {
         get(
             &downstream,

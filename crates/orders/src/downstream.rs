@@ -48,9 +48,19 @@ impl Downstreams {
     /// Clients of the services at `urls`; they connect on first use.
     pub fn new(urls: &DownstreamUrls, config: &DownstreamConfig) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new("users", &urls.users, config)?,
-            payments: Downstream::new("payments", &urls.payments, config)?,
-            delivery: Downstream::new("delivery", &urls.delivery, config)?,
+            users: Downstream::new("users", "orderly.users.v1.UserService", &urls.users, config)?,
+            payments: Downstream::new(
+                "payments",
+                "orderly.payments.v1.PaymentService",
+                &urls.payments,
+                config,
+            )?,
+            delivery: Downstream::new(
+                "delivery",
+                "orderly.delivery.v1.DeliveryService",
+                &urls.delivery,
+                config,
+            )?,
         })
     }
 

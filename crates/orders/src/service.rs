@@ -17,6 +17,7 @@ use orderly_kit::status::FieldViolations;
 use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::changes::Changes;
 use crate::downstream::Downstreams;
@@ -183,7 +184,8 @@ impl OrderService for Orders {
 
         let id = order.id.clone();
         let flow = self.flow.clone();
-        let saga = tokio::spawn(async move { flow.process(order, work).await });
+        // The saga's spans stay children of this call's span.
+        let saga = tokio::spawn(async move { flow.process(order, work).await }.in_current_span());
         match tokio::time::timeout_at(answer_by, saga).await {
             Ok(Ok(result)) => {
                 let order = result.map_err(OrderError::from)?;
@@ -279,10 +281,11 @@ impl OrderService for Orders {
         };
         // In a task of its own, so a caller who hangs up cannot stop a cancel half-way.
         let flow = self.flow.clone();
-        let cancelled = tokio::spawn(async move { flow.cancel(order, &reason).await })
-            .await
-            .map_err(|join| Status::internal(format!("cancel failed: {join}")))?
-            .map_err(OrderError::from)?;
+        let cancelled =
+            tokio::spawn(async move { flow.cancel(order, &reason).await }.in_current_span())
+                .await
+                .map_err(|join| Status::internal(format!("cancel failed: {join}")))?
+                .map_err(OrderError::from)?;
         Ok(Response::new(CancelOrderResponse {
             order: Some(cancelled.into()),
         }))

@@ -1,0 +1,177 @@
+//! Traces across calls: a server span for every call a server answers, continuing the caller's
+//! W3C trace context from the request headers, and the context of the current span injected into
+//! every outgoing call's metadata. Spans follow the OpenTelemetry RPC semantic conventions
+//! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, server and client kinds);
+//! a failed call marks its span as an error.
+//!
+//! Health checks and reflection are not traced: they are polled constantly and say nothing about
+//! the work.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tonic::Code;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::service::Interceptor;
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::metrics::{service_and_method, status_code};
+
+/// Whether a server span with this status is an error: the codes that mean the server failed.
+pub fn is_server_error(code: i32) -> bool {
+    [
+        Code::Unknown,
+        Code::DeadlineExceeded,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::DataLoss,
+    ]
+    .iter()
+    .any(|c| *c as i32 == code)
+}
+
+/// A span for one call a server answers, its parent taken from the request's headers.
+pub fn server_span(headers: &http::HeaderMap, service: &str, method: &str) -> tracing::Span {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = format!("{service}/{method}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    // Fails only when the span is disabled, in which case there is nothing to link.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// A span for one call made to a downstream, a child of the current span.
+pub fn client_span(service: &str, method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "grpc.client",
+        otel.name = format!("{service}/{method}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records a call's final status on its span; `error` marks it failed.
+pub fn record_status(span: &tracing::Span, code: i32, error: bool) {
+    span.record("rpc.grpc.status_code", code);
+    if error {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// A tower layer giving every call a server its [`server_span`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerTraceLayer;
+
+impl<S> Layer<S> for ServerTraceLayer {
+    type Service = ServerTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerTrace { inner }
+    }
+}
+
+/// The service made by [`ServerTraceLayer`].
+#[derive(Debug, Clone)]
+pub struct ServerTrace<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<http::Request<B>> for ServerTrace<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        if path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") {
+            return Box::pin(self.inner.call(request));
+        }
+        let (service, method) = service_and_method(path);
+        let span = server_span(request.headers(), &service, &method);
+        let future = span.in_scope(|| self.inner.call(request));
+        let recorded = span.clone();
+        Box::pin(
+            async move {
+                let result = future.await;
+                let code = result
+                    .as_ref()
+                    .map(status_code)
+                    .unwrap_or(Code::Unavailable as i32);
+                record_status(&recorded, code, is_server_error(code));
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// A tonic interceptor that writes the current span's trace context (and baggage) into an
+/// outgoing call's metadata.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InjectContext;
+
+impl Interceptor for InjectContext {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
+        });
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the caller's trace context.
+pub type TracedChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, InjectContext>;
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct Metadata<'a>(&'a mut MetadataMap);
+
+impl Injector for Metadata<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
