@@ -31,15 +31,36 @@ pub enum DbError {
     Migrate(#[from] MigrateError),
 }
 
-/// Connects (see [`connect`]) and applies `migrations`: what a service does at start.
+/// Connects (see [`connect`]), applies `migrations`, and reports the pool in the metrics
+/// `orderly_db_pool_connections{database, state="idle"|"in_use"}` and
+/// `orderly_db_pool_max_connections{database}`: what a service does at start. `name` labels the
+/// metrics (e.g. `users`).
 pub async fn open(
+    name: &'static str,
     url: &str,
     max_connections: u32,
     migrations: &[EmbeddedMigration],
 ) -> Result<AnyPool, DbError> {
     let pool = connect(url, max_connections).await?;
     migrate(&pool, migrations).await?;
+    let max = f64::from(pool.options().get_max_connections());
+    metrics::gauge!("orderly_db_pool_max_connections", "database" => name).set(max);
+    tokio::spawn(report_pool(name, pool.clone()));
     Ok(pool)
+}
+
+/// Samples the pool's connections every second until it closes. sqlx exposes sizes, not the time
+/// callers wait to acquire, so waiting shows as `in_use` reaching the maximum.
+async fn report_pool(name: &'static str, pool: AnyPool) {
+    while !pool.is_closed() {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        metrics::gauge!("orderly_db_pool_connections", "database" => name, "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!("orderly_db_pool_connections", "database" => name, "state" => "in_use")
+            .set(f64::from(size - idle));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Which database a URL names.

@@ -103,6 +103,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = orderly_kit::db::open(
+        "orders",
         &config.database_url,
         config.max_connections,
         store::MIGRATIONS,

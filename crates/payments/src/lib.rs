@@ -49,6 +49,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = orderly_kit::db::open(
+        "payments",
         &config.database_url,
         config.max_connections,
         store::MIGRATIONS,

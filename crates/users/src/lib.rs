@@ -53,6 +53,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = orderly_kit::db::open(
+        "users",
         &config.database_url,
         config.max_connections,
         store::MIGRATIONS,

@@ -40,8 +40,14 @@ impl Orderly {
 
     /// Starts `orderly ARGS` and waits until every one of `services` listens.
     pub async fn start_serving(args: &[&str], services: &[&str]) -> Self {
+        Self::start_with_env(args, services, &[]).await
+    }
+
+    /// Like [`Orderly::start_serving`], with extra environment variables.
+    pub async fn start_with_env(args: &[&str], services: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
             .args(args)
+            .envs(env.iter().copied())
             .args(["--admin-listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info,orderly_kit::faults=debug")
             .stdout(Stdio::piped())
@@ -122,6 +128,15 @@ impl Orderly {
 
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A connected channel to the awaited service `service` (e.g. `OrderService`).
+    pub async fn channel_to(&self, service: &str) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addrs[service]))
             .expect("uri")
             .connect()
             .await

@@ -1,0 +1,443 @@
+//! Observability of the running suite (`orderly up` as a child process): one trace across every
+//! hop, received by a real OTLP collector running in this test; logs that name the same trace;
+//! metrics that count the calls on both ends; and a dead collector that costs the calls nothing.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use orderly::common::v1::{Address, Money};
+use orderly::orders::v1::{CreateOrderRequest, LineItem, OrderServiceClient, OrderStatus};
+use orderly::users::v1::{CreateUserRequest, GetUserRequest};
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+
+use crate::common::{Orderly, PATIENCE, free_port, metric, scrape};
+
+/// An OTLP trace collector that keeps every span it receives.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<Span>>>,
+    arrived: Arc<Notify>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let spans = request
+            .into_inner()
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans);
+        self.spans.lock().expect("lock").extend(spans);
+        self.arrived.notify_waiters();
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Collector {
+    async fn start() -> (Self, SocketAddr) {
+        let collector = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let service = TraceServiceServer::new(collector.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming),
+        );
+        (collector, addr)
+    }
+
+    /// Waits until the spans of `trace_id` include every name in `names`; returns them.
+    async fn trace(&self, trace_id: &[u8], names: &[&str]) -> Vec<Span> {
+        let wait = async {
+            loop {
+                let arrived = self.arrived.notified();
+                let spans: Vec<Span> = self
+                    .spans
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|s| s.trace_id == trace_id)
+                    .cloned()
+                    .collect();
+                if names.iter().all(|n| spans.iter().any(|s| s.name == *n)) {
+                    return spans;
+                }
+                arrived.await;
+            }
+        };
+        tokio::time::timeout(PATIENCE, wait)
+            .await
+            .expect("every span of the trace arrives")
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<AnyValue> {
+    span.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.clone())
+        .and_then(|v| v.value)
+}
+
+fn find<'a>(spans: &'a [Span], name: &str, kind: SpanKind) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| s.name == name && s.kind == kind as i32)
+        .unwrap_or_else(|| panic!("no {kind:?} span {name}"))
+}
+
+async fn start_suite(data: &std::path::Path, otlp: &str, extra_env: &[(&str, &str)]) -> Orderly {
+    let dir = data.to_str().expect("utf-8 path");
+    let args = [
+        "up",
+        "--data-dir",
+        dir,
+        "--users-listen",
+        "127.0.0.1:0",
+        "--orders-listen",
+        "127.0.0.1:0",
+        "--payments-listen",
+        "127.0.0.1:0",
+        "--delivery-listen",
+        "127.0.0.1:0",
+    ];
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    env.extend_from_slice(extra_env);
+    Orderly::start_with_env(&args, &["UserService", "OrderService"], &env).await
+}
+
+fn order(user_id: &str, key: &str) -> CreateOrderRequest {
+    CreateOrderRequest {
+        user_id: user_id.to_owned(),
+        items: vec![LineItem {
+            sku: "BOOK".into(),
+            quantity: 2,
+            unit_price: Some(Money {
+                currency_code: "EUR".into(),
+                amount_minor: 1250,
+            }),
+        }],
+        shipping_address: Some(Address {
+            recipient: "Ada".into(),
+            line1: "1 Way".into(),
+            line2: String::new(),
+            city: "Oslo".into(),
+            postal_code: "0150".into(),
+            country_code: "NO".into(),
+        }),
+        idempotency_key: key.to_owned(),
+    }
+}
+
+/// A request that continues the trace `trace_id` from the span `parent` (W3C traceparent).
+fn traced<T>(message: T, trace_id: &str, parent: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let header = format!("00-{trace_id}-{parent}-01");
+    request
+        .metadata_mut()
+        .insert("traceparent", header.parse().expect("ascii"));
+    request
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
+    let (collector, collector_addr) = Collector::start().await;
+    let data = tempfile::tempdir().expect("data dir");
+    let mut suite = start_suite(data.path(), &format!("http://{collector_addr}"), &[]).await;
+    let mut users = suite.users().await;
+    let user = users
+        .create_user(CreateUserRequest {
+            name: "Traced".into(),
+            email: "traced@example.com".into(),
+        })
+        .await
+        .expect("user")
+        .into_inner()
+        .user
+        .expect("user")
+        .id;
+    let mut orders = OrderServiceClient::new(suite.channel_to("OrderService").await);
+
+    // The client's own span: the root of the trace.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let placed = orders
+        .create_order(traced(order(&user, "traced-1"), trace_id, client_span))
+        .await
+        .expect("order");
+    assert_eq!(
+        placed.into_inner().order.expect("order").status(),
+        OrderStatus::Confirmed
+    );
+
+    let trace_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let names = [
+        "orderly.orders.v1.OrderService/CreateOrder",
+        "orderly.users.v1.UserService/GetUser",
+        "orderly.payments.v1.PaymentService/Charge",
+        "orderly.delivery.v1.DeliveryService/ScheduleDelivery",
+    ];
+    let spans = collector.trace(&trace_bytes, &names).await;
+    assert!(
+        spans.iter().all(|s| s.trace_id == trace_bytes),
+        "one trace id"
+    );
+
+    let orders_server = find(&spans, names[0], SpanKind::Server);
+    assert_eq!(
+        hex(&orders_server.parent_span_id),
+        client_span,
+        "orders continues the client's trace"
+    );
+    assert_eq!(
+        attribute(orders_server, "rpc.system"),
+        Some(AnyValue::StringValue("grpc".into()))
+    );
+    assert_eq!(
+        attribute(orders_server, "rpc.method"),
+        Some(AnyValue::StringValue("CreateOrder".into()))
+    );
+    assert_eq!(
+        attribute(orders_server, "rpc.grpc.status_code"),
+        Some(AnyValue::IntValue(0))
+    );
+    for name in &names[1..] {
+        let client = find(&spans, name, SpanKind::Client);
+        let server = find(&spans, name, SpanKind::Server);
+        assert_eq!(
+            client.parent_span_id, orders_server.span_id,
+            "{name}: called from within CreateOrder"
+        );
+        assert_eq!(
+            server.parent_span_id, client.span_id,
+            "{name}: served as a child of the call"
+        );
+        assert_eq!(
+            attribute(server, "rpc.grpc.status_code"),
+            Some(AnyValue::IntValue(0)),
+            "{name}"
+        );
+        assert_ne!(
+            server.status.as_ref().map(|s| s.code),
+            Some(StatusCode::Error as i32)
+        );
+    }
+
+    // A failing call marks its span: the user lookup for an unknown user.
+    let failing_trace = "0af7651916cd43dd8448eb211c80319c";
+    let stranger = uuid::Uuid::now_v7().to_string();
+    let refused = orders
+        .create_order(traced(
+            order(&stranger, "traced-2"),
+            failing_trace,
+            client_span,
+        ))
+        .await;
+    assert_eq!(
+        refused.expect_err("unknown user").code(),
+        tonic::Code::FailedPrecondition
+    );
+    let failing_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&failing_trace[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let spans = collector.trace(&failing_bytes, &names[..2]).await;
+    let lookup = find(&spans, names[1], SpanKind::Client);
+    assert_eq!(
+        lookup.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32),
+        "the failed call is an error"
+    );
+    assert_eq!(
+        attribute(lookup, "rpc.grpc.status_code"),
+        Some(AnyValue::IntValue(5))
+    );
+
+    // The logs of the order name the trace the collector received.
+    let logged = suite.log("order accepted").await;
+    assert_eq!(logged["trace_id"], trace_id);
+    assert!(logged["span_id"].as_str().is_some_and(|s| s.len() == 16));
+
+    suite.signal(Signal::SIGTERM);
+    assert!(suite.exit().await.success());
+}
+
+#[tokio::test]
+async fn metrics_count_every_call_on_both_ends() {
+    let data = tempfile::tempdir().expect("data dir");
+    let mut suite = start_suite(data.path(), "", &[("OTEL_SDK_DISABLED", "true")]).await;
+    let mut users = suite.users().await;
+    let user = users
+        .create_user(CreateUserRequest {
+            name: "Counted".into(),
+            email: "counted@example.com".into(),
+        })
+        .await
+        .expect("user")
+        .into_inner()
+        .user
+        .expect("user")
+        .id;
+    let mut orders = OrderServiceClient::new(suite.channel_to("OrderService").await);
+    let placed = 7;
+    for i in 0..placed {
+        orders
+            .create_order(order(&user, &format!("counted-{i}")))
+            .await
+            .expect("order");
+    }
+    let not_found = users
+        .get_user(GetUserRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await;
+    assert_eq!(
+        not_found.expect_err("unknown").code(),
+        tonic::Code::NotFound
+    );
+
+    let seen = scrape(suite.admin).await;
+    let server = |service: &str, method: &str, code: &str| {
+        metric(
+            &seen,
+            "rpc_server_duration_seconds",
+            &[
+                ("rpc_service", service),
+                ("rpc_method", method),
+                ("rpc_grpc_status_code", code),
+            ],
+        )
+    };
+    let client = |service: &str, method: &str| {
+        metric(
+            &seen,
+            "rpc_client_duration_seconds",
+            &[
+                ("rpc_service", service),
+                ("rpc_method", method),
+                ("rpc_grpc_status_code", "0"),
+            ],
+        )
+    };
+    let placed = f64::from(placed);
+    assert_eq!(
+        server("orderly.orders.v1.OrderService", "CreateOrder", "0"),
+        placed
+    );
+    assert_eq!(
+        server("orderly.payments.v1.PaymentService", "Charge", "0"),
+        placed
+    );
+    assert_eq!(
+        server(
+            "orderly.delivery.v1.DeliveryService",
+            "ScheduleDelivery",
+            "0"
+        ),
+        placed
+    );
+    assert_eq!(
+        server("orderly.users.v1.UserService", "GetUser", "0"),
+        placed,
+        "orders' user checks"
+    );
+    assert_eq!(
+        server("orderly.users.v1.UserService", "GetUser", "5"),
+        1.0,
+        "the unknown user"
+    );
+    assert_eq!(
+        client("orderly.payments.v1.PaymentService", "Charge"),
+        placed
+    );
+    assert_eq!(
+        client("orderly.delivery.v1.DeliveryService", "ScheduleDelivery"),
+        placed
+    );
+    assert_eq!(client("orderly.users.v1.UserService", "GetUser"), placed);
+    assert_eq!(
+        metric(
+            &seen,
+            "rpc_server_requests_in_flight",
+            &[("rpc_service", "orderly.orders.v1.OrderService")]
+        ),
+        0.0
+    );
+    assert!(
+        metric(
+            &seen,
+            "orderly_db_pool_connections",
+            &[("database", "orders")]
+        ) >= 1.0,
+        "pool gauges"
+    );
+
+    suite.signal(Signal::SIGTERM);
+    assert!(suite.exit().await.success());
+}
+
+#[tokio::test]
+async fn a_dead_collector_costs_the_calls_nothing() {
+    let data = tempfile::tempdir().expect("data dir");
+    // Nothing listens on this port.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut suite = start_suite(data.path(), &nowhere, &[]).await;
+    let mut users = suite.users().await;
+    let id = users
+        .create_user(CreateUserRequest {
+            name: "Alone".into(),
+            email: "alone@example.com".into(),
+        })
+        .await
+        .expect("user")
+        .into_inner()
+        .user
+        .expect("user")
+        .id;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let started = Instant::now();
+        users
+            .get_user(GetUserRequest { id: id.clone() })
+            .await
+            .expect("served without a collector");
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("slowest of 50 calls with the collector down: {slowest:?}");
+    // The exporter's connect timeout alone is seconds; calls never wait for it.
+    assert!(slowest < Duration::from_millis(250), "{slowest:?}");
+    suite.signal(Signal::SIGTERM);
+    assert!(suite.exit().await.success());
+}
