@@ -2,7 +2,8 @@
 //!
 //! - **Logs**: one JSON object a line (`timestamp`, `level`, `target`, `message`, the event's
 //!   fields, and `trace_id` / `span_id` when inside a traced span), or a readable format for
-//!   development. The level comes from `RUST_LOG` (default `info`).
+//!   development. The level comes from `RUST_LOG` (default `info`); it filters logs only, never
+//!   the spans that are traced.
 //! - **Traces**: `tracing` spans become OpenTelemetry spans. W3C `traceparent`/`tracestate` and
 //!   `baggage` are the propagation formats. Export is OTLP over gRPC, configured by the standard
 //!   variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`,
@@ -21,12 +22,13 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -87,19 +89,26 @@ pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, Telemetr
     } else {
         Some(provider(service_name)?)
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("orderly")));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG filters the logs only: spans are traced by the sampler's decision, not the log
+    // level, so quieting the logs never drops traces.
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("orderly"))
+            .with_filter(LevelFilter::INFO)
+    });
+    let logs = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = (format == LogFormat::Json).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
             .event_format(JsonLines)
+            .with_filter(logs())
     });
-    let pretty = (format == LogFormat::Pretty)
-        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stdout));
+    let pretty = (format == LogFormat::Pretty).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .with_filter(logs())
+    });
     tracing_subscriber::registry()
-        .with(filter)
         .with(otel)
         .with(json)
         .with(pretty)

@@ -293,6 +293,7 @@ async fn retries_stop_at_the_deadline() {
 
 #[tokio::test]
 async fn the_retry_budget_stops_a_retry_storm() {
+    orderly_kit::metrics::install();
     let server = flaky(usize::MAX, Code::Unavailable);
     let calls = server.calls.clone();
     let addr = serve(server).await;
@@ -334,4 +335,11 @@ async fn the_retry_budget_stops_a_retry_storm() {
         "retries stayed within the budget: {attempts}"
     );
     assert!(attempts > 50, "some retries were allowed");
+    let rendered = orderly_kit::metrics::install().render();
+    assert!(
+        rendered
+            .lines()
+            .any(|l| l.starts_with("orderly_client_retry_budget_exhausted_total{")),
+        "budget exhaustion shows in /metrics"
+    );
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The cost of telemetry on GetUser: the same users service with tracing off (OTEL_SDK_DISABLED)
+# and on (10% of traces sampled, exported over OTLP to a local sink), measured in the same run by
+# h2load from a second process; the ratio is the figure that matters (goal: within 10%).
+#
+#   bench/telemetry.sh [SECONDS] [CONNECTIONS] [STREAMS]    (defaults: 10 16 32)
+#
+# Needs h2load (Debian nghttp2-client) and python3. All traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10} conns=${2:-16} streams=${3:-32}
+command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; exit 2; }
+cargo build --release --quiet -p orderly-cli --bin orderly --example otlp_sink
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+source bench/lib.sh
+
+target/release/examples/otlp_sink 127.0.0.1:0 >"$work/sink.log" 2>&1 &
+pids+=($!)
+sink_addr=$(wait_line "$work/sink.log" '^listening' | awk '{print $2}')
+
+BENCH_DB=sqlite://$work/users.db
+start_users off_addr OTEL_SDK_DISABLED=true
+start_users on_addr OTEL_EXPORTER_OTLP_ENDPOINT="http://$sink_addr" OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
+hex=$(get_user_request "$off_addr")
+
+echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, h2load on 1 thread, $(nproc) cores"
+off=$(measure "$off_addr" "$hex")
+on=$(measure "$on_addr" "$hex")
+row server req/s p50_ms p90_ms p99_ms failed
+row "telemetry off" $off
+row "telemetry on (10% sampled, OTLP)" $on
+ratio "$off" "$on" "on/off"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+grep received "$work/sink.log" || true
