@@ -13,7 +13,7 @@ pub mod store;
 
 use orderly::delivery::v1::DeliveryServiceServer;
 use orderly_kit::config::ServerConfig;
-use orderly_kit::server::{GrpcServer, ServerError};
+use orderly_kit::server::GrpcServer;
 use tokio::net::TcpListener;
 
 pub use service::Deliveries;
@@ -28,16 +28,7 @@ pub struct DeliveryConfig {
     pub max_connections: u32,
 }
 
-/// Why the delivery service could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] orderly_kit::db::DbError),
-    /// The server failed.
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+pub use orderly_kit::server::StartError;
 
 /// Opens the database, applies migrations, and serves DeliveryService on `listener` until
 /// `shutdown` resolves; then drains and stops gracefully.
@@ -55,15 +46,13 @@ pub async fn serve(
     )
     .await?;
     let deliveries = Deliveries::new(DeliveryStore::new(pool.clone()));
-    let result = GrpcServer::new(server.clone())
+    GrpcServer::new(server.clone())
         .add_service(orderly_kit::tune_service!(
             DeliveryServiceServer::new(deliveries),
             server
         ))
         .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .readiness(orderly_kit::db::probe(&pool))
-        .serve(listener, shutdown)
-        .await;
-    pool.close().await;
-    Ok(result?)
+        .serve_with_pool(pool, listener, shutdown)
+        .await?;
+    Ok(())
 }

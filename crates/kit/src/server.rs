@@ -34,6 +34,20 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Why a service could not start, or stopped with an error: what every service's `serve` returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    /// A downstream address is invalid.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    /// The server failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
 /// A gRPC server under construction: add services, a descriptor set and a readiness probe, then
 /// [`GrpcServer::serve`].
 pub struct GrpcServer {
@@ -101,6 +115,22 @@ impl GrpcServer {
     pub fn expose_health(mut self, sender: tokio::sync::oneshot::Sender<HealthState>) -> Self {
         self.health = Some(sender);
         self
+    }
+
+    /// Serves over a service's database pool: health follows the database (see
+    /// [`GrpcServer::readiness`]), and the pool is closed once the server has stopped.
+    pub async fn serve_with_pool(
+        self,
+        pool: sqlx::AnyPool,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let result = self
+            .readiness(crate::db::probe(&pool))
+            .serve(listener, shutdown)
+            .await;
+        pool.close().await;
+        result
     }
 
     /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully (see the module

@@ -22,11 +22,10 @@ pub mod store;
 use std::time::Duration;
 
 use orderly::orders::v1::OrderServiceServer;
-use orderly_kit::client::ClientError;
 use orderly_kit::config::ServerConfig;
 use orderly_kit::downstream::DownstreamConfig;
 use orderly_kit::pagination::PageTokens;
-use orderly_kit::server::{GrpcServer, ServerError};
+use orderly_kit::server::GrpcServer;
 use orderly_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -80,19 +79,7 @@ impl OrdersConfig {
     }
 }
 
-/// Why the orders service could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] orderly_kit::db::DbError),
-    /// A downstream address is invalid.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// The server failed.
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+pub use orderly_kit::server::StartError;
 
 /// Opens the database, settles orders left over from a crash, and serves OrderService on
 /// `listener` until `shutdown` resolves; then drains and stops gracefully.
@@ -151,12 +138,10 @@ pub async fn serve(
             server
         ))
         .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .readiness(orderly_kit::db::probe(&pool))
-        .serve(listener, stop.wait())
+        .serve_with_pool(pool, listener, stop.wait())
         .await;
     stop.trigger();
     let _ = sweep.await;
-    pool.close().await;
     Ok(result?)
 }
 

@@ -16,7 +16,7 @@ pub mod store;
 use orderly::users::v1::UserServiceServer;
 use orderly_kit::config::ServerConfig;
 use orderly_kit::pagination::PageTokens;
-use orderly_kit::server::{GrpcServer, ServerError};
+use orderly_kit::server::GrpcServer;
 use tokio::net::TcpListener;
 
 pub use service::Users;
@@ -33,16 +33,7 @@ pub struct UsersConfig {
     pub page_token_secret: String,
 }
 
-/// Why the users service could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] orderly_kit::db::DbError),
-    /// The server failed.
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+pub use orderly_kit::server::StartError;
 
 /// Opens the database, applies migrations, and serves UserService on `listener` until `shutdown`
 /// resolves; then drains and stops gracefully.
@@ -62,15 +53,13 @@ pub async fn serve(
     let store = UserStore::new(pool.clone());
     let users = Users::new(store, PageTokens::new(&config.page_token_secret));
 
-    let result = GrpcServer::new(server.clone())
+    GrpcServer::new(server.clone())
         .add_service(orderly_kit::tune_service!(
             UserServiceServer::new(users),
             server
         ))
         .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .readiness(orderly_kit::db::probe(&pool))
-        .serve(listener, shutdown)
-        .await;
-    pool.close().await;
-    Ok(result?)
+        .serve_with_pool(pool, listener, shutdown)
+        .await?;
+    Ok(())
 }
