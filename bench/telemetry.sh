@@ -3,12 +3,15 @@
 # and on (10% of traces sampled, exported over OTLP to a local sink), measured in the same run by
 # h2load from a second process; the ratio is the figure that matters (goal: within 10%).
 #
-#   bench/telemetry.sh [SECONDS] [CONNECTIONS] [STREAMS]    (defaults: 10 16 32)
+#   bench/telemetry.sh [SECONDS] [CONNECTIONS] [STREAMS] [ROUNDS]    (defaults: 10 16 32 3)
+#
+# This machine is noisy (the same server measures ±30% from one run to the next), so off and on
+# alternate for ROUNDS rounds and the ratio is taken between the medians.
 #
 # Needs h2load (Debian nghttp2-client) and python3. All traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-10} conns=${2:-16} streams=${3:-32}
+seconds=${1:-10} conns=${2:-16} streams=${3:-32} rounds=${4:-3}
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; exit 2; }
 cargo build --release --quiet -p orderly-cli --bin orderly --example otlp_sink
 
@@ -28,11 +31,16 @@ start_users on_addr OTEL_EXPORTER_OTLP_ENDPOINT="http://$sink_addr" OTEL_TRACES_
 hex=$(get_user_request "$off_addr")
 
 echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, h2load on 1 thread, $(nproc) cores"
-off=$(measure "$off_addr" "$hex")
-on=$(measure "$on_addr" "$hex")
 row server req/s p50_ms p90_ms p99_ms failed
-row "telemetry off" $off
-row "telemetry on (10% sampled, OTLP)" $on
-ratio "$off" "$on" "on/off"
+offs=() ons=()
+for round in $(seq 1 "$rounds"); do
+  off=$(measure "$off_addr" "$hex"); offs+=("$off"); row "telemetry off (round $round)" $off
+  on=$(measure "$on_addr" "$hex"); ons+=("$on"); row "telemetry on, 10% (round $round)" $on
+done
+median() { printf '%s\n' "$@" | sort -n -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
+off=$(median "${offs[@]}") on=$(median "${ons[@]}")
+row "telemetry off (median)" $off
+row "telemetry on, 10% (median)" $on
+ratio "$off" "$on" "on/off (medians)"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 grep received "$work/sink.log" || true
