@@ -403,6 +403,13 @@ async fn metrics_count_every_call_on_both_ends() {
         ) >= 1.0,
         "pool gauges"
     );
+    assert_eq!(common::http_get(suite.admin, "/healthz").await.0, 200);
+    assert_eq!(
+        common::http_get(suite.admin, "/readyz").await.0,
+        200,
+        "every server is SERVING"
+    );
+    assert_eq!(common::http_get(suite.admin, "/nope").await.0, 404);
 
     suite.signal(Signal::SIGTERM);
     assert!(suite.exit().await.success());
