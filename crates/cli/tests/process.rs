@@ -13,19 +13,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 fn serve_users(url: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "serve",
-        "--target",
-        "users",
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        url,
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
+    common::serve_args("users", "127.0.0.1:0", url, extra)
 }
 
 async fn start_users(url: &str, extra: &[&str]) -> Orderly {
@@ -176,19 +164,8 @@ async fn sigterm_drains_health_refuses_new_calls_and_finishes_in_flight_ones() {
 async fn up_keeps_its_data_across_restarts() {
     let data = tempfile::tempdir().expect("data dir");
     let dir = data.path().to_str().expect("utf-8 path");
-    let args = [
-        "up",
-        "--data-dir",
-        dir,
-        "--users-listen",
-        "127.0.0.1:0",
-        "--orders-listen",
-        "127.0.0.1:0",
-        "--payments-listen",
-        "127.0.0.1:0",
-        "--delivery-listen",
-        "127.0.0.1:0",
-    ];
+    let args = common::up_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = Orderly::start(&args).await;
     let user = first
         .users()
@@ -227,31 +204,17 @@ async fn start_target(
     extra: &[String],
 ) -> Orderly {
     let url = format!("sqlite://{}", dir.join(format!("{target}.db")).display());
-    let mut args: Vec<String> = [
-        "serve",
-        "--target",
-        target,
-        "--listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &url,
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(extra.iter().cloned());
-    Orderly::start_serving(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[service],
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    common::start(
+        &common::serve_args(target, "127.0.0.1:0", &url, &extra),
+        service,
     )
     .await
 }
 
 #[tokio::test]
 async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consistent() {
-    use orderly::common::v1::{Address, Money};
-    use orderly::orders::v1::{
-        CreateOrderRequest, LineItem, OrderServiceClient, OrderStatus, WatchOrderRequest,
-    };
+    use orderly::orders::v1::{OrderServiceClient, OrderStatus, WatchOrderRequest};
 
     let data = tempfile::tempdir().expect("data dir");
     let dir = data.path();
@@ -282,26 +245,7 @@ async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consisten
         .into_inner()
         .user
         .expect("user");
-    let request = CreateOrderRequest {
-        user_id: user.id,
-        items: vec![LineItem {
-            sku: "BOOK".into(),
-            quantity: 1,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 2500,
-            }),
-        }],
-        shipping_address: Some(Address {
-            recipient: "Crash".into(),
-            line1: "1 Way".into(),
-            line2: String::new(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country_code: "DE".into(),
-        }),
-        idempotency_key: "crash-1".into(),
-    };
+    let request = common::order_request(&user.id, "crash-1");
     let mut client = OrderServiceClient::new(orders.channel().await);
     let placing = tokio::spawn(async move { client.create_order(request).await });
     let accepted = orders.log("order accepted").await;

@@ -7,38 +7,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use orderly::common::v1::{Address, Money};
-use orderly::orders::v1::{CreateOrderRequest, LineItem, OrderServiceClient, OrderStatus};
+use orderly::orders::v1::{OrderServiceClient, OrderStatus};
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
 use orderly_kit::deadline::Deadline;
 use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
 use tonic::{Code, Request};
 
-use crate::common::{Orderly, PATIENCE, free_port, metric, scrape};
-
-async fn start(args: &[String], service: &str) -> Orderly {
-    Orderly::start_serving(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[service],
-    )
-    .await
-}
-
-fn serve(target: &str, listen: &str, database: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "serve",
-        "--target",
-        target,
-        "--listen",
-        listen,
-        "--database-url",
-        database,
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
-}
+use crate::common::{PATIENCE, free_port, metric, order_request, scrape, serve_args, start};
 
 #[tokio::test]
 async fn losing_a_replica_under_load_fails_no_call() {
@@ -49,7 +24,7 @@ async fn losing_a_replica_under_load_fails_no_call() {
     for _ in 0..3 {
         replicas.push(
             start(
-                &serve("users", "127.0.0.1:0", &database, &[]),
+                &serve_args("users", "127.0.0.1:0", &database, &[]),
                 "UserService",
             )
             .await,
@@ -167,29 +142,6 @@ async fn losing_a_replica_under_load_fails_no_call() {
     }
 }
 
-fn order(user_id: &str, key: &str) -> CreateOrderRequest {
-    CreateOrderRequest {
-        user_id: user_id.to_owned(),
-        items: vec![LineItem {
-            sku: "BOOK".into(),
-            quantity: 1,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 1000,
-            }),
-        }],
-        shipping_address: Some(Address {
-            recipient: "Ada".into(),
-            line1: "1 Way".into(),
-            line2: String::new(),
-            city: "Paris".into(),
-            postal_code: "75001".into(),
-            country_code: "FR".into(),
-        }),
-        idempotency_key: key.to_owned(),
-    }
-}
-
 #[tokio::test]
 async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     let data = tempfile::tempdir().expect("data dir");
@@ -200,12 +152,12 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         )
     };
     let mut users = start(
-        &serve("users", "127.0.0.1:0", &db("users"), &[]),
+        &serve_args("users", "127.0.0.1:0", &db("users"), &[]),
         "UserService",
     )
     .await;
     let mut delivery = start(
-        &serve("delivery", "127.0.0.1:0", &db("delivery"), &[]),
+        &serve_args("delivery", "127.0.0.1:0", &db("delivery"), &[]),
         "DeliveryService",
     )
     .await;
@@ -220,7 +172,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         "100ms",
     ];
     let mut payments = start(
-        &serve("payments", &payments_addr, &db("payments"), &failing),
+        &serve_args("payments", &payments_addr, &db("payments"), &failing),
         "PaymentService",
     )
     .await;
@@ -236,7 +188,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     ];
     let extra: Vec<&str> = downstreams.iter().map(String::as_str).collect();
     let mut orders = start(
-        &serve("orders", "127.0.0.1:0", &db("orders"), &extra),
+        &serve_args("orders", "127.0.0.1:0", &db("orders"), &extra),
         "OrderService",
     )
     .await;
@@ -262,7 +214,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     for i in 0..25 {
         let started = Instant::now();
         let outcome = client
-            .create_order(order(&user, &format!("breaker-{i}")))
+            .create_order(order_request(&user, &format!("breaker-{i}")))
             .await;
         let took = started.elapsed();
         match outcome {
@@ -360,7 +312,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     payments.signal(Signal::SIGTERM);
     assert!(payments.exit().await.success());
     let mut payments = start(
-        &serve("payments", &payments_addr, &db("payments"), &[]),
+        &serve_args("payments", &payments_addr, &db("payments"), &[]),
         "PaymentService",
     )
     .await;
@@ -369,7 +321,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         loop {
             attempt += 1;
             if let Ok(response) = client
-                .create_order(order(&user, &format!("healed-{attempt}")))
+                .create_order(order_request(&user, &format!("healed-{attempt}")))
                 .await
             {
                 let order = response.into_inner().order.expect("order");
@@ -387,7 +339,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     // The breaker closes once its half-open probes succeed.
     for i in 0..3 {
         let response = client
-            .create_order(order(&user, &format!("after-{i}")))
+            .create_order(order_request(&user, &format!("after-{i}")))
             .await
             .expect("order");
         assert_eq!(

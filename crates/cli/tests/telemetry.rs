@@ -19,13 +19,12 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use orderly::common::v1::{Address, Money};
-use orderly::orders::v1::{CreateOrderRequest, LineItem, OrderServiceClient, OrderStatus};
+use orderly::orders::v1::{OrderServiceClient, OrderStatus};
 use orderly::users::v1::{CreateUserRequest, GetUserRequest};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
-use crate::common::{Orderly, PATIENCE, free_port, metric, scrape};
+use crate::common::{Orderly, PATIENCE, free_port, metric, order_request, scrape, up_args};
 
 /// An OTLP trace collector that keeps every span it receives.
 #[derive(Clone, Default)]
@@ -110,20 +109,8 @@ fn find<'a>(spans: &'a [Span], name: &str, kind: SpanKind) -> &'a Span {
 }
 
 async fn start_suite(data: &std::path::Path, otlp: &str, extra_env: &[(&str, &str)]) -> Orderly {
-    let dir = data.to_str().expect("utf-8 path");
-    let args = [
-        "up",
-        "--data-dir",
-        dir,
-        "--users-listen",
-        "127.0.0.1:0",
-        "--orders-listen",
-        "127.0.0.1:0",
-        "--payments-listen",
-        "127.0.0.1:0",
-        "--delivery-listen",
-        "127.0.0.1:0",
-    ];
+    let args = up_args(data.to_str().expect("utf-8 path"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
         ("OTEL_TRACES_SAMPLER", "always_on"),
@@ -131,29 +118,6 @@ async fn start_suite(data: &std::path::Path, otlp: &str, extra_env: &[(&str, &st
     ];
     env.extend_from_slice(extra_env);
     Orderly::start_with_env(&args, &["UserService", "OrderService"], &env).await
-}
-
-fn order(user_id: &str, key: &str) -> CreateOrderRequest {
-    CreateOrderRequest {
-        user_id: user_id.to_owned(),
-        items: vec![LineItem {
-            sku: "BOOK".into(),
-            quantity: 2,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 1250,
-            }),
-        }],
-        shipping_address: Some(Address {
-            recipient: "Ada".into(),
-            line1: "1 Way".into(),
-            line2: String::new(),
-            city: "Oslo".into(),
-            postal_code: "0150".into(),
-            country_code: "NO".into(),
-        }),
-        idempotency_key: key.to_owned(),
-    }
 }
 
 /// A request that continues the trace `trace_id` from the span `parent` (W3C traceparent).
@@ -193,7 +157,11 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
     let placed = orders
-        .create_order(traced(order(&user, "traced-1"), trace_id, client_span))
+        .create_order(traced(
+            order_request(&user, "traced-1"),
+            trace_id,
+            client_span,
+        ))
         .await
         .expect("order");
     assert_eq!(
@@ -261,7 +229,7 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
     let stranger = uuid::Uuid::now_v7().to_string();
     let refused = orders
         .create_order(traced(
-            order(&stranger, "traced-2"),
+            order_request(&stranger, "traced-2"),
             failing_trace,
             client_span,
         ))
@@ -314,7 +282,7 @@ async fn metrics_count_every_call_on_both_ends() {
     let placed = 7;
     for i in 0..placed {
         orders
-            .create_order(order(&user, &format!("counted-{i}")))
+            .create_order(order_request(&user, &format!("counted-{i}")))
             .await
             .expect("order");
     }

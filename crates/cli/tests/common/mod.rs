@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use orderly::common::v1::{Address, Money};
+use orderly::orders::v1::{CreateOrderRequest, LineItem};
 use orderly::users::v1::UserServiceClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -199,4 +201,68 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// The arguments of `orderly serve --target TARGET --listen LISTEN --database-url DATABASE EXTRA...`.
+pub fn serve_args(target: &str, listen: &str, database: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "serve",
+        "--target",
+        target,
+        "--listen",
+        listen,
+        "--database-url",
+        database,
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// Starts `orderly ARGS` and waits until `service` listens.
+pub async fn start(args: &[String], service: &str) -> Orderly {
+    Orderly::start_serving(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[service],
+    )
+    .await
+}
+
+/// The arguments of `orderly up` over `dir` with every port chosen by the system.
+pub fn up_args(dir: &str) -> Vec<String> {
+    let mut args = vec!["up".to_owned(), "--data-dir".to_owned(), dir.to_owned()];
+    for flag in [
+        "--users-listen",
+        "--orders-listen",
+        "--payments-listen",
+        "--delivery-listen",
+    ] {
+        args.extend([flag.to_owned(), "127.0.0.1:0".to_owned()]);
+    }
+    args
+}
+
+/// A CreateOrder of two books at 12.50 EUR for `user_id` under `key`.
+pub fn order_request(user_id: &str, key: &str) -> CreateOrderRequest {
+    CreateOrderRequest {
+        user_id: user_id.to_owned(),
+        items: vec![LineItem {
+            sku: "BOOK".into(),
+            quantity: 2,
+            unit_price: Some(Money {
+                currency_code: "EUR".into(),
+                amount_minor: 1250,
+            }),
+        }],
+        shipping_address: Some(Address {
+            recipient: "Ada".into(),
+            line1: "1 Way".into(),
+            line2: String::new(),
+            city: "Oslo".into(),
+            postal_code: "0150".into(),
+            country_code: "NO".into(),
+        }),
+        idempotency_key: key.to_owned(),
+    }
 }
