@@ -57,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .add_service(UserServiceServer::new(Bare))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // Same socket options as Orderly's servers, for a fair baseline.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             orderly_kit::shutdown::signal(),
         )
         .await?;
