@@ -14,6 +14,7 @@ use orderly::payments::v1::PaymentStatus;
 use orderly_kit::backoff::Backoff;
 use orderly_kit::deadline::Deadline;
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::changes::Changes;
 use crate::downstream::Downstreams;
@@ -128,26 +129,52 @@ impl Flow {
         self.compensate(&order.id, &failure).await
     }
 
-    /// Undoes a PENDING order's charge and delivery and marks it FAILED with `reason`. If the undo
-    /// calls keep failing, the order stays PENDING (COMPENSATING) for the recovery sweep.
+    /// Undoes a PENDING order's charge and delivery and marks it FAILED with `reason`. One round of
+    /// undo calls runs before this returns; if it fails, the rounds go on in the background (and,
+    /// past them, the recovery sweep), so a caller is never held up by a downstream that is down.
+    /// The order is returned as it then stands: FAILED, or still PENDING while compensating.
     pub async fn compensate(&self, id: &str, reason: &str) -> Result<OrderRecord, FlowError> {
         if !self.store.begin_compensation(id, reason).await? {
             return self.reload(id).await;
         }
         self.changes.notify(id);
         tracing::warn!(order_id = %id, reason, "compensating order");
-        match self.undo(id, reason).await {
-            Ok(()) => {
-                if self.store.fail(id).await? {
-                    tracing::info!(order_id = %id, reason, "order failed and compensated");
-                    self.changes.notify(id);
-                }
-            }
+        match self.undo(id, reason, 1).await {
+            Ok(()) => self.mark_failed(id, reason).await?,
             Err(status) => {
-                tracing::error!(order_id = %id, %status, "compensation incomplete; the recovery sweep will retry")
+                tracing::warn!(order_id = %id, %status, "first undo failed; retrying in the background");
+                let flow = self.clone();
+                let (id, reason) = (id.to_owned(), reason.to_owned());
+                tokio::spawn(
+                    async move {
+                        let attempts = flow.config.undo_backoff.max_attempts;
+                        match flow.undo(&id, &reason, attempts).await {
+                            Ok(()) => {
+                                if let Err(error) = flow.mark_failed(&id, &reason).await {
+                                    tracing::error!(order_id = %id, %error, "cannot record the compensation");
+                                }
+                            }
+                            Err(status) => tracing::error!(
+                                order_id = %id,
+                                %status,
+                                "compensation incomplete; the recovery sweep will retry"
+                            ),
+                        }
+                    }
+                    .in_current_span(),
+                );
             }
         }
         self.reload(id).await
+    }
+
+    /// COMPENSATING → FAILED, once the undo calls succeeded.
+    async fn mark_failed(&self, id: &str, reason: &str) -> Result<(), FlowError> {
+        if self.store.fail(id).await? {
+            tracing::info!(order_id = %id, reason, "order failed and compensated");
+            self.changes.notify(id);
+        }
+        Ok(())
     }
 
     /// Cancels a CONFIRMED order: refunds it, cancels its delivery, marks it CANCELLED. Idempotent;
@@ -163,7 +190,7 @@ impl Flow {
         if current.status != OrderStatus::Confirmed {
             return Ok(current);
         }
-        self.undo(&order.id, reason)
+        self.undo(&order.id, reason, self.config.undo_backoff.max_attempts)
             .await
             .map_err(FlowError::Downstream)?;
         if self.store.cancelled(&order.id).await? {
@@ -173,16 +200,16 @@ impl Flow {
         self.reload(&order.id).await
     }
 
-    /// Refunds the order's charge and cancels its delivery, both concurrently, retrying each with
-    /// backoff until both are done or the attempts run out.
-    async fn undo(&self, id: &str, reason: &str) -> Result<(), Status> {
-        let refund = self.retry(|deadline| async move {
+    /// Refunds the order's charge and cancels its delivery, both concurrently, each in up to
+    /// `attempts` rounds spaced by backoff, until both are done or the rounds run out.
+    async fn undo(&self, id: &str, reason: &str, attempts: u32) -> Result<(), Status> {
+        let refund = self.retry(attempts, |deadline| async move {
             self.downstreams
                 .refund(id, reason, deadline)
                 .await
                 .map(drop)
         });
-        let cancel = self.retry(|deadline| async move {
+        let cancel = self.retry(attempts, |deadline| async move {
             self.downstreams
                 .cancel_delivery(id, reason, deadline)
                 .await
@@ -192,7 +219,7 @@ impl Flow {
         refunded.and(cancelled)
     }
 
-    async fn retry<F, Fut>(&self, mut call: F) -> Result<(), Status>
+    async fn retry<F, Fut>(&self, attempts: u32, mut call: F) -> Result<(), Status>
     where
         F: FnMut(Deadline) -> Fut,
         Fut: Future<Output = Result<(), Status>>,
@@ -202,7 +229,7 @@ impl Flow {
         loop {
             match call(Deadline::after(self.config.undo_timeout)).await {
                 Ok(()) => return Ok(()),
-                Err(status) if retry + 1 >= backoff.max_attempts => return Err(status),
+                Err(status) if retry + 1 >= attempts => return Err(status),
                 Err(status) => {
                     tracing::debug!(%status, retry, "undo call failed; retrying");
                     tokio::time::sleep(backoff.delay(retry)).await;
