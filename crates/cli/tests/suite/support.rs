@@ -37,6 +37,8 @@ pub struct Options {
     pub recover_after: Duration,
     /// How often the sweep runs.
     pub sweep_interval: Duration,
+    /// Retries and breakers of orders' calls.
+    pub calls: orderly_kit::downstream::DownstreamConfig,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             budget: Duration::from_secs(5),
             recover_after: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(30),
+            calls: orderly_kit::downstream::DownstreamConfig::default(),
         }
     }
 }
@@ -169,6 +172,7 @@ impl Suite {
         orders.budget = options.budget;
         orders.recover_after = options.recover_after;
         orders.sweep_interval = options.sweep_interval;
+        orders.calls = options.calls.clone();
         orders.watch_poll = Duration::from_millis(100);
         tasks.spawn(service(orderly_orders::serve(
             orders,
