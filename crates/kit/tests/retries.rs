@@ -69,8 +69,14 @@ async fn serve(flaky: Flaky) -> SocketAddr {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Health, so that balanced channels (lists, DNS) put the server in rotation.
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     tokio::spawn(
         tonic::transport::Server::builder()
+            .add_service(health)
             .add_service(UserServiceServer::new(flaky))
             .serve_with_incoming(incoming),
     );
@@ -342,4 +348,36 @@ async fn the_retry_budget_stops_a_retry_storm() {
             .any(|l| l.starts_with("orderly_client_retry_budget_exhausted_total{")),
         "budget exhaustion shows in /metrics"
     );
+}
+
+#[tokio::test]
+async fn a_dns_name_is_resolved_to_replicas_in_rotation() {
+    let server = flaky(0, Code::Unavailable);
+    let calls = server.calls.clone();
+    let addr = serve(server).await;
+    // localhost may also resolve to ::1, where nothing listens: that address never joins rotation.
+    let address = format!("dns://localhost:{}", addr.port());
+    let backoff = Backoff {
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(50),
+        max_attempts: 3,
+    };
+    let downstream = Downstream::new(
+        "dns",
+        "orderly.users.v1.UserService",
+        &address,
+        &config(backoff),
+    )
+    .expect("downstream");
+    for i in 0..5 {
+        get(
+            &downstream,
+            &format!("dns-{i}"),
+            Duration::from_secs(10),
+            Safety::Idempotent,
+        )
+        .await
+        .expect("served via DNS");
+    }
+    assert_eq!(calls.lock().expect("lock").len(), 5);
 }
