@@ -69,7 +69,7 @@ impl Target {
     }
 }
 
-/// Settings of the orders service: where its downstreams are and how it times its work.
+/// Where the orders service's downstreams are (for `serve`; `up` wires them itself).
 #[derive(Debug, Clone, clap::Args)]
 pub struct OrdersArgs {
     /// UserService's address, for `--target orders`.
@@ -96,6 +96,14 @@ pub struct OrdersArgs {
     )]
     pub delivery_url: String,
 
+    /// How orders times and protects its work.
+    #[command(flatten)]
+    pub tuning: OrdersTuning,
+}
+
+/// How the orders service times and protects its work, for `serve --target orders` and `up` alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrdersTuning {
     /// The most a CreateOrder's payment and delivery may take together.
     #[arg(long, env = "ORDERLY_ORDER_BUDGET", default_value = "5s", value_parser = humantime::parse_duration)]
     pub order_budget: Duration,
@@ -194,9 +202,9 @@ pub struct UpArgs {
     )]
     pub delivery_listen: SocketAddr,
 
-    /// The most a CreateOrder's payment and delivery may take together.
-    #[arg(long, env = "ORDERLY_ORDER_BUDGET", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub order_budget: Duration,
+    /// How orders times and protects its work.
+    #[command(flatten)]
+    pub orders: OrdersTuning,
 
     /// The most database connections each service opens.
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 8)]

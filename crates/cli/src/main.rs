@@ -105,11 +105,11 @@ async fn run(
             let mut config = orderly_orders::OrdersConfig::new(database_url, downstream);
             config.max_connections = max_connections;
             config.page_token_secret = page_token_secret;
-            config.budget = orders.order_budget;
-            config.recover_after = orders.recover_after;
-            config.sweep_interval = orders.sweep_interval;
-            config.calls.breaker.cool_down = orders.breaker_cool_down;
-            config.calls.backoff.max_attempts = orders.retry_max_attempts.max(1);
+            config.budget = orders.tuning.order_budget;
+            config.recover_after = orders.tuning.recover_after;
+            config.sweep_interval = orders.tuning.sweep_interval;
+            config.calls.breaker.cool_down = orders.tuning.breaker_cool_down;
+            config.calls.backoff.max_attempts = orders.tuning.retry_max_attempts.max(1);
             orderly_orders::serve(config, server, listener, shutdown).await?;
         }
     }
@@ -193,11 +193,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         users_url: url_of(Target::Users),
         payments_url: url_of(Target::Payments),
         delivery_url: url_of(Target::Delivery),
-        order_budget: args.order_budget,
-        recover_after: std::time::Duration::from_secs(60),
-        sweep_interval: std::time::Duration::from_secs(30),
-        breaker_cool_down: std::time::Duration::from_secs(5),
-        retry_max_attempts: 3,
+        tuning: args.orders.clone(),
     };
 
     let shutdown = Shutdown::new();

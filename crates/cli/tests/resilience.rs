@@ -11,7 +11,7 @@ use orderly::orders::v1::{OrderServiceClient, OrderStatus};
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
 use orderly_kit::deadline::Deadline;
 use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
-use tonic::{Code, Request};
+use tonic::Code;
 
 use crate::common::{PATIENCE, free_port, metric, order_request, scrape, serve_args, start};
 
@@ -65,19 +65,16 @@ async fn losing_a_replica_under_load_fails_no_call() {
         let users = users.clone();
         async move {
             users
-                .call(
+                .unary(
                     "GetUser",
                     Deadline::after(Duration::from_secs(2)),
                     Safety::Idempotent,
-                    move |channel, deadline| {
-                        let request =
-                            deadline.bound(Request::new(GetUserRequest { id: id.clone() }));
-                        async move {
-                            UserServiceClient::new(channel)
-                                .get_user(request?)
-                                .await
-                                .map(drop)
-                        }
+                    GetUserRequest { id },
+                    |channel, request| async move {
+                        UserServiceClient::new(channel)
+                            .get_user(request)
+                            .await
+                            .map(drop)
                     },
                 )
                 .await

@@ -35,11 +35,6 @@ impl Deadline {
         Self::after(budget)
     }
 
-    /// The earlier of two deadlines.
-    pub fn min(self, other: Self) -> Self {
-        if other.at < self.at { other } else { self }
-    }
-
     /// When it is.
     pub fn instant(&self) -> Instant {
         self.at

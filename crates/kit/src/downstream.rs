@@ -183,6 +183,30 @@ impl Downstream {
         )
     }
 
+    /// Calls the unary `method` with `message`: each attempt sends a copy of it, stamped with the
+    /// time left before `deadline`, through `send`.
+    pub fn unary<'a, M, T, F, Fut>(
+        &'a self,
+        method: &'static str,
+        deadline: Deadline,
+        safety: Safety,
+        message: M,
+        mut send: F,
+    ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
+    where
+        M: Clone + Send + 'a,
+        F: FnMut(TracedChannel, tonic::Request<M>) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T, Status>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(method, deadline, safety, move |channel, deadline| {
+            // `call` starts no attempt once the deadline passed, so there is time left to send.
+            let mut request = tonic::Request::new(message.clone());
+            request.set_timeout(deadline.remaining());
+            send(channel, request)
+        })
+    }
+
     async fn call_inner<T, F, Fut>(
         &self,
         method: &'static str,

@@ -6,8 +6,9 @@
 //! - With `--fault-metadata`, a caller can ask for a fault on one call: `x-orderly-fault-delay: 300ms`
 //!   delays it, `x-orderly-fault-code: 14` (or `unavailable`) fails it with that gRPC code.
 //!
-//! Health checks and reflection are never faulted. No tower layer injects faults, so this is a small
-//! layer of our own; a faulted call never reaches the service.
+//! It wraps business services only (see `tune_service!`), so health checks and reflection are never
+//! faulted. No tower layer injects faults, so this is a small service of our own; a faulted call
+//! never reaches the service.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -89,7 +90,7 @@ struct Fault {
 
 impl<S> FaultService<S> {
     fn fault_for<B>(&self, request: &http::Request<B>) -> Option<Fault> {
-        if !self.config.is_active() || is_exempt(request.uri().path()) {
+        if !self.config.is_active() {
             return None;
         }
         // Rate and latency apply to the targeted methods; metadata faults to any call.
@@ -120,10 +121,6 @@ impl<S> FaultService<S> {
         }
         Some(fault)
     }
-}
-
-fn is_exempt(path: &str) -> bool {
-    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
 fn parse_code(value: &str) -> Option<Code> {

@@ -76,11 +76,6 @@ impl Money {
         }
     }
 
-    /// Zero of `currency`.
-    pub fn zero(currency: Currency) -> Self {
-        Self { currency, minor: 0 }
-    }
-
     /// The currency.
     pub fn currency(&self) -> Currency {
         self.currency

@@ -56,7 +56,6 @@ pub struct GrpcServer {
     names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
     probe: Option<Probe>,
-    health: Option<tokio::sync::oneshot::Sender<HealthState>>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -77,7 +76,6 @@ impl GrpcServer {
             names: Vec::new(),
             descriptor_sets: Vec::new(),
             probe: None,
-            health: None,
         }
     }
 
@@ -111,12 +109,6 @@ impl GrpcServer {
         self
     }
 
-    /// Hands the server's [`HealthState`] to `sender` when it starts, for callers that report more.
-    pub fn expose_health(mut self, sender: tokio::sync::oneshot::Sender<HealthState>) -> Self {
-        self.health = Some(sender);
-        self
-    }
-
     /// Serves over a service's database pool: health follows the database (see
     /// [`GrpcServer::readiness`]), and the pool is closed once the server has stopped.
     pub async fn serve_with_pool(
@@ -145,10 +137,6 @@ impl GrpcServer {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let (health, health_service) = HealthState::new(self.names.clone()).await;
-        if let Some(sender) = self.health {
-            let _ = sender.send(health.clone());
-        }
-
         let reflection = || {
             let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -28,7 +28,6 @@ const RETRY_AFTER: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone)]
 pub struct Shed<S> {
     inner: LoadShed<ConcurrencyLimit<S>>,
-    service: &'static str,
 }
 
 impl<S: NamedService> Shed<S> {
@@ -37,7 +36,6 @@ impl<S: NamedService> Shed<S> {
         let semaphore = Arc::new(Semaphore::new(limit.max(1)));
         Self {
             inner: LoadShed::new(ConcurrencyLimit::with_semaphore(inner, semaphore)),
-            service: S::NAME,
         }
     }
 }
@@ -48,7 +46,8 @@ impl<S: NamedService> NamedService for Shed<S> {
 
 impl<S, B> Service<http::Request<B>> for Shed<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    S: NamedService
+        + Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
     S::Future: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -64,7 +63,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let service = self.service;
+        let service = S::NAME;
         let future = self.inner.call(request);
         Box::pin(async move {
             match future.await {

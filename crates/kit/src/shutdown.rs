@@ -59,11 +59,6 @@ impl Shutdown {
         self.sender.send_replace(true);
     }
 
-    /// Whether the switch was flipped.
-    pub fn is_triggered(&self) -> bool {
-        *self.sender.borrow()
-    }
-
     /// Resolves once the switch is flipped (at once if it already was).
     pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
         let sender = self.sender.clone();

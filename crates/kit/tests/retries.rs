@@ -117,18 +117,16 @@ async fn get(
 ) -> Result<(), Status> {
     let id = id.to_owned();
     downstream
-        .call(
+        .unary(
             "GetUser",
             Deadline::after(deadline),
             safety,
-            move |channel, deadline| {
-                let request = deadline.bound(Request::new(GetUserRequest { id: id.clone() }));
-                async move {
-                    UserServiceClient::new(channel)
-                        .get_user(request?)
-                        .await
-                        .map(drop)
-                }
+            GetUserRequest { id },
+            |channel, request| async move {
+                UserServiceClient::new(channel)
+                    .get_user(request)
+                    .await
+                    .map(drop)
             },
         )
         .await

@@ -12,7 +12,7 @@ use orderly::users::v1::{GetUserRequest, UserServiceClient};
 use orderly_kit::client::ClientError;
 use orderly_kit::deadline::Deadline;
 use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use crate::model::OrderRecord;
 
@@ -83,18 +83,16 @@ impl Downstreams {
         };
         let found = self
             .users
-            .call(
+            .unary(
                 "GetUser",
                 deadline,
                 Safety::Idempotent,
-                move |channel, deadline| {
-                    let request = deadline.bound(Request::new(request.clone()));
-                    async move {
-                        UserServiceClient::new(channel)
-                            .get_user(request?)
-                            .await
-                            .map(drop)
-                    }
+                request,
+                |channel, request| async move {
+                    UserServiceClient::new(channel)
+                        .get_user(request)
+                        .await
+                        .map(drop)
                 },
             )
             .await;
@@ -116,19 +114,17 @@ impl Downstreams {
             idempotency_key: order.id.clone(),
         };
         self.payments
-            .call(
+            .unary(
                 "Charge",
                 deadline,
                 Safety::Idempotent,
-                move |channel, deadline| {
-                    let request = deadline.bound(Request::new(request.clone()));
-                    async move {
-                        let response = PaymentServiceClient::new(channel).charge(request?).await?;
-                        response
-                            .into_inner()
-                            .payment
-                            .ok_or_else(|| missing("payment"))
-                    }
+                request,
+                |channel, request| async move {
+                    let response = PaymentServiceClient::new(channel).charge(request).await?;
+                    response
+                        .into_inner()
+                        .payment
+                        .ok_or_else(|| missing("payment"))
                 },
             )
             .await
@@ -148,19 +144,17 @@ impl Downstreams {
             reason: reason.to_owned(),
         };
         self.payments
-            .call(
+            .unary(
                 "Refund",
                 deadline,
                 Safety::Idempotent,
-                move |channel, deadline| {
-                    let request = deadline.bound(Request::new(request.clone()));
-                    async move {
-                        let response = PaymentServiceClient::new(channel).refund(request?).await?;
-                        response
-                            .into_inner()
-                            .payment
-                            .ok_or_else(|| missing("payment"))
-                    }
+                request,
+                |channel, request| async move {
+                    let response = PaymentServiceClient::new(channel).refund(request).await?;
+                    response
+                        .into_inner()
+                        .payment
+                        .ok_or_else(|| missing("payment"))
                 },
             )
             .await
@@ -177,21 +171,19 @@ impl Downstreams {
             address: Some(order.address.clone()),
         };
         self.delivery
-            .call(
+            .unary(
                 "ScheduleDelivery",
                 deadline,
                 Safety::Idempotent,
-                move |channel, deadline| {
-                    let request = deadline.bound(Request::new(request.clone()));
-                    async move {
-                        let response = DeliveryServiceClient::new(channel)
-                            .schedule_delivery(request?)
-                            .await?;
-                        response
-                            .into_inner()
-                            .delivery
-                            .ok_or_else(|| missing("delivery"))
-                    }
+                request,
+                |channel, request| async move {
+                    let response = DeliveryServiceClient::new(channel)
+                        .schedule_delivery(request)
+                        .await?;
+                    response
+                        .into_inner()
+                        .delivery
+                        .ok_or_else(|| missing("delivery"))
                 },
             )
             .await
@@ -209,21 +201,19 @@ impl Downstreams {
             reason: reason.to_owned(),
         };
         self.delivery
-            .call(
+            .unary(
                 "CancelDelivery",
                 deadline,
                 Safety::Idempotent,
-                move |channel, deadline| {
-                    let request = deadline.bound(Request::new(request.clone()));
-                    async move {
-                        let response = DeliveryServiceClient::new(channel)
-                            .cancel_delivery(request?)
-                            .await?;
-                        response
-                            .into_inner()
-                            .delivery
-                            .ok_or_else(|| missing("delivery"))
-                    }
+                request,
+                |channel, request| async move {
+                    let response = DeliveryServiceClient::new(channel)
+                        .cancel_delivery(request)
+                        .await?;
+                    response
+                        .into_inner()
+                        .delivery
+                        .ok_or_else(|| missing("delivery"))
                 },
             )
             .await

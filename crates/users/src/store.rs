@@ -55,11 +55,6 @@ impl UserStore {
         Self { pool }
     }
 
-    /// The pool, for health probes.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// Stores a new user.
     pub async fn insert(&self, name: &UserName, email: &Email) -> Result<UserRecord, StoreError> {
         let now = now_micros();
