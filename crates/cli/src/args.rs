@@ -27,6 +27,8 @@ pub enum Command {
     Up(UpArgs),
     /// Run one service, e.g. in a container.
     Serve(ServeArgs),
+    /// Exit 0 when a process's admin port says it is ready (for container health checks).
+    Check(CheckArgs),
 }
 
 /// A service `orderly serve` can run.
@@ -40,6 +42,8 @@ pub enum Target {
     Payments,
     /// DeliveryService (gRPC port 50054).
     Delivery,
+    /// The REST/JSON gateway (HTTP port 8080).
+    Gateway,
 }
 
 impl Target {
@@ -50,6 +54,7 @@ impl Target {
             Self::Orders => 50052,
             Self::Payments => 50053,
             Self::Delivery => 50054,
+            Self::Gateway => 8080,
         }
     }
 
@@ -65,20 +70,29 @@ impl Target {
             Self::Orders => "orders",
             Self::Payments => "payments",
             Self::Delivery => "delivery",
+            Self::Gateway => "gateway",
         }
     }
 }
 
-/// Where the orders service's downstreams are (for `serve`; `up` wires them itself).
+/// Where the services a service calls are (for `serve`; `up` wires them itself).
 #[derive(Debug, Clone, clap::Args)]
 pub struct OrdersArgs {
-    /// UserService's address, for `--target orders`.
+    /// UserService's address, for `--target orders` and `--target gateway`.
     #[arg(
         long,
         env = "ORDERLY_USERS_URL",
         default_value = "http://127.0.0.1:50051"
     )]
     pub users_url: String,
+
+    /// OrderService's address, for `--target gateway`.
+    #[arg(
+        long,
+        env = "ORDERLY_ORDERS_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub orders_url: String,
 
     /// PaymentService's address, for `--target orders`.
     #[arg(
@@ -125,6 +139,30 @@ pub struct OrdersTuning {
     pub retry_max_attempts: u32,
 }
 
+/// How the gateway treats requests, for `serve --target gateway` and `up` alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayTuning {
+    /// How long a REST request may take, service calls and retries included.
+    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// The largest REST request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "ORDERLY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// Flags of `orderly check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The admin address of the process to check.
+    #[arg(long, env = "ORDERLY_CHECK_ADDR", default_value = "127.0.0.1:9090")]
+    pub admin: SocketAddr,
+
+    /// The path that answers 200 when ready.
+    #[arg(long, default_value = "/readyz")]
+    pub path: String,
+}
+
 /// Flags of `orderly serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -161,6 +199,10 @@ pub struct ServeArgs {
     /// Orders settings.
     #[command(flatten)]
     pub orders: OrdersArgs,
+
+    /// Gateway settings.
+    #[command(flatten)]
+    pub gateway: GatewayTuning,
 
     /// Server settings shared by every service.
     #[command(flatten)]
@@ -202,9 +244,17 @@ pub struct UpArgs {
     )]
     pub delivery_listen: SocketAddr,
 
+    /// The REST/JSON gateway's HTTP address.
+    #[arg(long, env = "ORDERLY_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub gateway_listen: SocketAddr,
+
     /// How orders times and protects its work.
     #[command(flatten)]
     pub orders: OrdersTuning,
+
+    /// How the gateway treats requests.
+    #[command(flatten)]
+    pub gateway: GatewayTuning,
 
     /// The most database connections each service opens.
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 8)]

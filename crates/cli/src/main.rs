@@ -2,7 +2,9 @@
 //!
 //! - `orderly up`: every service in one process, on embedded SQLite under `--data-dir`, still
 //!   calling each other over real gRPC on loopback.
-//! - `orderly serve --target users|orders|payments|delivery`: one service, for containers and replicas.
+//! - `orderly serve --target users|orders|payments|delivery|gateway`: one service, for containers
+//!   and replicas.
+//! - `orderly check`: a container health check against a process's admin port.
 
 mod args;
 
@@ -17,7 +19,7 @@ use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::args::{Cli, Command, OrdersArgs, ServeArgs, Target, UpArgs};
+use crate::args::{CheckArgs, Cli, Command, GatewayTuning, OrdersArgs, ServeArgs, Target, UpArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,11 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let service_name = match &cli.command {
         Command::Up(_) => "orderly".to_owned(),
         Command::Serve(args) => format!("orderly-{}", args.target.name()),
+        Command::Check(args) => return check(args).await,
     };
     let telemetry = orderly_kit::telemetry::init(cli.log_format, &service_name)?;
     let result = match cli.command {
         Command::Up(args) => up(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Check(_) => Ok(()),
     };
     if let Err(error) = &result {
         tracing::error!(
@@ -56,6 +60,7 @@ struct Launch {
     max_connections: u32,
     page_token_secret: String,
     orders: OrdersArgs,
+    gateway: GatewayTuning,
     server: ServerConfig,
 }
 
@@ -71,9 +76,19 @@ async fn run(
         max_connections,
         page_token_secret,
         orders,
+        gateway,
         server,
     } = launch;
     match target {
+        Target::Gateway => {
+            let mut config =
+                orderly_gateway::GatewayConfig::new(orders.users_url, orders.orders_url);
+            config.request_timeout = gateway.request_timeout;
+            config.max_body_bytes = gateway.max_body_bytes;
+            config.calls.breaker.cool_down = orders.tuning.breaker_cool_down;
+            config.calls.backoff.max_attempts = orders.tuning.retry_max_attempts.max(1);
+            orderly_gateway::serve(config, listener, shutdown).await?;
+        }
         Target::Users => {
             let config = orderly_users::UsersConfig {
                 database_url,
@@ -145,6 +160,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         page_token_secret: args.page_token_secret,
         orders: args.orders,
+        gateway: args.gateway,
         server: args.server,
     };
     let stop = shutdown.clone();
@@ -177,6 +193,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         (Target::Payments, args.payments_listen),
         (Target::Delivery, args.delivery_listen),
         (Target::Orders, args.orders_listen),
+        (Target::Gateway, args.gateway_listen),
     ] {
         let listener = bind(addr).await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -191,6 +208,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let orders = OrdersArgs {
         users_url: url_of(Target::Users),
+        orders_url: url_of(Target::Orders),
         payments_url: url_of(Target::Payments),
         delivery_url: url_of(Target::Delivery),
         tuning: args.orders.clone(),
@@ -208,6 +226,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             max_connections: args.max_connections,
             page_token_secret: args.page_token_secret.clone(),
             orders: orders.clone(),
+            gateway: args.gateway.clone(),
             server: args.server.clone(),
         };
         let stop = shutdown.wait();
@@ -232,4 +251,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     signal_task.abort();
     let _ = admin.await;
     result
+}
+
+/// `orderly check`: succeeds when the admin port at `args.admin` answers `args.path` with 200.
+async fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let response = orderly_kit::probe::get(args.admin, &args.path).await?;
+    anyhow::ensure!(
+        response.status == 200,
+        "{}{} answered {}: {}",
+        args.admin,
+        args.path,
+        response.status,
+        response.body.trim()
+    );
+    Ok(())
 }

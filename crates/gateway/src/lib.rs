@@ -1,1 +1,166 @@
-//! The REST/JSON gateway in front of Orderly's gRPC services.
+//! The REST/JSON gateway in front of Orderly's gRPC services: `/v1/users` and `/v1/orders` in the
+//! proto3 JSON mapping, errors as RFC 9457 problem+json, and the OpenAPI 3.1 document of it all at
+//! `/openapi.json`, generated from the same route definitions that are served.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`api`] | mounting routes and documenting them from one definition |
+//! | [`users`], [`orders`] | the handlers |
+//! | [`json`] | the JSON bodies and their conversions to and from the gRPC messages |
+//! | [`body`] | JSON request bodies whose every failure is a problem |
+//! | [`problem`] | problem+json, and the gRPC-to-HTTP status mapping |
+//! | [`state`] | the downstream services every handler calls through the kit |
+//!
+//! Every service call goes through the kit's `Downstream`: pooled channels, a deadline, retries
+//! for what is safe to repeat, a circuit breaker, client spans carrying the caller's `traceparent`
+//! on, and client metrics. Every route has its own server span and RED metrics (`kit::web`).
+
+pub mod api;
+pub mod body;
+pub mod json;
+pub mod orders;
+pub mod problem;
+pub mod state;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri, header};
+use axum::response::IntoResponse;
+use axum::{Extension, Router};
+use orderly_kit::client::ClientError;
+use orderly_kit::downstream::DownstreamConfig;
+use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
+
+use crate::api::Api;
+use crate::problem::Problem;
+use crate::state::Gateway;
+
+/// Where the gateway finds the services, and how it treats requests.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// UserService: one URL, a comma-separated list, or `dns://host:port`.
+    pub users_url: String,
+    /// OrderService, likewise.
+    pub orders_url: String,
+    /// How long a request may take, service calls and retries included.
+    pub request_timeout: Duration,
+    /// The largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Retries, retry budget and circuit breakers of the service calls.
+    pub calls: DownstreamConfig,
+}
+
+impl GatewayConfig {
+    /// The defaults, for services at `users_url` and `orders_url`.
+    pub fn new(users_url: impl Into<String>, orders_url: impl Into<String>) -> Self {
+        Self {
+            users_url: users_url.into(),
+            orders_url: orders_url.into(),
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+            calls: DownstreamConfig::default(),
+        }
+    }
+}
+
+/// Why the gateway could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A service address is not usable.
+    #[error("bad service address: {0}")]
+    Client(#[from] ClientError),
+    /// The listener failed.
+    #[error("gateway server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Orderly",
+        description = "REST/JSON over Orderly's gRPC services. Bodies follow the proto3 JSON mapping; errors are RFC 9457 problem+json.",
+    ),
+    tags(
+        (name = "users", description = "UserService"),
+        (name = "orders", description = "OrderService"),
+        (name = "meta", description = "About this API"),
+    )
+)]
+struct Document;
+
+/// The serialized OpenAPI document, shared by the route that serves it.
+#[derive(Debug, Clone)]
+struct OpenApiJson(Arc<[u8]>);
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+async fn openapi_json(
+    Extension(OpenApiJson(document)): Extension<OpenApiJson>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.to_vec(),
+    )
+}
+
+/// Every route, mounted and documented.
+fn api() -> Api<Gateway> {
+    Api::new(Document::openapi())
+        .route::<users::__path_create_user, _, _>(users::create_user)
+        .route::<users::__path_get_user, _, _>(users::get_user)
+        .route::<users::__path_update_user, _, _>(users::update_user)
+        .route::<users::__path_delete_user, _, _>(users::delete_user)
+        .route::<users::__path_list_users, _, _>(users::list_users)
+        .route::<orders::__path_create_order, _, _>(orders::create_order)
+        .route::<orders::__path_get_order, _, _>(orders::get_order)
+        .route::<orders::__path_list_orders, _, _>(orders::list_orders)
+        .route::<orders::__path_cancel_order, _, _>(orders::cancel_order)
+        .route::<__path_openapi_json, _, _>(openapi_json)
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().finish().1
+}
+
+/// The gateway's routes over `gateway`, with bodies limited to `max_body_bytes`; anything else is
+/// a problem+json 404 or 405.
+pub fn router(gateway: Gateway, max_body_bytes: usize) -> Router {
+    let (routes, document) = api().finish();
+    let document = OpenApiJson(Arc::from(serde_json::to_vec(&document).unwrap_or_default()));
+    routes
+        .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            Problem::method_not_allowed(method.as_str(), uri.path())
+        })
+        .layer(Extension(document))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(gateway)
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let gateway = Gateway::new(
+        &config.users_url,
+        &config.orders_url,
+        &config.calls,
+        config.request_timeout,
+    )?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, "gateway listening");
+    axum::serve(listener, router(gateway, config.max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

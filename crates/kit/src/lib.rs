@@ -24,6 +24,8 @@
 //! | [`status`] | typed errors to `tonic::Status` with google.rpc details |
 //! | [`telemetry`] | JSON logs with trace ids, and OTLP trace export configured by `OTEL_*` |
 //! | [`trace`] | server and client spans, and W3C trace context across calls |
+//! | [`web`] | spans and RED metrics for HTTP (axum) routes |
+//! | [`probe`] | one HTTP request over plain TCP, for health checks and tests |
 //! | [`pagination`] | AIP-158 page sizes and tamper-checked page tokens |
 //! | `testing` | (feature `testing`) fresh SQLite and PostgreSQL databases for integration tests |
 
@@ -41,6 +43,7 @@ pub mod health;
 pub mod metrics;
 pub mod money;
 pub mod pagination;
+pub mod probe;
 pub mod server;
 pub mod shed;
 pub mod shutdown;
@@ -50,6 +53,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod time;
 pub mod trace;
+pub mod web;
 
 pub use tonic;
 

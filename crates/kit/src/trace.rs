@@ -34,9 +34,15 @@ pub fn is_server_error(code: i32) -> bool {
     .any(|c| *c as i32 == code)
 }
 
+/// Makes `span` a child of the trace context (and baggage) in a request's `headers`, if any.
+pub fn server_parent(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+    // Fails only when the span is disabled, in which case there is nothing to link.
+    let _ = span.set_parent(parent);
+}
+
 /// A span for one call a server answers, its parent taken from the request's headers.
 pub fn server_span(headers: &http::HeaderMap, service: &str, method: &str) -> tracing::Span {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
     let span = tracing::info_span!(
         "grpc.server",
         otel.name = format!("{service}/{method}"),
@@ -47,8 +53,7 @@ pub fn server_span(headers: &http::HeaderMap, service: &str, method: &str) -> tr
         rpc.method = method,
         rpc.grpc.status_code = tracing::field::Empty,
     );
-    // Fails only when the span is disabled, in which case there is nothing to link.
-    let _ = span.set_parent(parent);
+    server_parent(&span, headers);
     span
 }
 

@@ -1,0 +1,118 @@
+//! Request bodies: JSON parsed into the API's types with every failure a problem+json (400 for
+//! malformed JSON or a wrong field, naming the field; 413 past the size limit; 415 for another
+//! media type), never axum's plain-text rejections. An empty body reads as `{}`.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use tonic::Code;
+
+use crate::problem::Problem;
+
+/// A JSON request body of type `T`.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|media| {
+                let media = media.trim().to_ascii_lowercase();
+                media == "application/json" || media.ends_with("+json")
+            });
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    Code::ResourceExhausted
+                } else {
+                    Code::InvalidArgument
+                };
+                Problem::new(status, code, rejection.body_text())
+            })?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Bytes::from_static(b"{}")
+        } else if is_json == Some(true) {
+            bytes
+        } else {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::InvalidArgument,
+                "the body must be JSON, sent with Content-Type: application/json",
+            ));
+        };
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// `bytes` as a `T`, or the problem naming what is wrong and where.
+// The error is the response itself, made once per refused request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                format!("malformed JSON: {inner}"),
+            )
+        } else {
+            let field = if path == "." { "body".into() } else { path };
+            Problem::invalid(field, inner.to_string())
+        }
+    })?;
+    deserializer.end().map_err(|error| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            format!("malformed JSON: {error}"),
+        )
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use crate::json::NewOrder;
+
+    #[test]
+    fn a_wrong_type_names_its_field() {
+        let problem = parse::<NewOrder>(br#"{"items":[{"sku":"a","quantity":"two"}]}"#)
+            .expect_err("quantity is not a number");
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.violations[0].field, "items[0].quantity");
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        let problem = parse::<NewOrder>(br#"{"items": ["#).expect_err("cut short");
+        assert_eq!(problem.status, 400);
+        assert!(
+            problem.detail.starts_with("malformed JSON"),
+            "{}",
+            problem.detail
+        );
+        let problem = parse::<NewOrder>(br#"{} {}"#).expect_err("trailing");
+        assert!(
+            problem.detail.starts_with("malformed JSON"),
+            "{}",
+            problem.detail
+        );
+    }
+}

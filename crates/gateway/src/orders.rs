@@ -1,0 +1,222 @@
+//! `/v1/orders`: OrderService over REST.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use orderly::orders::v1::{
+    CancelOrderRequest, CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderServiceClient,
+};
+use orderly_kit::downstream::Safety;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::api::custom_method;
+use crate::body::JsonBody;
+use crate::json::{CancelOrder, NewOrder, Order, OrderPage};
+use crate::problem::Problem;
+use crate::state::{Forward, Gateway};
+use crate::users::{path_problem, query_problem};
+
+/// The header carrying a CreateOrder's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The query of `GET /v1/orders`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, default)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Whose orders (required).
+    #[serde(alias = "userId")]
+    pub user_id: String,
+    /// The most orders to return.
+    #[serde(alias = "pageSize")]
+    pub page_size: i32,
+    /// The `nextPageToken` of the previous page.
+    #[serde(alias = "pageToken")]
+    pub page_token: String,
+}
+
+/// Places an order: charges it and schedules its delivery, or undoes both. Sending the same
+/// `Idempotency-Key` again returns the same order and charges nothing more.
+#[utoipa::path(
+    post, path = "/v1/orders", tag = "orders",
+    params(("Idempotency-Key" = String, Header, description = "A key unique to this order; retries reuse it")),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "The order, CONFIRMED or FAILED (with its reason)", body = Order,
+            headers(("location" = String, description = "The order's URL"))),
+        (status = "4XX", description = "Invalid order, unknown user, or too many requests", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A service failed or the order is still being processed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_order(
+    State(gateway): State<Gateway>,
+    forward: Forward,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<NewOrder>,
+) -> Result<impl IntoResponse, Problem> {
+    let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        Some(Ok(key)) if !key.trim().is_empty() => key.trim().to_owned(),
+        Some(Err(_)) => {
+            return Err(Problem::invalid(
+                "Idempotency-Key",
+                "must be visible ASCII text",
+            ));
+        }
+        _ => {
+            return Err(Problem::invalid(
+                "Idempotency-Key",
+                "is required: a key unique to this order, reused when retrying it",
+            ));
+        }
+    };
+    let message = CreateOrderRequest {
+        user_id: body.user_id,
+        items: body.items.into_iter().map(Into::into).collect(),
+        shipping_address: body.shipping_address.map(Into::into),
+        idempotency_key: key,
+    };
+    let reply = gateway
+        .call(
+            &gateway.orders,
+            "CreateOrder",
+            Safety::Idempotent,
+            forward,
+            message,
+            |channel, request| async move {
+                OrderServiceClient::new(channel).create_order(request).await
+            },
+        )
+        .await
+        .map_err(idempotency_key_field)?;
+    let order = Order::from(reply.order.unwrap_or_default());
+    let location = format!("/v1/orders/{}", order.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(order),
+    ))
+}
+
+/// The service names the key's field `idempotencyKey`; over REST it is the header.
+fn idempotency_key_field(mut problem: Problem) -> Problem {
+    for violation in &mut problem.violations {
+        if violation.field == "idempotencyKey" {
+            violation.field = "Idempotency-Key".into();
+        }
+    }
+    problem
+}
+
+/// Gets an order.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = "4XX", description = "Invalid id, or no such order", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_order(
+    State(gateway): State<Gateway>,
+    forward: Forward,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Order>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let reply =
+        gateway
+            .call(
+                &gateway.orders,
+                "GetOrder",
+                Safety::Idempotent,
+                forward,
+                GetOrderRequest { id },
+                |channel, request| async move {
+                    OrderServiceClient::new(channel).get_order(request).await
+                },
+            )
+            .await?;
+    Ok(Json(Order::from(reply.order.unwrap_or_default())))
+}
+
+/// Lists a user's orders, newest first, a page at a time.
+#[utoipa::path(
+    get, path = "/v1/orders", tag = "orders",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the user's orders", body = OrderPage),
+        (status = "4XX", description = "Missing user id, invalid page size or token", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_orders(
+    State(gateway): State<Gateway>,
+    forward: Forward,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<OrderPage>, Problem> {
+    let Query(query) = query.map_err(query_problem)?;
+    let message = ListOrdersRequest {
+        user_id: query.user_id,
+        page_size: query.page_size,
+        page_token: query.page_token,
+    };
+    let reply = gateway
+        .call(
+            &gateway.orders,
+            "ListOrders",
+            Safety::Idempotent,
+            forward,
+            message,
+            |channel, request| async move {
+                OrderServiceClient::new(channel).list_orders(request).await
+            },
+        )
+        .await?;
+    Ok(Json(OrderPage {
+        orders: reply.orders.into_iter().map(Order::from).collect(),
+        next_page_token: reply.next_page_token,
+    }))
+}
+
+/// Cancels a CONFIRMED order: its delivery is cancelled and its payment refunded.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}:cancel", tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    request_body(content = Option<CancelOrder>, description = "Optional: why it is cancelled"),
+    responses(
+        (status = 200, description = "The order, CANCELLED", body = Order),
+        (status = "4XX", description = "Invalid id, no such order, or the order is not CONFIRMED", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_order(
+    State(gateway): State<Gateway>,
+    forward: Forward,
+    segment: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<CancelOrder>,
+) -> Result<Json<Order>, Problem> {
+    let Path(segment) = segment.map_err(path_problem)?;
+    let Some(id) = custom_method(&segment, "cancel") else {
+        return Err(Problem::no_route(&format!("POST /v1/orders/{segment}")));
+    };
+    let message = CancelOrderRequest {
+        id: id.to_owned(),
+        reason: body.reason,
+    };
+    let reply = gateway
+        .call(
+            &gateway.orders,
+            "CancelOrder",
+            Safety::NotIdempotent,
+            forward,
+            message,
+            |channel, request| async move {
+                OrderServiceClient::new(channel).cancel_order(request).await
+            },
+        )
+        .await?;
+    Ok(Json(Order::from(reply.order.unwrap_or_default())))
+}

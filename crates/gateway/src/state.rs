@@ -1,0 +1,110 @@
+//! What every handler shares: the downstream services (kit [`Downstream`]s: pooled channels,
+//! deadlines, retries, breakers, client spans and metrics) and the request timeout.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use orderly_kit::client::ClientError;
+use orderly_kit::deadline::Deadline;
+use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
+use orderly_kit::faults::{CODE_HEADER, DELAY_HEADER};
+use orderly_kit::trace::TracedChannel;
+use tonic::Status;
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+
+use crate::problem::Problem;
+
+/// The gateway's view of the services it fronts.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// UserService.
+    pub users: Downstream,
+    /// OrderService.
+    pub orders: Downstream,
+    timeout: Duration,
+}
+
+impl Gateway {
+    /// Clients of the services at `users_url` and `orders_url` (they connect on first use); every
+    /// request gets `timeout` to be answered.
+    pub fn new(
+        users_url: &str,
+        orders_url: &str,
+        calls: &DownstreamConfig,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            users: Downstream::new("users", "orderly.users.v1.UserService", users_url, calls)?,
+            orders: Downstream::new(
+                "orders",
+                "orderly.orders.v1.OrderService",
+                orders_url,
+                calls,
+            )?,
+            timeout,
+        })
+    }
+
+    /// Calls the unary `method` of `downstream` with `message` through `send`, within the request
+    /// timeout, passing on the request's [`Forward`]ed headers; a failure becomes its [`Problem`].
+    pub async fn call<M, T, F, Fut>(
+        &self,
+        downstream: &Downstream,
+        method: &'static str,
+        safety: Safety,
+        forward: Forward,
+        message: M,
+        send: F,
+    ) -> Result<T, Problem>
+    where
+        M: Clone + Send,
+        T: Send + 'static,
+        F: Fn(TracedChannel, tonic::Request<M>) -> Fut + Send,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
+    {
+        downstream
+            .unary(
+                method,
+                Deadline::after(self.timeout),
+                safety,
+                message,
+                move |channel, mut request| {
+                    forward.apply(request.metadata_mut());
+                    send(channel, request)
+                },
+            )
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(Problem::from)
+    }
+}
+
+/// Request headers passed on to the services as metadata: the per-call fault headers
+/// (`x-orderly-fault-delay`, `x-orderly-fault-code`), which only servers started with
+/// `--fault-metadata` honour. Trace context is carried by the span, not copied here.
+#[derive(Debug, Clone, Default)]
+pub struct Forward(Vec<(&'static str, AsciiMetadataValue)>);
+
+impl Forward {
+    fn apply(&self, metadata: &mut MetadataMap) {
+        for (name, value) in &self.0 {
+            metadata.insert(*name, value.clone());
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Forward {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let headers = [DELAY_HEADER, CODE_HEADER]
+            .into_iter()
+            .filter_map(|name| {
+                let value = parts.headers.get(name)?.to_str().ok()?;
+                Some((name, AsciiMetadataValue::try_from(value).ok()?))
+            })
+            .collect();
+        Ok(Self(headers))
+    }
+}
