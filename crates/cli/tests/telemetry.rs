@@ -263,6 +263,74 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
 }
 
 #[tokio::test]
+async fn a_rest_request_continues_the_callers_trace_through_the_gateway() {
+    let (collector, collector_addr) = Collector::start().await;
+    let data = tempfile::tempdir().expect("data dir");
+    let args = up_args(data.path().to_str().expect("utf-8 path"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let otlp = format!("http://{collector_addr}");
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    let mut suite = Orderly::start_with_env(&args, &["UserService", "gateway"], &env).await;
+    let trace_id = "5cf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "10f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{caller}-01");
+    let body = br#"{"name": "Traced", "email": "rest-traced@example.com"}"#;
+    let created = orderly_kit::probe::request(
+        suite.addrs["gateway"],
+        "POST",
+        "/v1/users",
+        &[
+            ("Content-Type", "application/json"),
+            ("traceparent", &traceparent),
+        ],
+        body,
+        PATIENCE,
+    )
+    .await
+    .expect("gateway answers");
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    let trace_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let call = "orderly.users.v1.UserService/CreateUser";
+    let spans = collector
+        .trace(&trace_bytes, &["POST /v1/users", call])
+        .await;
+    let route = find(&spans, "POST /v1/users", SpanKind::Server);
+    assert_eq!(
+        hex(&route.parent_span_id),
+        caller,
+        "the gateway continues the caller's trace"
+    );
+    assert_eq!(
+        attribute(route, "http.route"),
+        Some(AnyValue::StringValue("/v1/users".into()))
+    );
+    assert_eq!(
+        attribute(route, "http.response.status_code"),
+        Some(AnyValue::IntValue(201))
+    );
+    let client = find(&spans, call, SpanKind::Client);
+    let server = find(&spans, call, SpanKind::Server);
+    assert_eq!(
+        client.parent_span_id, route.span_id,
+        "called from within the route"
+    );
+    assert_eq!(
+        server.parent_span_id, client.span_id,
+        "served as a child of the call"
+    );
+
+    suite.signal(Signal::SIGTERM);
+    assert!(suite.exit().await.success());
+}
+
+#[tokio::test]
 async fn metrics_count_every_call_on_both_ends() {
     let data = tempfile::tempdir().expect("data dir");
     let mut suite = start_suite(data.path(), "", &[("OTEL_SDK_DISABLED", "true")]).await;

@@ -243,6 +243,13 @@ impl Downstream {
                     Ok(value) => break Ok(value),
                     Err(_) => Status::internal("call finished without a result"),
                 },
+                // tonic's own timeout ends a call as CANCELLED; past the deadline, say so.
+                Err(status) if status.code() == Code::Cancelled && deadline.is_expired() => {
+                    Status::deadline_exceeded(format!(
+                        "deadline exceeded calling {}.{method}",
+                        self.name
+                    ))
+                }
                 Err(status) => status,
             };
             if !is_retryable(&failure, safety) || retry + 1 >= self.backoff.max_attempts {

@@ -44,7 +44,7 @@ pub async fn observe(State(Route(route)): State<Route>, request: Request, next: 
     let response = next.run(request).instrument(span.clone()).await;
     active.decrement(1.0);
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }

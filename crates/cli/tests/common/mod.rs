@@ -14,7 +14,7 @@ use orderly::common::v1::{Address, Money};
 use orderly::orders::v1::{CreateOrderRequest, LineItem};
 use orderly::users::v1::UserServiceClient;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
@@ -79,6 +79,11 @@ impl Orderly {
             let addr: Option<SocketAddr> = line["addr"].as_str().and_then(|a| a.parse().ok());
             match line["message"].as_str() {
                 Some("admin listening") => admin = addr,
+                Some("gateway listening") => {
+                    process
+                        .addrs
+                        .insert("gateway".to_owned(), addr.expect("addr in log"));
+                }
                 Some("listening") => {
                     let served = line["services"].as_str().unwrap_or_default();
                     for service in services
@@ -150,22 +155,10 @@ impl Orderly {
     }
 }
 
-/// `GET path` from `addr` over HTTP/1.0; the status code and the body.
+/// `GET path` from `addr`; the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to admin port");
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
+    let response = orderly_kit::probe::get(addr, path).await.expect("GET");
+    (response.status, response.body)
 }
 
 /// The process's `/metrics`, parsed by a Prometheus text-format parser.
@@ -237,6 +230,7 @@ pub fn up_args(dir: &str) -> Vec<String> {
         "--orders-listen",
         "--payments-listen",
         "--delivery-listen",
+        "--gateway-listen",
     ] {
         args.extend([flag.to_owned(), "127.0.0.1:0".to_owned()]);
     }

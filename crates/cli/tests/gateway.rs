@@ -1,0 +1,160 @@
+//! The built `orderly up` over HTTP: the gateway in front of every service, in one process, with
+//! its data kept across a restart.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use orderly_kit::probe::{self, Response};
+use serde_json::{Value, json};
+
+use crate::common::{Orderly, PATIENCE, metric, scrape, up_args};
+
+async fn start(dir: &str) -> Orderly {
+    let args = up_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Orderly::start_serving(&args, &["UserService", "OrderService", "gateway"]).await
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Response {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let bytes = serde_json::to_vec(body).expect("json");
+    probe::request(addr, method, path, &all, &bytes, PATIENCE)
+        .await
+        .expect("the gateway answers")
+}
+
+fn body(response: &Response) -> Value {
+    serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {}", response.body))
+}
+
+#[tokio::test]
+async fn up_serves_rest_and_keeps_its_data_across_restarts() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let mut first = start(dir).await;
+    let gateway = first.addrs["gateway"];
+
+    let created = send(
+        gateway,
+        "POST",
+        "/v1/users",
+        &[],
+        &json!({"name": "Ada", "email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let user = body(&created);
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let order = json!({
+        "userId": user_id,
+        "items": [{"sku": "BOOK", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "amountMinor": 1250}}],
+        "shippingAddress": {"recipient": "Ada", "line1": "1 Way", "city": "London", "postalCode": "N1", "countryCode": "GB"}
+    });
+    let placed = send(
+        gateway,
+        "POST",
+        "/v1/orders",
+        &[("Idempotency-Key", "e2e-1")],
+        &order,
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let placed = body(&placed);
+    assert_eq!(placed["status"], "ORDER_STATUS_CONFIRMED");
+    let order_id = placed["id"].as_str().expect("id").to_owned();
+
+    let read = probe::get(gateway, &format!("/v1/orders/{order_id}"))
+        .await
+        .expect("GET");
+    assert_eq!(read.status, 200);
+    assert_eq!(body(&read)["total"]["amountMinor"], "1250");
+
+    let bad = send(
+        gateway,
+        "POST",
+        "/v1/users",
+        &[],
+        &json!({"name": "", "email": "nope"}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.header("content-type"), Some("application/problem+json"));
+    let problem = body(&bad);
+    assert_eq!(problem["status"], 400);
+    assert_eq!(problem["code"], "INVALID_ARGUMENT");
+    let mut fields: Vec<_> = problem["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["field"].clone())
+        .collect();
+    fields.sort_by_key(ToString::to_string);
+    assert_eq!(fields, [json!("email"), json!("name")]);
+
+    // The gateway's own RED metrics, per route.
+    let metrics = scrape(first.admin).await;
+    let labels = [
+        ("http_route", "/v1/orders"),
+        ("http_request_method", "POST"),
+        ("http_response_status_code", "201"),
+    ];
+    assert_eq!(
+        metric(&metrics, "http_server_request_duration_seconds", &labels),
+        1.0
+    );
+
+    first.signal(Signal::SIGTERM);
+    assert!(first.exit().await.success(), "clean exit on SIGTERM");
+
+    let mut second = start(dir).await;
+    let gateway = second.addrs["gateway"];
+    let user_again = probe::get(gateway, &format!("/v1/users/{user_id}"))
+        .await
+        .expect("GET");
+    assert_eq!(user_again.status, 200);
+    assert_eq!(body(&user_again), user);
+    let order_again = probe::get(gateway, &format!("/v1/orders/{order_id}"))
+        .await
+        .expect("GET");
+    assert_eq!(order_again.status, 200);
+    assert_eq!(body(&order_again), placed);
+    second.signal(Signal::SIGINT);
+    assert!(second.exit().await.success(), "clean exit on SIGINT");
+}
+
+#[tokio::test]
+async fn check_succeeds_only_against_a_ready_process() {
+    let data = tempfile::tempdir().expect("data dir");
+    let mut suite = start(data.path().to_str().expect("utf-8 path")).await;
+    let check = |admin: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(["check", "--admin", &admin])
+            .output()
+            .await
+            .expect("run check")
+            .status
+    };
+    // Ready once every service's first health probe passed.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check(suite.admin.to_string()).await.success() {
+        assert!(tokio::time::Instant::now() < deadline, "ready in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    suite.signal(Signal::SIGTERM);
+    assert!(suite.exit().await.success());
+    let closed = common::free_port();
+    assert!(
+        !check(format!("127.0.0.1:{closed}")).await.success(),
+        "nothing listens there"
+    );
+}

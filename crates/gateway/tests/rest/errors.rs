@@ -1,0 +1,156 @@
+//! Every gRPC code the services can answer becomes its HTTP status and a problem+json; malformed,
+//! mistyped, oversized and non-JSON bodies are 4xx problems, never a 500.
+
+use serde_json::json;
+
+use crate::support::{Stack, problem, violated_fields};
+
+/// Every non-OK gRPC code, its name and the HTTP status it maps to.
+const CODES: [(u8, &str, u16); 16] = [
+    (1, "CANCELLED", 499),
+    (2, "UNKNOWN", 500),
+    (3, "INVALID_ARGUMENT", 400),
+    (4, "DEADLINE_EXCEEDED", 504),
+    (5, "NOT_FOUND", 404),
+    (6, "ALREADY_EXISTS", 409),
+    (7, "PERMISSION_DENIED", 403),
+    (8, "RESOURCE_EXHAUSTED", 429),
+    (9, "FAILED_PRECONDITION", 409),
+    (10, "ABORTED", 409),
+    (11, "OUT_OF_RANGE", 400),
+    (12, "UNIMPLEMENTED", 501),
+    (13, "INTERNAL", 500),
+    (14, "UNAVAILABLE", 503),
+    (15, "DATA_LOSS", 500),
+    (16, "UNAUTHENTICATED", 401),
+];
+
+#[tokio::test]
+async fn every_grpc_code_maps_to_its_http_status() {
+    let stack = Stack::start().await;
+    let user = stack.user("Ada").await;
+    let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
+    for (code, name, http) in CODES {
+        // The users server fails this one call with `code` (it honours the fault headers).
+        let code = code.to_string();
+        let response = stack
+            .send("GET", &path, &[("x-orderly-fault-code", &code)], b"")
+            .await;
+        assert_eq!(response.status, http, "{name}: {}", response.body);
+        assert_eq!(problem(&response)["code"], name);
+        let retry_after = response.header("retry-after");
+        if name == "UNAVAILABLE" || name == "RESOURCE_EXHAUSTED" {
+            assert_eq!(retry_after, Some("1"), "{name} says when to retry");
+        } else {
+            assert_eq!(retry_after, None, "{name}");
+        }
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_service_is_cut_at_the_request_timeout() {
+    let stack = Stack::start_with(|config| {
+        config.request_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let user = stack.user("Ada").await;
+    let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
+    let started = std::time::Instant::now();
+    let response = stack
+        .send("GET", &path, &[("x-orderly-fault-delay", "5s")], b"")
+        .await;
+    assert_eq!(response.status, 504, "{}", response.body);
+    assert_eq!(problem(&response)["code"], "DEADLINE_EXCEEDED");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_are_problems_not_server_errors() {
+    let stack = Stack::start_with(|config| config.max_body_bytes = 1024).await;
+    let json = [("Content-Type", "application/json")];
+
+    let malformed = stack
+        .send("POST", "/v1/users", &json, br#"{"name": "Ada", "#)
+        .await;
+    assert_eq!(malformed.status, 400);
+    let malformed = problem(&malformed);
+    assert!(
+        malformed["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("malformed JSON"),
+        "{malformed}"
+    );
+
+    let mistyped = stack
+        .send(
+            "POST",
+            "/v1/users",
+            &json,
+            br#"{"name": 42, "email": "a@example.com"}"#,
+        )
+        .await;
+    assert_eq!(mistyped.status, 400);
+    assert_eq!(violated_fields(&problem(&mistyped)), ["name"]);
+
+    let unknown = stack
+        .send(
+            "POST",
+            "/v1/users",
+            &json,
+            br#"{"name": "Ada", "nickname": "A"}"#,
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+    let unknown = problem(&unknown);
+    assert!(
+        unknown["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("nickname"),
+        "{unknown}"
+    );
+
+    let not_an_object = stack.send("POST", "/v1/users", &json, b"[1, 2]").await;
+    assert_eq!(not_an_object.status, 400);
+    assert_eq!(violated_fields(&problem(&not_an_object)), ["body"]);
+
+    let oversized = format!(
+        r#"{{"name": "{}", "email": "a@example.com"}}"#,
+        "x".repeat(4096)
+    );
+    let oversized = stack
+        .send("POST", "/v1/users", &json, oversized.as_bytes())
+        .await;
+    assert_eq!(oversized.status, 413);
+    assert_eq!(problem(&oversized)["code"], "RESOURCE_EXHAUSTED");
+
+    let text = stack
+        .send(
+            "POST",
+            "/v1/users",
+            &[("Content-Type", "text/plain")],
+            b"name=Ada",
+        )
+        .await;
+    assert_eq!(text.status, 415);
+    problem(&text);
+
+    let bad_query = stack.get("/v1/users?page_size=many").await;
+    assert_eq!(bad_query.status, 400);
+    assert_eq!(violated_fields(&problem(&bad_query)), ["query"]);
+
+    let no_route = stack.get("/v2/things").await;
+    assert_eq!(no_route.status, 404);
+    assert_eq!(problem(&no_route)["reason"], "NO_ROUTE");
+    let wrong_method = stack.json("PUT", "/v1/users", &[], &json!({})).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(problem(&wrong_method)["reason"], "NO_ROUTE");
+
+    // Nothing of the refused requests was written.
+    let listed = stack.get("/v1/users").await;
+    assert_eq!(crate::support::body(&listed)["users"], json!([]));
+    stack.stop().await;
+}

@@ -1,0 +1,96 @@
+//! The OpenAPI document and the routes served are the same set.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::support::{Stack, body};
+
+/// The routes the API promises (issue 7), and the document itself.
+const ROUTES: [(&str, &str); 10] = [
+    ("get", "/v1/users/{id}"),
+    ("post", "/v1/users"),
+    ("patch", "/v1/users/{id}"),
+    ("delete", "/v1/users/{id}"),
+    ("get", "/v1/users"),
+    ("post", "/v1/orders"),
+    ("get", "/v1/orders/{id}"),
+    ("get", "/v1/orders"),
+    ("post", "/v1/orders/{id}:cancel"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn every_documented_operation_is_served_and_every_route_is_documented() {
+    let stack = Stack::start().await;
+    let response = stack.get("/openapi.json").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let document = body(&response);
+    assert_eq!(document["openapi"], "3.1.0");
+
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let promised: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, promised);
+
+    // Each documented operation answers as a route, not as the no-route fallback.
+    let id = "0193a5b2-7c1e-7d30-9f41-2b8c6d0e4a17";
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", id);
+        let method = method.to_uppercase();
+        let answer = stack
+            .send(
+                &method,
+                &concrete,
+                &[("Content-Type", "application/json")],
+                b"{}",
+            )
+            .await;
+        let reason = serde_json::from_str::<Value>(&answer.body)
+            .ok()
+            .and_then(|b| b["reason"].as_str().map(str::to_owned));
+        assert_ne!(
+            reason.as_deref(),
+            Some("NO_ROUTE"),
+            "{method} {concrete}: {}",
+            answer.body
+        );
+        assert!(
+            answer.status < 500,
+            "{method} {concrete}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+
+    // Every schema a document refers to is in it.
+    let text = response.body.clone();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().expect("name");
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "schema {name} is missing"
+        );
+    }
+    stack.stop().await;
+}
+
+#[test]
+fn the_document_is_the_served_one() {
+    let generated = serde_json::to_value(orderly_gateway::openapi()).expect("json");
+    assert_eq!(generated["info"]["title"], "Orderly");
+    assert!(generated["paths"]["/v1/orders/{id}:cancel"]["post"].is_object());
+}

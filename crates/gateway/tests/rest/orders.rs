@@ -1,0 +1,149 @@
+//! `/v1/orders`: place (with an idempotency key), get, list, cancel, over HTTP and JSON.
+
+use serde_json::json;
+
+use crate::support::{Stack, body, order_body, problem, violated_fields};
+
+#[tokio::test]
+async fn an_order_is_placed_once_read_listed_and_cancelled() {
+    let stack = Stack::start().await;
+    let user = stack.user("Ada").await;
+    let user_id = user["id"].as_str().expect("id");
+
+    let placed = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "order-1")],
+            &order_body(user_id),
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order = body(&placed);
+    let id = order["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        placed.header("location"),
+        Some(format!("/v1/orders/{id}").as_str())
+    );
+    assert_eq!(order["status"], "ORDER_STATUS_CONFIRMED");
+    assert_eq!(order["userId"], user_id);
+    assert_eq!(order["idempotencyKey"], "order-1");
+    // int64 is a string in the proto3 JSON mapping.
+    assert_eq!(
+        order["total"],
+        json!({"currencyCode": "EUR", "amountMinor": "3998"})
+    );
+    assert_eq!(order["shippingAddress"]["postalCode"], "SW1Y 4JH");
+    assert!(!order["paymentId"].as_str().expect("paymentId").is_empty());
+    assert!(!order["deliveryId"].as_str().expect("deliveryId").is_empty());
+
+    // The same key again is the same order, not a second one.
+    let replayed = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "order-1")],
+            &order_body(user_id),
+        )
+        .await;
+    assert_eq!(replayed.status, 201, "{}", replayed.body);
+    assert_eq!(body(&replayed)["id"], id.as_str());
+
+    let read = stack.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(body(&read)["status"], "ORDER_STATUS_CONFIRMED");
+
+    let listed = stack.get(&format!("/v1/orders?user_id={user_id}")).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = body(&listed);
+    let ids: Vec<_> = listed["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(id)]);
+    assert_eq!(listed["nextPageToken"], "");
+
+    let cancelled = stack
+        .json(
+            "POST",
+            &format!("/v1/orders/{id}:cancel"),
+            &[],
+            &json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(body(&cancelled)["status"], "ORDER_STATUS_CANCELLED");
+    // An empty body is a cancel without a reason; a cancelled order stays cancelled.
+    let again = stack
+        .send("POST", &format!("/v1/orders/{id}:cancel"), &[], b"")
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(body(&again)["status"], "ORDER_STATUS_CANCELLED");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn bad_orders_are_refused_and_nothing_is_placed() {
+    let stack = Stack::start().await;
+    let user = stack.user("Ada").await;
+    let user_id = user["id"].as_str().expect("id");
+
+    let keyless = stack
+        .json("POST", "/v1/orders", &[], &order_body(user_id))
+        .await;
+    assert_eq!(keyless.status, 400);
+    assert_eq!(violated_fields(&problem(&keyless)), ["Idempotency-Key"]);
+
+    let mut invalid = order_body(user_id);
+    invalid["items"][0]["quantity"] = json!(0);
+    invalid["shippingAddress"]["countryCode"] = json!("");
+    let invalid = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "bad-1")],
+            &invalid,
+        )
+        .await;
+    assert_eq!(invalid.status, 400);
+    let mut fields = violated_fields(&problem(&invalid));
+    fields.sort();
+    assert_eq!(fields, ["items[0].quantity", "shippingAddress.countryCode"]);
+
+    let stranger = "0193a5b2-7c1e-7d30-9f41-2b8c6d0e4a17";
+    let unknown = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "bad-2")],
+            &order_body(stranger),
+        )
+        .await;
+    assert_eq!(unknown.status, 409);
+    let unknown = problem(&unknown);
+    assert_eq!(unknown["code"], "FAILED_PRECONDITION");
+    assert_eq!(unknown["reason"], "USER_NOT_FOUND");
+
+    let listed = body(&stack.get(&format!("/v1/orders?userId={user_id}")).await);
+    assert_eq!(listed["orders"], json!([]), "nothing was placed");
+
+    let missing = stack.get(&format!("/v1/orders/{stranger}")).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(problem(&missing)["reason"], "ORDER_NOT_FOUND");
+    let cancel_missing = stack
+        .send("POST", &format!("/v1/orders/{stranger}:cancel"), &[], b"")
+        .await;
+    assert_eq!(cancel_missing.status, 404);
+    let no_user = stack.get("/v1/orders").await;
+    assert_eq!(no_user.status, 400);
+    assert_eq!(violated_fields(&problem(&no_user)), ["userId"]);
+    // A POST to an order without the `:cancel` verb is no route at all.
+    let no_verb = stack
+        .send("POST", &format!("/v1/orders/{stranger}"), &[], b"")
+        .await;
+    assert_eq!(no_verb.status, 404);
+    assert_eq!(problem(&no_verb)["reason"], "NO_ROUTE");
+    stack.stop().await;
+}
