@@ -179,16 +179,15 @@ fn the_compose_cluster_matches_the_binary() {
                 .next()
                 .expect("host");
             let other = env_of(&services[host]);
+            let listen = other
+                .get("ORDERLY_LISTEN")
+                .unwrap_or_else(|| panic!("{host} sets no ORDERLY_LISTEN"));
             assert_eq!(
                 other["ORDERLY_TARGET"],
                 downstream.to_lowercase(),
                 "{name}: {url}"
             );
-            assert_eq!(
-                port_of(url),
-                port_of(&other["ORDERLY_LISTEN"]),
-                "{name}: {url}"
-            );
+            assert_eq!(port_of(url), port_of(listen), "{name}: {url}");
             assert!(
                 service["depends_on"][host].is_object(),
                 "{name} waits for {host}"
