@@ -231,25 +231,22 @@ impl Downstream {
                     self.name
                 )));
             }
-            let (sender, receiver) = tokio::sync::oneshot::channel();
             let one = attempt(self.channel.clone(), deadline);
-            let run = crate::breaker::Attempt(Box::pin(async move {
-                let value = one.await?;
-                let _ = sender.send(value);
-                Ok(())
-            }));
-            let failure = match breaker.run(run).await {
-                Ok(()) => match receiver.await {
-                    Ok(value) => break Ok(value),
-                    Err(_) => Status::internal("call finished without a result"),
-                },
-                // tonic's own timeout ends a call as CANCELLED; past the deadline, say so.
-                Err(status) if status.code() == Code::Cancelled && deadline.is_expired() => {
-                    Status::deadline_exceeded(format!(
-                        "deadline exceeded calling {}.{method}",
-                        self.name
-                    ))
-                }
+            let name = self.name;
+            let call = async move {
+                one.await.map_err(|status| {
+                    // tonic's own timeout ends a call as CANCELLED; past the deadline, say so.
+                    if status.code() == Code::Cancelled && deadline.is_expired() {
+                        Status::deadline_exceeded(format!(
+                            "deadline exceeded calling {name}.{method}"
+                        ))
+                    } else {
+                        status
+                    }
+                })
+            };
+            let failure = match breaker.run(call).await {
+                Ok(value) => break Ok(value),
                 Err(status) => status,
             };
             if !is_retryable(&failure, safety) || retry + 1 >= self.backoff.max_attempts {
