@@ -216,6 +216,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let shutdown = Shutdown::new();
     let admin = admin(args.admin_listen, &shutdown).await?;
+    // One line with every address, for the person who just typed `orderly up`.
+    tracing::info!(
+        rest = %url_of(Target::Gateway),
+        users = %url_of(Target::Users),
+        orders = %url_of(Target::Orders),
+        payments = %url_of(Target::Payments),
+        delivery = %url_of(Target::Delivery),
+        data_dir = %args.data_dir.display(),
+        "orderly is up; Ctrl-C stops it"
+    );
     let mut services = JoinSet::new();
     for (target, listener, url) in listeners {
         tracing::info!(service = target.name(), %url, "starting");

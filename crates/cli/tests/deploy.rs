@@ -246,9 +246,10 @@ fn the_compose_cluster_matches_the_binary() {
     );
 
     // The infrastructure: Jaeger takes OTLP, PostgreSQL creates the databases, Grafana has its files.
-    assert_eq!(
-        services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"],
-        "true"
+    assert!(
+        strings(&services["jaeger"]["command"])
+            .contains(&"--set=receivers.otlp.protocols.grpc.endpoint=0.0.0.0:4317".to_owned()),
+        "Jaeger takes OTLP/gRPC on 4317 from other containers"
     );
     assert!(strings(&services["jaeger"]["ports"]).contains(&"16686:16686".to_owned()));
     assert!(
