@@ -1,7 +1,9 @@
 //! The JSON bodies of the REST API, in the proto3 JSON mapping: lowerCamelCase names (the proto
 //! names are accepted too), enums by name, `int64` as a string (a number is accepted), timestamps as
 //! RFC 3339, unknown fields refused. Missing fields take their proto3 defaults, so the services'
-//! own validation names what is missing.
+//! own validation names what is missing. Responses always carry every scalar field, defaults
+//! included (the mapping's option to emit them), so a client sees one shape; an absent message or
+//! timestamp is left out.
 //!
 //! These are the gateway's own types rather than serde derives on the generated messages, so the
 //! client library stays free of serde and the OpenAPI schemas are derived from the same types that
