@@ -85,6 +85,7 @@ async fn run(
                 orderly_gateway::GatewayConfig::new(orders.users_url, orders.orders_url);
             config.request_timeout = gateway.request_timeout;
             config.max_body_bytes = gateway.max_body_bytes;
+            config.max_concurrent_requests = server.max_concurrent_calls;
             config.calls.breaker.cool_down = orders.tuning.breaker_cool_down;
             config.calls.backoff.max_attempts = orders.tuning.retry_max_attempts.max(1);
             orderly_gateway::serve(config, listener, shutdown).await?;

@@ -26,6 +26,8 @@ pub mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::BoxError;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri, header};
 use axum::response::IntoResponse;
@@ -33,6 +35,7 @@ use axum::{Extension, Router};
 use orderly_kit::client::ClientError;
 use orderly_kit::downstream::DownstreamConfig;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use utoipa::OpenApi as _;
 
 use crate::api::Api;
@@ -50,6 +53,8 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The most requests handled at once; beyond it requests are refused at once with 429.
+    pub max_concurrent_requests: usize,
     /// Retries, retry budget and circuit breakers of the service calls.
     pub calls: DownstreamConfig,
 }
@@ -62,6 +67,7 @@ impl GatewayConfig {
             orders_url: orders_url.into(),
             request_timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
+            max_concurrent_requests: 1024,
             calls: DownstreamConfig::default(),
         }
     }
@@ -130,9 +136,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().finish().1
 }
 
-/// The gateway's routes over `gateway`, with bodies limited to `max_body_bytes`; anything else is
-/// a problem+json 404 or 405.
-pub fn router(gateway: Gateway, max_body_bytes: usize) -> Router {
+/// The gateway's routes over `gateway`, with bodies limited to `max_body_bytes` and at most
+/// `max_concurrent` requests at once (the rest refused at once with 429: tower's concurrency limit
+/// and load shedding); anything else is a problem+json 404 or 405.
+pub fn router(gateway: Gateway, max_body_bytes: usize, max_concurrent: usize) -> Router {
     let (routes, document) = api().finish();
     let document = OpenApiJson(Arc::from(serde_json::to_vec(&document).unwrap_or_default()));
     routes
@@ -142,6 +149,15 @@ pub fn router(gateway: Gateway, max_body_bytes: usize) -> Router {
         })
         .layer(Extension(document))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    metrics::counter!("orderly_http_shed_total").increment(1);
+                    Problem::overloaded()
+                }))
+                .load_shed()
+                .concurrency_limit(max_concurrent.max(1)),
+        )
         .with_state(gateway)
 }
 
@@ -159,7 +175,12 @@ pub async fn serve(
     )?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, "gateway listening");
-    axum::serve(listener, router(gateway, config.max_body_bytes))
+    let app = router(
+        gateway,
+        config.max_body_bytes,
+        config.max_concurrent_requests,
+    );
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -169,6 +169,19 @@ impl Problem {
         problem
     }
 
+    /// 429 for a request refused because the gateway is at its concurrency limit (reason
+    /// `OVERLOADED`), with `Retry-After`.
+    pub fn overloaded() -> Self {
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::ResourceExhausted,
+            "the gateway is at its concurrency limit; retry shortly",
+        );
+        problem.reason = Some("OVERLOADED".into());
+        problem.retry_after_seconds = Some(1);
+        problem
+    }
+
     /// 405 for a method a route does not serve (reason `NO_ROUTE`).
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         let mut problem = Self::new(

@@ -154,3 +154,61 @@ async fn bad_bodies_are_problems_not_server_errors() {
     assert_eq!(crate::support::body(&listed)["users"], json!([]));
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn requests_beyond_the_limit_are_refused_at_once() {
+    let stack = Stack::start_with(|config| config.max_concurrent_requests = 1).await;
+    let user = stack.user("Ada").await;
+    let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
+
+    // One slow request holds the only slot (sent again if it was itself refused).
+    let addr = stack.addr;
+    let slow_path = path.clone();
+    let slow = tokio::spawn(async move {
+        loop {
+            let headers = [("x-orderly-fault-delay", "2s")];
+            let response = orderly_kit::probe::request(
+                addr,
+                "GET",
+                &slow_path,
+                &headers,
+                b"",
+                crate::support::PATIENCE,
+            )
+            .await
+            .expect("the gateway answers");
+            if response.status != 429 {
+                return response;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+    let shed = loop {
+        let started = std::time::Instant::now();
+        let response = stack.get(&path).await;
+        if response.status == 429 {
+            break (response, started.elapsed());
+        }
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a request is refused in time"
+        );
+    };
+    let (refused, took) = shed;
+    let problem = problem(&refused);
+    assert_eq!(problem["code"], "RESOURCE_EXHAUSTED");
+    assert_eq!(problem["reason"], "OVERLOADED");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "refused at once, not queued behind the 2 s request: {took:?}"
+    );
+    let slow = slow.await.expect("slow request");
+    assert_eq!(
+        slow.status, 200,
+        "the admitted request completes: {}",
+        slow.body
+    );
+    stack.stop().await;
+}
