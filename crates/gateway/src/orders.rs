@@ -17,7 +17,6 @@ use crate::body::JsonBody;
 use crate::json::{CancelOrder, NewOrder, Order, OrderPage};
 use crate::problem::Problem;
 use crate::state::{Forward, Gateway};
-use crate::users::{path_problem, query_problem};
 
 /// The header carrying a CreateOrder's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -125,7 +124,7 @@ pub async fn get_order(
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Order>, Problem> {
-    let Path(id) = id.map_err(path_problem)?;
+    let Path(id) = id?;
     let reply =
         gateway
             .call(
@@ -157,7 +156,7 @@ pub async fn list_orders(
     forward: Forward,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<OrderPage>, Problem> {
-    let Query(query) = query.map_err(query_problem)?;
+    let Query(query) = query?;
     let message = ListOrdersRequest {
         user_id: query.user_id,
         page_size: query.page_size,
@@ -198,7 +197,7 @@ pub async fn cancel_order(
     segment: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<CancelOrder>,
 ) -> Result<Json<Order>, Problem> {
-    let Path(segment) = segment.map_err(path_problem)?;
+    let Path(segment) = segment?;
     let Some(id) = custom_method(&segment, "cancel") else {
         return Err(Problem::no_route(&format!("POST /v1/orders/{segment}")));
     };

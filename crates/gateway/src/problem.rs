@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -234,6 +235,20 @@ impl From<Status> for Problem {
             );
         }
         problem
+    }
+}
+
+impl From<PathRejection> for Problem {
+    /// A path that cannot be read as the route's parameters: 400, naming `path`.
+    fn from(rejection: PathRejection) -> Self {
+        Self::invalid("path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    /// A query string that cannot be read as the route's parameters: 400, naming `query`.
+    fn from(rejection: QueryRejection) -> Self {
+        Self::invalid("query", rejection.body_text())
     }
 }
 

@@ -98,7 +98,7 @@ pub async fn get_user(
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<User>, Problem> {
-    let Path(id) = id.map_err(path_problem)?;
+    let Path(id) = id?;
     let reply =
         gateway
             .call(
@@ -133,8 +133,8 @@ pub async fn update_user(
     query: Result<Query<PatchQuery>, QueryRejection>,
     JsonBody(patch): JsonBody<UserPatch>,
 ) -> Result<Json<User>, Problem> {
-    let Path(id) = id.map_err(path_problem)?;
-    let Query(query) = query.map_err(query_problem)?;
+    let Path(id) = id?;
+    let Query(query) = query?;
     let paths: Vec<String> = match query.update_mask {
         Some(mask) => mask
             .split(',')
@@ -196,7 +196,7 @@ pub async fn delete_user(
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
-    let Path(id) = id.map_err(path_problem)?;
+    let Path(id) = id?;
     gateway
         .call(
             &gateway.users,
@@ -225,7 +225,7 @@ pub async fn list_users(
     forward: Forward,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<UserPage>, Problem> {
-    let Query(query) = query.map_err(query_problem)?;
+    let Query(query) = query?;
     let message = ListUsersRequest {
         page_size: query.page_size,
         page_token: query.page_token,
@@ -247,14 +247,4 @@ pub async fn list_users(
         users: reply.users.into_iter().map(User::from).collect(),
         next_page_token: reply.next_page_token,
     }))
-}
-
-/// A path that cannot be read as the route's parameters.
-pub fn path_problem(rejection: PathRejection) -> Problem {
-    Problem::invalid("path", rejection.body_text())
-}
-
-/// A query string that cannot be read as the route's parameters.
-pub fn query_problem(rejection: QueryRejection) -> Problem {
-    Problem::invalid("query", rejection.body_text())
 }

@@ -39,7 +39,9 @@ pub async fn observe(State(Route(route)): State<Route>, request: Request, next: 
     );
     server_parent(&span, request.headers());
     let started = Instant::now();
-    let active = metrics::gauge!("http_server_active_requests", "http_route" => route.to_string());
+    // The route's label shares the route's string rather than copying it on every request.
+    let label = || metrics::SharedString::from_shared(route.clone());
+    let active = metrics::gauge!("http_server_active_requests", "http_route" => label());
     active.increment(1.0);
     let response = next.run(request).instrument(span.clone()).await;
     active.decrement(1.0);
@@ -51,7 +53,7 @@ pub async fn observe(State(Route(route)): State<Route>, request: Request, next: 
     metrics::histogram!(
         "http_server_request_duration_seconds",
         "http_request_method" => method,
-        "http_route" => route.to_string(),
+        "http_route" => label(),
         "http_response_status_code" => status.as_str().to_owned(),
     )
     .record(started.elapsed().as_secs_f64());
