@@ -117,7 +117,7 @@ async fn start_suite(data: &std::path::Path, otlp: &str, extra_env: &[(&str, &st
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
     ];
     env.extend_from_slice(extra_env);
-    Orderly::start_with_env(&args, &["UserService", "OrderService"], &env).await
+    Orderly::start_with_env(&args, &["UserService", "OrderService", "gateway"], &env).await
 }
 
 /// A request that continues the trace `trace_id` from the span `parent` (W3C traceparent).
@@ -266,15 +266,7 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
 async fn a_rest_request_continues_the_callers_trace_through_the_gateway() {
     let (collector, collector_addr) = Collector::start().await;
     let data = tempfile::tempdir().expect("data dir");
-    let args = up_args(data.path().to_str().expect("utf-8 path"));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let otlp = format!("http://{collector_addr}");
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
-        ("OTEL_TRACES_SAMPLER", "always_on"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-    ];
-    let mut suite = Orderly::start_with_env(&args, &["UserService", "gateway"], &env).await;
+    let mut suite = start_suite(data.path(), &format!("http://{collector_addr}"), &[]).await;
     let trace_id = "5cf92f3577b34da6a3ce929d0e0e4736";
     let caller = "10f067aa0ba902b7";
     let traceparent = format!("00-{trace_id}-{caller}-01");
