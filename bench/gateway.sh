@@ -32,35 +32,17 @@ hex=$(get_user_request "$users_addr")
 user_id=$(python3 -c 'import sys; b = bytes.fromhex(sys.argv[1]); print(b[2:].decode())' "$hex")
 curl -sf "http://$gateway_addr/v1/users/$user_id" >/dev/null
 
-# Drives GET $1 over HTTP/1.1 and prints: requests/s, p50, p90, p99 (ms), failed.
-measure_http() {
-  local log="$work/h1-$RANDOM.tsv" out
-  out=$(h2load --h1 -c "$conns" -t 1 -D "$seconds" --log-file="$log" "$1" 2>&1) || { echo "$out" >&2; return 1; }
-  echo "$out" | grep -qE "status codes: [1-9][0-9]* 2xx" || { echo "no successful requests: $out" >&2; return 1; }
-  python3 - "$log" "$out" <<'PY'
-import re, sys
-lat = sorted(int(line.split("\t")[2]) / 1000 for line in open(sys.argv[1]) if line.strip())
-text = sys.argv[2]
-rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", text).group(1))
-failed = int(re.search(r"(\d+) failed", text).group(1)) + int(re.search(r"(\d+) 4xx, (\d+) 5xx", text).group(2))
-pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
-print(f"{rps:.0f} {pct(50):.2f} {pct(90):.2f} {pct(99):.2f} {failed}")
-PY
-}
-
 echo "GetUser, ${seconds}s per run, ${conns} requests in flight, ${rounds} alternating rounds, h2load on 1 thread, $(nproc) cores"
 row run req/s p50_ms p90_ms p99_ms failed
 direct_runs=() gateway_runs=()
 for round in $(seq 1 "$rounds"); do
-  conns_saved=$conns; conns=$((conns / streams))
-  d=$(measure "$users_addr" "$hex"); conns=$conns_saved
+  d=$(conns=$((conns / streams)) measure "$users_addr" "$hex")
   g=$(measure_http "http://$gateway_addr/v1/users/$user_id")
   row "round $round: gRPC direct" $d
   row "round $round: REST via gateway" $g
   ratio "$d" "$g" "round $round gateway/direct"
   direct_runs+=("$d") gateway_runs+=("$g")
 done
-median() { printf '%s\n' "$@" | sort -n -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
 d=$(median "${direct_runs[@]}") g=$(median "${gateway_runs[@]}")
 row "median: gRPC direct (baseline)" $d
 row "median: REST via gateway" $g

@@ -56,6 +56,25 @@ print(f"{rps:.0f} {pct(50):.2f} {pct(90):.2f} {pct(99):.2f} {failed}")
 PY
 }
 
+# Drives GET $1 over HTTP/1.1 with $conns connections and prints: requests/s, p50, p90, p99 (ms), failed.
+measure_http() {
+  local log="$work/h1-$RANDOM.tsv" out
+  out=$(h2load --h1 -c "$conns" -t 1 -D "$seconds" --log-file="$log" "$1" 2>&1) || { echo "$out" >&2; return 1; }
+  echo "$out" | grep -qE "status codes: [1-9][0-9]* 2xx" || { echo "no successful requests: $out" >&2; return 1; }
+  python3 - "$log" "$out" <<'PY'
+import re, sys
+lat = sorted(int(line.split("\t")[2]) / 1000 for line in open(sys.argv[1]) if line.strip())
+text = sys.argv[2]
+rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", text).group(1))
+failed = int(re.search(r"(\d+) failed", text).group(1)) + int(re.search(r"(\d+) 4xx, (\d+) 5xx", text).group(2))
+pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
+print(f"{rps:.0f} {pct(50):.2f} {pct(90):.2f} {pct(99):.2f} {failed}")
+PY
+}
+
+# The run (a `measure` result) of median throughput among the arguments.
+median() { printf '%s\n' "$@" | sort -n -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
+
 # Prints a table row: label, then the five figures of `measure`.
 row() { printf '%-34s %10s %9s %9s %9s %7s\n' "$@"; }
 

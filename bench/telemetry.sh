@@ -37,7 +37,6 @@ for round in $(seq 1 "$rounds"); do
   off=$(measure "$off_addr" "$hex"); offs+=("$off"); row "telemetry off (round $round)" $off
   on=$(measure "$on_addr" "$hex"); ons+=("$on"); row "telemetry on, 10% (round $round)" $on
 done
-median() { printf '%s\n' "$@" | sort -n -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }
 off=$(median "${offs[@]}") on=$(median "${ons[@]}")
 row "telemetry off (median)" $off
 row "telemetry on, 10% (median)" $on
