@@ -15,9 +15,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Log format on stdout.
-    #[arg(long, global = true, env = "ORDERLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
+    /// Log format on stdout. Default: pretty on a terminal, JSON lines otherwise.
+    #[arg(long, global = true, env = "ORDERLY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// The subcommands.

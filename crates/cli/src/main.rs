@@ -8,6 +8,7 @@
 
 mod args;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use orderly_kit::config::ServerConfig;
 use orderly_kit::shutdown::{Shutdown, signal};
+use orderly_kit::telemetry::LogFormat;
 use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -29,7 +31,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => format!("orderly-{}", args.target.name()),
         Command::Check(args) => return check(args).await,
     };
-    let telemetry = orderly_kit::telemetry::init(cli.log_format, &service_name)?;
+    // People read a terminal; machines read JSON lines.
+    let format = cli
+        .log_format
+        .unwrap_or(if std::io::stdout().is_terminal() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        });
+    let telemetry = orderly_kit::telemetry::init(format, &service_name)?;
     let result = match cli.command {
         Command::Up(args) => up(args).await,
         Command::Serve(args) => serve(args).await,
