@@ -26,11 +26,6 @@ use crate::args::{CheckArgs, Cli, Command, GatewayTuning, OrdersArgs, ServeArgs,
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let service_name = match &cli.command {
-        Command::Up(_) => "orderly".to_owned(),
-        Command::Serve(args) => format!("orderly-{}", args.target.name()),
-        Command::Check(args) => return check(args).await,
-    };
     // People read a terminal; machines read JSON lines.
     let format = cli
         .log_format
@@ -39,19 +34,31 @@ async fn main() -> anyhow::Result<()> {
         } else {
             LogFormat::Json
         });
-    let telemetry = orderly_kit::telemetry::init(format, &service_name)?;
-    let result = match cli.command {
-        Command::Up(args) => up(args).await,
-        Command::Serve(args) => serve(args).await,
-        Command::Check(_) => Ok(()),
-    };
+    match cli.command {
+        Command::Check(args) => check(&args).await,
+        Command::Up(args) => traced(format, "orderly", up(args)).await,
+        Command::Serve(args) => {
+            let name = format!("orderly-{}", args.target.name());
+            traced(format, &name, serve(args)).await
+        }
+    }
+}
+
+/// Runs `work` with logs and traces set up as process `service_name`, then flushes the spans of
+/// the last calls.
+async fn traced(
+    format: LogFormat,
+    service_name: &str,
+    work: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let telemetry = orderly_kit::telemetry::init(format, service_name)?;
+    let result = work.await;
     if let Err(error) = &result {
         tracing::error!(
             error = format!("{error:#}"),
             "orderly stopped with an error"
         );
     }
-    // Flushes the spans of the last calls.
     telemetry.shutdown();
     result
 }

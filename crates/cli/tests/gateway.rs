@@ -25,16 +25,15 @@ async fn send(
     headers: &[(&str, &str)],
     body: &Value,
 ) -> Response {
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    let bytes = serde_json::to_vec(body).expect("json");
-    probe::request(addr, method, path, &all, &bytes, PATIENCE)
+    probe::request_json(addr, method, path, headers, body, PATIENCE)
         .await
         .expect("the gateway answers")
 }
 
 fn body(response: &Response) -> Value {
-    serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {}", response.body))
+    response
+        .json()
+        .unwrap_or_else(|e| panic!("{e}: {}", response.body))
 }
 
 #[tokio::test]

@@ -130,6 +130,13 @@ fn traced<T>(message: T, trace_id: &str, parent: &str) -> Request<T> {
     request
 }
 
+/// The bytes of a hex string, as OTLP carries trace and span ids.
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -169,9 +176,7 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
         OrderStatus::Confirmed
     );
 
-    let trace_bytes: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect();
+    let trace_bytes: Vec<u8> = unhex(trace_id);
     let names = [
         "orderly.orders.v1.OrderService/CreateOrder",
         "orderly.users.v1.UserService/GetUser",
@@ -238,9 +243,7 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
         refused.expect_err("unknown user").code(),
         tonic::Code::FailedPrecondition
     );
-    let failing_bytes: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&failing_trace[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect();
+    let failing_bytes: Vec<u8> = unhex(failing_trace);
     let spans = collector.trace(&failing_bytes, &names[..2]).await;
     let lookup = find(&spans, names[1], SpanKind::Client);
     assert_eq!(
@@ -286,9 +289,7 @@ async fn a_rest_request_continues_the_callers_trace_through_the_gateway() {
     .expect("gateway answers");
     assert_eq!(created.status, 201, "{}", created.body);
 
-    let trace_bytes: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect();
+    let trace_bytes: Vec<u8> = unhex(trace_id);
     let call = "orderly.users.v1.UserService/CreateUser";
     let spans = collector
         .trace(&trace_bytes, &["POST /v1/users", call])

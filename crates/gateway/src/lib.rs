@@ -117,7 +117,7 @@ async fn openapi_json(
 }
 
 /// Every route, mounted and documented.
-fn api() -> Api<Gateway> {
+fn api() -> Api<Arc<Gateway>> {
     Api::new(Document::openapi())
         .route::<users::__path_create_user, _, _>(users::create_user)
         .route::<users::__path_get_user, _, _>(users::get_user)
@@ -158,7 +158,7 @@ pub fn router(gateway: Gateway, max_body_bytes: usize, max_concurrent: usize) ->
                 .load_shed()
                 .concurrency_limit(max_concurrent.max(1)),
         )
-        .with_state(gateway)
+        .with_state(Arc::new(gateway))
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets requests in flight finish.

@@ -1,5 +1,7 @@
 //! `/v1/orders`: OrderService over REST.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -51,7 +53,7 @@ pub struct ListQuery {
     )
 )]
 pub async fn create_order(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewOrder>,
@@ -120,7 +122,7 @@ fn idempotency_key_field(mut problem: Problem) -> Problem {
     )
 )]
 pub async fn get_order(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Order>, Problem> {
@@ -152,7 +154,7 @@ pub async fn get_order(
     )
 )]
 pub async fn list_orders(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<OrderPage>, Problem> {
@@ -192,7 +194,7 @@ pub async fn list_orders(
     )
 )]
 pub async fn cancel_order(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     segment: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<CancelOrder>,

@@ -3,8 +3,6 @@
 //! field violations, error reason and retry delay carried over; the gateway's own refusals
 //! (malformed JSON, oversized bodies, unknown routes) take the same shape.
 
-use std::time::Duration;
-
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -225,7 +223,7 @@ impl From<Status> for Problem {
             let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
             problem.retry_after_seconds = Some(seconds.max(1));
         } else if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
-            problem.retry_after_seconds = Some(Duration::from_secs(1).as_secs());
+            problem.retry_after_seconds = Some(1);
         }
         if http_status(code).is_server_error() {
             tracing::warn!(

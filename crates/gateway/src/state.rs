@@ -15,7 +15,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
 use crate::problem::Problem;
 
-/// The gateway's view of the services it fronts.
+/// The gateway's view of the services it fronts; handlers share one behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     /// UserService.

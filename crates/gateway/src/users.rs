@@ -1,5 +1,7 @@
 //! `/v1/users`: UserService over REST.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -53,7 +55,7 @@ pub struct PatchQuery {
     )
 )]
 pub async fn create_user(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -94,7 +96,7 @@ pub async fn create_user(
     )
 )]
 pub async fn get_user(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<User>, Problem> {
@@ -127,7 +129,7 @@ pub async fn get_user(
     )
 )]
 pub async fn update_user(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<PatchQuery>, QueryRejection>,
@@ -192,7 +194,7 @@ pub async fn update_user(
     )
 )]
 pub async fn delete_user(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
@@ -221,7 +223,7 @@ pub async fn delete_user(
     )
 )]
 pub async fn list_users(
-    State(gateway): State<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     forward: Forward,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<UserPage>, Problem> {

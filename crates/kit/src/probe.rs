@@ -42,6 +42,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(&self.body)
+    }
+
     /// The first value of header `name` (lowercase), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -64,6 +69,21 @@ pub async fn request(
     tokio::time::timeout(timeout, exchange(addr, method, path, headers, body))
         .await
         .map_err(|_| ProbeError::Timeout(addr))?
+}
+
+/// `method path` with `body` as JSON (`Content-Type: application/json`) and more `headers`.
+pub async fn request_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<Response, ProbeError> {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    request(addr, method, path, &all, &bytes, timeout).await
 }
 
 /// `GET path` from `addr`, within five seconds.

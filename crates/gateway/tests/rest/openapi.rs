@@ -28,6 +28,11 @@ async fn every_documented_operation_is_served_and_every_route_is_documented() {
     assert_eq!(response.header("content-type"), Some("application/json"));
     let document = body(&response);
     assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document,
+        serde_json::to_value(orderly_gateway::openapi()).expect("json"),
+        "the served document is the one generated from the routes"
+    );
 
     let documented: BTreeSet<(String, String)> = document["paths"]
         .as_object()
@@ -86,11 +91,4 @@ async fn every_documented_operation_is_served_and_every_route_is_documented() {
         );
     }
     stack.stop().await;
-}
-
-#[test]
-fn the_document_is_the_served_one() {
-    let generated = serde_json::to_value(orderly_gateway::openapi()).expect("json");
-    assert_eq!(generated["info"]["title"], "Orderly");
-    assert!(generated["paths"]["/v1/orders/{id}:cancel"]["post"].is_object());
 }

@@ -122,7 +122,7 @@ impl Stack {
             .expect("the gateway answers")
     }
 
-    /// `method path` with a JSON `body` (none when `Value::Null`) and extra `headers`.
+    /// `method path` with a JSON `body` and extra `headers`.
     pub async fn json(
         &self,
         method: &str,
@@ -130,14 +130,9 @@ impl Stack {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> Response {
-        let mut all = vec![("Content-Type", "application/json")];
-        all.extend_from_slice(headers);
-        let bytes = if body.is_null() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(body).expect("json")
-        };
-        self.send(method, path, &all, &bytes).await
+        probe::request_json(self.addr, method, path, headers, body, PATIENCE)
+            .await
+            .expect("the gateway answers")
     }
 
     /// `GET path`.
@@ -171,7 +166,8 @@ impl Stack {
 
 /// A response's JSON body.
 pub fn body(response: &Response) -> Value {
-    serde_json::from_str(&response.body)
+    response
+        .json()
         .unwrap_or_else(|e| panic!("JSON body ({e}): {}", response.body))
 }
 
