@@ -134,9 +134,27 @@ pub struct OrdersTuning {
     #[arg(long, env = "ORDERLY_BREAKER_COOL_DOWN", default_value = "5s", value_parser = humantime::parse_duration)]
     pub breaker_cool_down: Duration,
 
+    /// Fewest calls in a breaker's 10 s window before its failure rate can open it.
+    #[arg(long, env = "ORDERLY_BREAKER_MINIMUM_CALLS", default_value_t = 50)]
+    pub breaker_minimum_calls: usize,
+
+    /// Share of calls, 0 to 1, that must fail (after retries) within the window to open a breaker.
+    #[arg(long, env = "ORDERLY_BREAKER_FAILURE_RATE", default_value_t = 0.5)]
+    pub breaker_failure_rate: f64,
+
     /// Attempts per downstream call, the first included (retries only where safe).
     #[arg(long, env = "ORDERLY_RETRY_MAX_ATTEMPTS", default_value_t = 3)]
     pub retry_max_attempts: u32,
+}
+
+impl OrdersTuning {
+    /// Applies the breaker and retry settings to the protection of a service's calls.
+    pub fn protect(&self, calls: &mut orderly_kit::downstream::DownstreamConfig) {
+        calls.breaker.cool_down = self.breaker_cool_down;
+        calls.breaker.minimum_calls = self.breaker_minimum_calls;
+        calls.breaker.failure_rate = self.breaker_failure_rate;
+        calls.backoff.max_attempts = self.retry_max_attempts.max(1);
+    }
 }
 
 /// How the gateway treats requests, for `serve --target gateway` and `up` alike.

@@ -103,8 +103,7 @@ async fn run(
             config.request_timeout = gateway.request_timeout;
             config.max_body_bytes = gateway.max_body_bytes;
             config.max_concurrent_requests = server.max_concurrent_calls;
-            config.calls.breaker.cool_down = orders.tuning.breaker_cool_down;
-            config.calls.backoff.max_attempts = orders.tuning.retry_max_attempts.max(1);
+            orders.tuning.protect(&mut config.calls);
             orderly_gateway::serve(config, listener, shutdown).await?;
         }
         Target::Users => {
@@ -141,8 +140,7 @@ async fn run(
             config.budget = orders.tuning.order_budget;
             config.recover_after = orders.tuning.recover_after;
             config.sweep_interval = orders.tuning.sweep_interval;
-            config.calls.breaker.cool_down = orders.tuning.breaker_cool_down;
-            config.calls.backoff.max_attempts = orders.tuning.retry_max_attempts.max(1);
+            orders.tuning.protect(&mut config.calls);
             orderly_orders::serve(config, server, listener, shutdown).await?;
         }
     }

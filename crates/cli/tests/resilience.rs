@@ -182,6 +182,8 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         format!("http://{}", delivery.addr),
         "--breaker-cool-down".to_owned(),
         "1500ms".to_owned(),
+        "--breaker-minimum-calls".to_owned(),
+        "5".to_owned(),
     ];
     let extra: Vec<&str> = downstreams.iter().map(String::as_str).collect();
     let mut orders = start(

@@ -1,11 +1,24 @@
-//! A circuit breaker per downstream method: it opens when the failure rate over a recent time
-//! window crosses a threshold, fails calls fast with UNAVAILABLE while open, lets a few probe calls
-//! through after a cool-down (half-open), closes when they all succeed and reopens if one fails.
+//! A circuit breaker per downstream method: it opens when the failure rate of *calls* over a recent
+//! time window crosses a threshold, refuses calls with UNAVAILABLE while open, lets a few probe
+//! calls through once the cool-down has passed (half-open), closes when they all succeed and
+//! reopens if one fails.
 //!
-//! gRPC statuses travel in trailers, which a layer over the channel cannot see, so the breaker
-//! wraps each *typed* call and classifies its `Status`. Only failures that say the downstream is
-//! unwell count: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL and UNKNOWN. A
-//! NOT_FOUND or INVALID_ARGUMENT is the caller's problem, and a healthy answer.
+//! What it counts, so that protection never amplifies a failure:
+//! - **Calls, not attempts.** A caller takes a [`Permit`] once per call and records the call's
+//!   final outcome once, after its retries: a failure that a retry absorbed is a success.
+//! - **Only failures that say the downstream is unwell**: UNAVAILABLE, transport errors, and
+//!   DEADLINE_EXCEEDED when the call had at least [`BreakerConfig::min_counted_deadline`] to run (a
+//!   caller that allows 1 ms must not open the breaker for everyone). Every code that a request
+//!   can cause (INVALID_ARGUMENT, NOT_FOUND, INTERNAL from bad data, RESOURCE_EXHAUSTED from a
+//!   per-caller limit, ...) is a healthy answer.
+//! - **Enough calls to mean something**: the rate is trusted only past
+//!   [`BreakerConfig::minimum_calls`] in the window, so a 50% threshold is not crossed by the luck
+//!   of the first few calls.
+//!
+//! Admission is separate from the call ([`Breaker::try_acquire`]), so that work which needs a
+//! downstream (an order that will be charged) can take its permit *before* it stores anything,
+//! and is refused up front rather than half done. After the cool-down the breaker turns half-open
+//! by itself, with or without traffic, and the first calls after it are its probes.
 //!
 //! Each method of a downstream has its own breaker: a payments service whose charges fail while its
 //! refunds work must keep refusing charges without blocking the refunds that undo them.
@@ -13,7 +26,8 @@
 //! Written by hand: `tower-resilience-circuitbreaker` 0.14 (the latest) keeps one record per call
 //! in its time window and rescans them all on every call, which took 15% of the CPU at 11k
 //! calls/s through the gateway; its count window never slides (it counts every call since the last
-//! state change). This one counts calls in ten buckets across the window: O(1) per call.
+//! state change); and as a layer over the channel it sees attempts, not calls. This one counts
+//! calls in ten buckets across the window: O(1) per call.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,7 +40,7 @@ const BUCKETS: usize = 10;
 /// When a breaker opens and how it recovers.
 #[derive(Debug, Clone)]
 pub struct BreakerConfig {
-    /// Failure rate, 0 to 1, over the window that opens the breaker.
+    /// Failure rate of calls, 0 to 1, over the window that opens the breaker.
     pub failure_rate: f64,
     /// How far back the failure rate looks.
     pub window: Duration,
@@ -34,8 +48,11 @@ pub struct BreakerConfig {
     pub minimum_calls: usize,
     /// How long the breaker stays open before letting probe calls through.
     pub cool_down: Duration,
-    /// How many probe calls are let through while half-open.
+    /// How many probe calls a half-open breaker lets through; all must succeed to close it.
     pub probes: usize,
+    /// A call that ran out of time counts as a failure only if it was given at least this long: a
+    /// deadline too short for any healthy downstream is the caller's doing.
+    pub min_counted_deadline: Duration,
 }
 
 impl Default for BreakerConfig {
@@ -43,23 +60,56 @@ impl Default for BreakerConfig {
         Self {
             failure_rate: 0.5,
             window: Duration::from_secs(10),
-            minimum_calls: 10,
+            // With fewer, a downstream failing 30% of calls crosses 50% by chance within the first
+            // calls (binomial: P(X >= 10 of 20) is 3% at p = 0.3); at 50 it is about 0.05%.
+            minimum_calls: 50,
             cool_down: Duration::from_secs(5),
             probes: 3,
+            min_counted_deadline: Duration::from_millis(250),
         }
     }
 }
 
-/// Whether a status says the downstream is unwell (as opposed to the request being wrong).
+/// Whether a status says the downstream is unwell (as opposed to the request being wrong):
+/// UNAVAILABLE, DEADLINE_EXCEEDED, or an error made on this side of the wire (a refused or reset
+/// connection, which carries its transport error as its source).
 pub fn is_failure(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Internal
-            | Code::Unknown
-    )
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded => true,
+        Code::Unknown | Code::Internal | Code::Cancelled => {
+            std::error::Error::source(status).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// What a finished call says about the downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered: a result, or an error the request caused.
+    Healthy,
+    /// It failed in a way that says it is unwell.
+    Failure,
+    /// Nothing to learn (the call never reached the downstream): counted neither way.
+    Ignored,
+}
+
+impl Outcome {
+    /// The outcome of a call that ended with `result` after being given `budget` to run.
+    pub fn of<T>(result: &Result<T, Status>, budget: Duration, config: &BreakerConfig) -> Self {
+        match result {
+            Ok(_) => Self::Healthy,
+            Err(status) if is_open(status) => Self::Ignored,
+            Err(status)
+                if status.code() == Code::DeadlineExceeded
+                    && budget < config.min_counted_deadline =>
+            {
+                Self::Ignored
+            }
+            Err(status) if is_failure(status) => Self::Failure,
+            Err(_) => Self::Healthy,
+        }
+    }
 }
 
 /// Where a breaker stands.
@@ -147,17 +197,17 @@ impl Window {
 struct Inner {
     state: State,
     window: Window,
+    /// Counts openings, so a half-open timer set for one opening does nothing after another.
+    openings: u64,
 }
 
-/// Whether a call may go, and as what.
+/// What a permit was admitted as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Admission {
     /// A normal call of a closed breaker.
     Call,
     /// One of the probes of a half-open breaker.
     Probe,
-    /// Refused: the breaker is open, or its probes are taken.
-    Refused,
 }
 
 /// The circuit breaker of one downstream method; clones share it.
@@ -179,19 +229,33 @@ impl std::fmt::Debug for Breaker {
     }
 }
 
-/// Gives a probe's slot back if its call is dropped before it answers (its caller gave up).
-struct ProbeSlot<'a> {
-    breaker: &'a Breaker,
-    armed: bool,
+/// Leave to make one call through a breaker. Record the call's outcome with [`Permit::record`];
+/// a permit dropped unrecorded (its caller gave up) counts neither way and gives a probe's slot
+/// back.
+#[derive(Debug)]
+pub struct Permit {
+    breaker: Breaker,
+    admission: Admission,
+    recorded: bool,
 }
 
-impl Drop for ProbeSlot<'_> {
+impl Permit {
+    /// The breaker this permit is for.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Records what the call said about the downstream.
+    pub fn record(mut self, outcome: Outcome) {
+        self.recorded = true;
+        self.breaker.record(self.admission, outcome);
+    }
+}
+
+impl Drop for Permit {
     fn drop(&mut self) {
-        if self.armed {
-            let mut inner = self.breaker.lock();
-            if let State::HalfOpen { in_flight, .. } = &mut inner.state {
-                *in_flight = in_flight.saturating_sub(1);
-            }
+        if !self.recorded {
+            self.breaker.record(self.admission, Outcome::Ignored);
         }
     }
 }
@@ -204,6 +268,8 @@ impl Breaker {
     pub fn new(name: &'static str, method: &'static str, config: &BreakerConfig) -> Self {
         metrics::gauge!("orderly_circuit_breaker_state", "downstream" => name, "rpc_method" => method)
             .set(0.0);
+        metrics::counter!("orderly_circuit_breaker_rejected_total", "downstream" => name, "rpc_method" => method)
+            .absolute(0);
         Self {
             name,
             method,
@@ -211,6 +277,7 @@ impl Breaker {
             inner: Arc::new(Mutex::new(Inner {
                 state: State::Closed,
                 window: Window::new(config.window),
+                openings: 0,
             })),
         }
     }
@@ -221,10 +288,19 @@ impl Breaker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether the breaker is open and still cooling down: a call now would be refused, so work
-    /// that needs this downstream can be refused before it starts.
+    /// The breaker's settings.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// Whether the breaker is open and still cooling down: a call now would be refused.
     pub fn is_cooling_down(&self) -> bool {
         matches!(self.lock().state, State::Open { since } if since.elapsed() < self.config.cool_down)
+    }
+
+    /// Whether the breaker is closed: calls go through without being probes.
+    pub fn is_closed(&self) -> bool {
+        self.lock().state == State::Closed
     }
 
     /// The downstream's name.
@@ -232,63 +308,72 @@ impl Breaker {
         self.name
     }
 
-    /// Runs `call` through the breaker: UNAVAILABLE at once, without running it, while the breaker
-    /// is open; otherwise its result, counted.
-    pub async fn run<T>(&self, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
-        let admission = self.admit();
-        if admission == Admission::Refused {
-            metrics::counter!("orderly_circuit_breaker_rejected_total", "downstream" => self.name, "rpc_method" => self.method).increment(1);
-            return Err(open_status(self.name, self.method));
+    /// The method this breaker guards.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// Leave for one call, or UNAVAILABLE (marked as the breaker's, see [`is_open`]) while the
+    /// breaker is open or its probes are all taken.
+    pub fn try_acquire(&self) -> Result<Permit, Status> {
+        match self.admit() {
+            Some(admission) => Ok(Permit {
+                breaker: self.clone(),
+                admission,
+                recorded: false,
+            }),
+            None => {
+                metrics::counter!("orderly_circuit_breaker_rejected_total", "downstream" => self.name, "rpc_method" => self.method).increment(1);
+                Err(open_status(self.name, self.method, self.config.cool_down))
+            }
         }
-        let mut slot = ProbeSlot {
-            breaker: self,
-            armed: admission == Admission::Probe,
-        };
+    }
+
+    /// Runs `call` as one call through the breaker: refused at once while open; otherwise its
+    /// result, counted. `budget` is the time the call was given.
+    pub async fn run<T>(
+        &self,
+        budget: Duration,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let permit = self.try_acquire()?;
         let result = call.await;
-        slot.armed = false;
-        let failure = matches!(&result, Err(status) if is_failure(status));
-        self.record(admission, failure);
+        permit.record(Outcome::of(&result, budget, &self.config));
         result
     }
 
-    fn admit(&self) -> Admission {
+    fn admit(&self) -> Option<Admission> {
         let mut inner = self.lock();
         if let State::Open { since } = inner.state {
             if since.elapsed() < self.config.cool_down {
-                return Admission::Refused;
+                return None;
             }
-            self.transition(
-                &mut inner,
-                State::HalfOpen {
-                    in_flight: 0,
-                    succeeded: 0,
-                },
-            );
+            self.half_open(&mut inner);
         }
         match &mut inner.state {
-            State::Closed => Admission::Call,
+            State::Closed => Some(Admission::Call),
             State::HalfOpen {
                 in_flight,
                 succeeded,
             } if *in_flight + *succeeded < self.config.probes.max(1) => {
                 *in_flight += 1;
-                Admission::Probe
+                Some(Admission::Probe)
             }
-            State::HalfOpen { .. } | State::Open { .. } => Admission::Refused,
+            State::HalfOpen { .. } | State::Open { .. } => None,
         }
     }
 
-    fn record(&self, admission: Admission, failure: bool) {
+    fn record(&self, admission: Admission, outcome: Outcome) {
         let mut inner = self.lock();
         let now = Instant::now();
         match (admission, inner.state) {
-            (Admission::Call, State::Closed) => {
-                inner.window.record(now, failure);
+            (Admission::Call, State::Closed) if outcome != Outcome::Ignored => {
+                inner.window.record(now, outcome == Outcome::Failure);
                 let (calls, failures) = inner.window.totals(now);
                 if calls >= self.config.minimum_calls as u64
                     && failures as f64 >= self.config.failure_rate * calls as f64
                 {
-                    self.transition(&mut inner, State::Open { since: now });
+                    self.open(&mut inner, now);
                 }
             }
             (
@@ -297,22 +382,57 @@ impl Breaker {
                     in_flight,
                     succeeded,
                 },
-            ) => {
-                if failure {
-                    self.transition(&mut inner, State::Open { since: now });
-                } else if succeeded + 1 >= self.config.probes.max(1) {
+            ) => match outcome {
+                Outcome::Failure => self.open(&mut inner, now),
+                Outcome::Healthy if succeeded + 1 >= self.config.probes.max(1) => {
                     inner.window.clear();
                     self.transition(&mut inner, State::Closed);
-                } else {
+                }
+                Outcome::Healthy => {
                     inner.state = State::HalfOpen {
                         in_flight: in_flight.saturating_sub(1),
                         succeeded: succeeded + 1,
-                    };
+                    }
                 }
-            }
+                // A probe that learned nothing gives its slot back.
+                Outcome::Ignored => {
+                    inner.state = State::HalfOpen {
+                        in_flight: in_flight.saturating_sub(1),
+                        succeeded,
+                    }
+                }
+            },
             // A call admitted before the state changed says nothing about the new state.
             _ => {}
         }
+    }
+
+    /// Opens the breaker, and turns it half-open when the cool-down has passed even if no call
+    /// comes to find out (so its state and gauge say what a call would meet).
+    fn open(&self, inner: &mut Inner, now: Instant) {
+        inner.openings += 1;
+        self.transition(inner, State::Open { since: now });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let breaker = self.clone();
+            let opening = inner.openings;
+            runtime.spawn(async move {
+                tokio::time::sleep(breaker.config.cool_down).await;
+                let mut inner = breaker.lock();
+                if inner.openings == opening && matches!(inner.state, State::Open { .. }) {
+                    breaker.half_open(&mut inner);
+                }
+            });
+        }
+    }
+
+    fn half_open(&self, inner: &mut Inner) {
+        self.transition(
+            inner,
+            State::HalfOpen {
+                in_flight: 0,
+                succeeded: 0,
+            },
+        );
     }
 
     fn transition(&self, inner: &mut Inner, to: State) {
@@ -333,12 +453,14 @@ impl Breaker {
     }
 }
 
-/// The status of a call refused by an open breaker. It carries the `x-orderly-breaker: open`
-/// metadata so that retry logic can tell it apart and not retry.
-fn open_status(name: &str, method: &str) -> Status {
-    let mut status = Status::unavailable(format!(
-        "circuit breaker for {name}.{method} is open: failing fast"
-    ));
+/// The status of a call refused by an open breaker: UNAVAILABLE with `RetryInfo` (the cool-down)
+/// and the `x-orderly-breaker: open` metadata, so that retry logic can tell it apart and not retry.
+fn open_status(name: &str, method: &str, cool_down: Duration) -> Status {
+    let mut status = <Status as tonic_types::StatusExt>::with_error_details(
+        Code::Unavailable,
+        format!("circuit breaker for {name}.{method} is open: failing fast"),
+        tonic_types::ErrorDetails::with_retry_info(Some(cool_down)),
+    );
     status.metadata_mut().insert(
         OPEN_MARK,
         tonic::metadata::MetadataValue::from_static("open"),
@@ -356,26 +478,106 @@ pub fn is_open(status: &Status) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use tonic_types::StatusExt;
+
     use super::*;
+
+    const BUDGET: Duration = Duration::from_secs(1);
 
     async fn attempt(result: Result<(), Status>) -> Result<(), Status> {
         result
     }
 
+    fn config(minimum_calls: usize, probes: usize) -> BreakerConfig {
+        BreakerConfig {
+            failure_rate: 0.5,
+            window: Duration::from_secs(10),
+            minimum_calls,
+            cool_down: Duration::from_millis(50),
+            probes,
+            min_counted_deadline: Duration::from_millis(250),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_failures_of_the_downstream_count() {
+        let breaker = Breaker::new("test", "Counting", &config(4, 1));
+        // Errors a request causes, and deadlines too short for anyone, never open it.
+        for _ in 0..20 {
+            for status in [
+                Status::internal("bad data"),
+                Status::invalid_argument("bad"),
+                Status::resource_exhausted("your limit"),
+                Status::unknown("?"),
+            ] {
+                let _ = breaker.run(BUDGET, attempt(Err(status))).await;
+            }
+            let _ = breaker
+                .run(
+                    Duration::from_millis(1),
+                    attempt(Err(Status::deadline_exceeded("too short"))),
+                )
+                .await;
+        }
+        assert!(breaker.is_closed());
+        let breaker = Breaker::new("test", "Deadlines", &config(4, 1));
+        for _ in 0..4 {
+            let _ = breaker
+                .run(BUDGET, attempt(Err(Status::deadline_exceeded("slow"))))
+                .await;
+        }
+        assert!(
+            breaker.is_cooling_down(),
+            "deadlines with time to spare count"
+        );
+    }
+
+    #[tokio::test]
+    async fn half_open_admits_only_its_probes_and_turns_half_open_by_itself() {
+        let breaker = Breaker::new("test", "Permits", &config(2, 2));
+        for _ in 0..2 {
+            let _ = breaker
+                .run(BUDGET, attempt(Err(Status::unavailable("down"))))
+                .await;
+        }
+        assert!(breaker.try_acquire().is_err(), "open");
+        // No call comes; the breaker turns half-open on its own once the cool-down passed.
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while !matches!(breaker.lock().state, State::HalfOpen { .. }) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("half-open without traffic");
+        let first = breaker.try_acquire().expect("first probe");
+        let second = breaker.try_acquire().expect("second probe");
+        let refused = breaker.try_acquire().expect_err("probes taken");
+        assert!(is_open(&refused));
+        assert!(
+            refused.get_details_retry_info().is_some(),
+            "says when to retry"
+        );
+        // A probe given up frees its slot; successes close the breaker.
+        drop(second);
+        first.record(Outcome::Healthy);
+        breaker
+            .try_acquire()
+            .expect("freed slot")
+            .record(Outcome::Healthy);
+        assert!(breaker.is_closed());
+    }
+
     #[tokio::test]
     async fn opens_on_failures_fails_fast_and_closes_after_a_good_probe() {
         let config = BreakerConfig {
-            failure_rate: 0.5,
-            window: Duration::from_secs(10),
-            minimum_calls: 4,
             cool_down: Duration::from_millis(100),
-            probes: 1,
+            ..config(4, 1)
         };
         let breaker = Breaker::new("test", "Method", &config);
         // Caller errors do not count against the downstream.
         for _ in 0..2 {
             let status = breaker
-                .run(attempt(Err(Status::not_found("no"))))
+                .run(BUDGET, attempt(Err(Status::not_found("no"))))
                 .await
                 .expect_err("passes through");
             assert_eq!(status.code(), Code::NotFound);
@@ -384,7 +586,7 @@ mod tests {
         let mut failures = 0;
         while !breaker.is_cooling_down() {
             let status = breaker
-                .run(attempt(Err(Status::unavailable("down"))))
+                .run(BUDGET, attempt(Err(Status::unavailable("down"))))
                 .await
                 .expect_err("fails");
             assert!(!is_open(&status), "reached the downstream");
@@ -395,7 +597,7 @@ mod tests {
             );
         }
         let refused = breaker
-            .run(attempt(Ok(())))
+            .run(BUDGET, attempt(Ok(())))
             .await
             .expect_err("refused while open");
         assert!(is_open(&refused) && refused.code() == Code::Unavailable);
@@ -403,10 +605,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!breaker.is_cooling_down());
         breaker
-            .run(attempt(Ok(())))
+            .run(BUDGET, attempt(Ok(())))
             .await
             .expect("a probe goes through after the cool-down");
-        breaker.run(attempt(Ok(()))).await.expect("closed again");
+        breaker
+            .run(BUDGET, attempt(Ok(())))
+            .await
+            .expect("closed again");
     }
 
     #[test]
@@ -426,28 +631,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_probe_reopens_and_a_dropped_probe_frees_its_slot() {
-        let config = BreakerConfig {
-            failure_rate: 0.5,
-            window: Duration::from_secs(10),
-            minimum_calls: 2,
-            cool_down: Duration::from_millis(50),
-            probes: 1,
-        };
-        let breaker = Breaker::new("test", "Probe", &config);
+        let breaker = Breaker::new("test", "Probe", &config(2, 1));
         for _ in 0..2 {
-            let _ = breaker.run(attempt(Err(Status::unavailable("down")))).await;
+            let _ = breaker
+                .run(BUDGET, attempt(Err(Status::unavailable("down"))))
+                .await;
         }
         assert!(breaker.is_cooling_down());
         tokio::time::sleep(Duration::from_millis(60)).await;
         // A probe whose caller gives up gives its slot back.
-        let abandoned = breaker.run(std::future::pending::<Result<(), Status>>());
+        let abandoned = breaker.run(BUDGET, std::future::pending::<Result<(), Status>>());
         assert!(
             tokio::time::timeout(Duration::from_millis(10), abandoned)
                 .await
                 .is_err()
         );
         let failed = breaker
-            .run(attempt(Err(Status::unavailable("still down"))))
+            .run(BUDGET, attempt(Err(Status::unavailable("still down"))))
             .await
             .expect_err("the probe runs and fails");
         assert!(!is_open(&failed), "the probe reached the downstream");

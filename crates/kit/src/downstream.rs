@@ -1,7 +1,11 @@
 //! One downstream service as its callers see it: a shared channel (one replica or several, see
 //! [`crate::balance`]) and a `call` that gives every attempt a deadline, retries what is safe to
-//! retry with jittered exponential backoff inside a retry budget, and runs every attempt through
-//! the circuit breaker of the downstream's method.
+//! retry with jittered exponential backoff inside a retry budget, and counts the call (once, after
+//! its retries) in the circuit breaker of the downstream's method.
+//!
+//! - Breaker: a call takes a [`Permit`] before its first attempt, or is refused at once while the
+//!   breaker is open. Work that must not start unless the call can be made takes the permit itself
+//!   first ([`Downstream::admit`]) and hands it to [`Downstream::unary_with`].
 //!
 //! - Deadline: each call has one; an attempt is never started once it passed, and no backoff sleeps
 //!   past it.
@@ -26,7 +30,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
-use crate::breaker::{Breaker, BreakerConfig, is_open};
+use crate::breaker::{Breaker, BreakerConfig, Outcome, Permit, is_open};
 use crate::client::{ClientConfig, ClientError, channel};
 use crate::deadline::Deadline;
 use crate::trace::{InjectContext, TracedChannel, client_span, record_status};
@@ -149,9 +153,10 @@ impl Downstream {
             .clone()
     }
 
-    /// Whether `method`'s breaker is open and cooling down: calls to it now would fail fast.
-    pub fn is_failing_fast(&self, method: &'static str) -> bool {
-        self.breaker(method).is_cooling_down()
+    /// Leave to call `method` once, taken before the work that needs the call starts; UNAVAILABLE
+    /// (with RetryInfo) while its breaker is open or its probes are taken.
+    pub fn admit(&self, method: &'static str) -> Result<Permit, Status> {
+        self.breaker(method).try_acquire()
     }
 
     /// The downstream's name, as in metrics and errors.
@@ -177,8 +182,9 @@ impl Downstream {
         T: Send + 'static,
     {
         let span = client_span(self.service, method);
+        let permit = self.admit(method);
         Box::pin(
-            self.call_inner(method, deadline, safety, attempt, span.clone())
+            self.call_inner(method, permit, deadline, safety, attempt, span.clone())
                 .instrument(span),
         )
     }
@@ -191,6 +197,44 @@ impl Downstream {
         deadline: Deadline,
         safety: Safety,
         message: M,
+        send: F,
+    ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
+    where
+        M: Clone + Send + 'a,
+        F: FnMut(TracedChannel, tonic::Request<M>) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T, Status>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.admit(method);
+        self.unary_inner(method, permit, deadline, safety, message, send)
+    }
+
+    /// Like [`Downstream::unary`], under a permit taken earlier with [`Downstream::admit`].
+    pub fn unary_with<'a, M, T, F, Fut>(
+        &'a self,
+        permit: Permit,
+        deadline: Deadline,
+        safety: Safety,
+        message: M,
+        send: F,
+    ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
+    where
+        M: Clone + Send + 'a,
+        F: FnMut(TracedChannel, tonic::Request<M>) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T, Status>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let method = permit.breaker().method();
+        self.unary_inner(method, Ok(permit), deadline, safety, message, send)
+    }
+
+    fn unary_inner<'a, M, T, F, Fut>(
+        &'a self,
+        method: &'static str,
+        permit: Result<Permit, Status>,
+        deadline: Deadline,
+        safety: Safety,
+        message: M,
         mut send: F,
     ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
     where
@@ -199,17 +243,23 @@ impl Downstream {
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        self.call(method, deadline, safety, move |channel, deadline| {
-            // `call` starts no attempt once the deadline passed, so there is time left to send.
+        let span = client_span(self.service, method);
+        let attempt = move |channel, deadline: Deadline| {
+            // `call_inner` starts no attempt once the deadline passed, so there is time left to send.
             let mut request = tonic::Request::new(message.clone());
             request.set_timeout(deadline.remaining());
             send(channel, request)
-        })
+        };
+        Box::pin(
+            self.call_inner(method, permit, deadline, safety, attempt, span.clone())
+                .instrument(span),
+        )
     }
 
     async fn call_inner<T, F, Fut>(
         &self,
         method: &'static str,
+        permit: Result<Permit, Status>,
         deadline: Deadline,
         safety: Safety,
         mut attempt: F,
@@ -221,12 +271,53 @@ impl Downstream {
         T: Send + 'static,
     {
         let started = Instant::now();
-        let breaker = self.breaker(method);
+        let budget = deadline.remaining();
+        let result = match permit {
+            Ok(permit) => {
+                let result = self
+                    .attempts(method, permit.breaker(), deadline, safety, &mut attempt)
+                    .await;
+                let outcome = Outcome::of(&result, budget, permit.breaker().config());
+                permit.record(outcome);
+                result
+            }
+            Err(refused) => Err(refused),
+        };
+        let code = match &result {
+            Ok(_) => 0,
+            Err(status) => status.code() as i32,
+        };
+        record_status(&span, code, code != 0);
+        metrics::histogram!(
+            "rpc_client_duration_seconds",
+            "rpc_system" => "grpc",
+            "rpc_service" => self.service,
+            "rpc_method" => method,
+            "rpc_grpc_status_code" => code.to_string(),
+        )
+        .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// The attempts of one admitted call, until one succeeds or no retry is allowed.
+    async fn attempts<T, F, Fut>(
+        &self,
+        method: &'static str,
+        breaker: &Breaker,
+        deadline: Deadline,
+        safety: Safety,
+        attempt: &mut F,
+    ) -> Result<T, Status>
+    where
+        F: FnMut(TracedChannel, Deadline) -> Fut + Send,
+        Fut: Future<Output = Result<T, Status>> + Send + 'static,
+        T: Send + 'static,
+    {
         self.budget.deposit();
         let mut retry = 0;
-        let result = loop {
+        loop {
             if deadline.is_expired() {
-                break Err(Status::deadline_exceeded(format!(
+                return Err(Status::deadline_exceeded(format!(
                     "deadline exceeded before calling {}.{method}",
                     self.name
                 )));
@@ -245,40 +336,27 @@ impl Downstream {
                     }
                 })
             };
-            let failure = match breaker.run(call).await {
-                Ok(value) => break Ok(value),
+            let failure = match call.await {
+                Ok(value) => return Ok(value),
                 Err(status) => status,
             };
             if !is_retryable(&failure, safety) || retry + 1 >= self.backoff.max_attempts {
-                break Err(failure);
+                return Err(failure);
             }
             let delay = self.backoff.delay(retry);
-            if delay >= deadline.remaining() {
-                break Err(failure);
+            // Other calls opened the breaker meanwhile: this one stops with them.
+            if delay >= deadline.remaining() || breaker.is_cooling_down() {
+                return Err(failure);
             }
             if !self.budget.withdraw() {
                 metrics::counter!("orderly_client_retry_budget_exhausted_total", "rpc_service" => self.service).increment(1);
-                break Err(failure);
+                return Err(failure);
             }
             metrics::counter!("orderly_client_retries_total", "rpc_service" => self.service, "rpc_method" => method)
                 .increment(1);
             tracing::debug!(downstream = self.name, method, retry, ?delay, status = %failure, "retrying");
             tokio::time::sleep(delay).await;
             retry += 1;
-        };
-        let code = match &result {
-            Ok(_) => 0,
-            Err(status) => status.code() as i32,
-        };
-        record_status(&span, code, code != 0);
-        metrics::histogram!(
-            "rpc_client_duration_seconds",
-            "rpc_system" => "grpc",
-            "rpc_service" => self.service,
-            "rpc_method" => method,
-            "rpc_grpc_status_code" => code.to_string(),
-        )
-        .record(started.elapsed().as_secs_f64());
-        result
+        }
     }
 }

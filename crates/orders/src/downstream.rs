@@ -9,6 +9,7 @@ use orderly::delivery::v1::{
 use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{ChargeRequest, Payment, PaymentServiceClient, RefundRequest};
 use orderly::users::v1::{GetUserRequest, UserServiceClient};
+use orderly_kit::breaker::Permit;
 use orderly_kit::client::ClientError;
 use orderly_kit::deadline::Deadline;
 use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
@@ -33,6 +34,20 @@ pub struct Downstreams {
     users: Downstream,
     payments: Downstream,
     delivery: Downstream,
+}
+
+/// The breakers' leave for one order's charge and delivery (see [`Downstreams::admit_fanout`]).
+#[derive(Debug)]
+pub struct FanoutPermits {
+    charge: Permit,
+    schedule: Permit,
+}
+
+impl FanoutPermits {
+    /// The charge's permit and the delivery's.
+    pub fn split(self) -> (Permit, Permit) {
+        (self.charge, self.schedule)
+    }
 }
 
 /// The idempotency key of an order's refund: one per order, whether it compensates or cancels.
@@ -64,16 +79,19 @@ impl Downstreams {
         })
     }
 
-    /// The name of a fan-out downstream whose breaker is open, if any: an order placed now would
-    /// only be compensated, so it is better refused before anything is stored.
-    pub fn failing_fast(&self) -> Option<&'static str> {
-        [
-            (&self.payments, "Charge"),
-            (&self.delivery, "ScheduleDelivery"),
-        ]
-        .into_iter()
-        .find(|(downstream, method)| downstream.is_failing_fast(method))
-        .map(|(downstream, _)| downstream.name())
+    /// Leave to charge and schedule one order, taken before the order is stored: while either
+    /// breaker is open (or its probes are taken) the order would only be compensated, so it is
+    /// refused up front, and the name of that downstream is the error.
+    pub fn admit_fanout(&self) -> Result<FanoutPermits, &'static str> {
+        let charge = self
+            .payments
+            .admit("Charge")
+            .map_err(|_| self.payments.name())?;
+        let schedule = self
+            .delivery
+            .admit("ScheduleDelivery")
+            .map_err(|_| self.delivery.name())?;
+        Ok(FanoutPermits { charge, schedule })
     }
 
     /// Whether the user exists.
@@ -103,8 +121,13 @@ impl Downstreams {
         }
     }
 
-    /// Charges the order's total, keyed by the order id.
-    pub async fn charge(&self, order: &OrderRecord, deadline: Deadline) -> Result<Payment, Status> {
+    /// Charges the order's total, keyed by the order id, under the permit taken at admission.
+    pub async fn charge(
+        &self,
+        order: &OrderRecord,
+        permit: Permit,
+        deadline: Deadline,
+    ) -> Result<Payment, Status> {
         let request = ChargeRequest {
             order_id: order.id.clone(),
             amount: Some(orderly::common::v1::Money {
@@ -114,8 +137,8 @@ impl Downstreams {
             idempotency_key: order.id.clone(),
         };
         self.payments
-            .unary(
-                "Charge",
+            .unary_with(
+                permit,
                 deadline,
                 Safety::Idempotent,
                 request,
@@ -160,10 +183,11 @@ impl Downstreams {
             .await
     }
 
-    /// Schedules the order's delivery.
+    /// Schedules the order's delivery, under the permit taken at admission.
     pub async fn schedule(
         &self,
         order: &OrderRecord,
+        permit: Permit,
         deadline: Deadline,
     ) -> Result<Delivery, Status> {
         let request = ScheduleDeliveryRequest {
@@ -171,8 +195,8 @@ impl Downstreams {
             address: Some(order.address.clone()),
         };
         self.delivery
-            .unary(
-                "ScheduleDelivery",
+            .unary_with(
+                permit,
                 deadline,
                 Safety::Idempotent,
                 request,

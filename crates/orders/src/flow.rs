@@ -17,7 +17,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use crate::changes::Changes;
-use crate::downstream::Downstreams;
+use crate::downstream::{Downstreams, FanoutPermits};
 use crate::model::{OrderRecord, Phase, Status as OrderStatus};
 use crate::store::OrderStore;
 
@@ -92,17 +92,20 @@ impl Flow {
             .ok_or_else(|| FlowError::Missing(id.to_owned()))
     }
 
-    /// Charges and schedules a PENDING order concurrently, both bounded by `deadline`; confirms it
-    /// when both succeed, compensates it otherwise. Returns the order as it then stands.
+    /// Charges and schedules a PENDING order concurrently, both bounded by `deadline`, under the
+    /// permits taken when it was admitted; confirms it when both succeed, compensates it otherwise.
+    /// Returns the order as it then stands.
     pub async fn process(
         &self,
         order: OrderRecord,
+        permits: FanoutPermits,
         deadline: Deadline,
     ) -> Result<OrderRecord, FlowError> {
+        let (charge, schedule) = permits.split();
         let both = async {
             tokio::join!(
-                self.downstreams.charge(&order, deadline),
-                self.downstreams.schedule(&order, deadline)
+                self.downstreams.charge(&order, charge, deadline),
+                self.downstreams.schedule(&order, schedule, deadline)
             )
         };
         let failure = match tokio::time::timeout_at(deadline.instant(), both).await {

@@ -154,9 +154,11 @@ impl OrderService for Orders {
                 order: Some(order.into()),
             }));
         }
-        if let Some(downstream) = self.downstreams.failing_fast() {
-            return Err(OrderError::FailingFast(downstream).into());
-        }
+        // Taken before anything is stored: an order that could only fail is refused up front.
+        let permits = self
+            .downstreams
+            .admit_fanout()
+            .map_err(OrderError::FailingFast)?;
         if !self
             .downstreams
             .user_exists(&user_id, work)
@@ -185,7 +187,8 @@ impl OrderService for Orders {
         let id = order.id.clone();
         let flow = self.flow.clone();
         // The saga's spans stay children of this call's span.
-        let saga = tokio::spawn(async move { flow.process(order, work).await }.in_current_span());
+        let saga =
+            tokio::spawn(async move { flow.process(order, permits, work).await }.in_current_span());
         match tokio::time::timeout_at(answer_by, saga).await {
             Ok(Ok(result)) => {
                 let order = result.map_err(OrderError::from)?;
