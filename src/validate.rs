@@ -1,31 +1,88 @@
-//! Checks of the shared message types that several services accept, so that every service refuses
-//! the same inputs with the same words. Each check returns the problems it found as
-//! `(field, description)` pairs, with field paths relative to the message.
+//! Checks of the inputs that several services accept, so that every service refuses the same
+//! inputs with the same words: the one rule for free text ([`text`], [`required_text`]) and the
+//! shared message types. Message checks return the problems they found as `(field, description)`
+//! pairs, with field paths relative to the message.
+
+use std::fmt;
 
 use crate::common::v1::Address;
 
 /// A problem with one field: its path and what is wrong.
 pub type Problem = (&'static str, &'static str);
 
+/// Why a text field was refused; its `Display` is meant for a field violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextProblem {
+    /// Empty (after trimming) where a value is required.
+    Required,
+    /// Longer than the field allows.
+    TooLong {
+        /// The most characters the field takes.
+        max_chars: usize,
+    },
+    /// A control character (NUL, a newline, DEL, C1 codes, ...): nothing a person types into one
+    /// line, and NUL is a byte PostgreSQL's text cannot store.
+    ControlCharacter,
+}
+
+impl fmt::Display for TextProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Required => f.write_str("is required"),
+            Self::TooLong { max_chars } => write!(f, "must be at most {max_chars} characters"),
+            Self::ControlCharacter => f.write_str("must not contain control characters"),
+        }
+    }
+}
+
+impl std::error::Error for TextProblem {}
+
+/// The rule for every free-text field (names, SKUs, keys, reasons, address lines): UTF-8 (which
+/// protobuf decoding already guarantees), trimmed, no control characters, at most `max_chars`
+/// characters. Returns the trimmed text, which may be empty.
+pub fn text(value: &str, max_chars: usize) -> Result<&str, TextProblem> {
+    let value = value.trim();
+    if value.chars().any(char::is_control) {
+        Err(TextProblem::ControlCharacter)
+    } else if value.chars().count() > max_chars {
+        Err(TextProblem::TooLong { max_chars })
+    } else {
+        Ok(value)
+    }
+}
+
+/// [`text`] for a field that must not be empty.
+pub fn required_text(value: &str, max_chars: usize) -> Result<&str, TextProblem> {
+    match text(value, max_chars)? {
+        "" => Err(TextProblem::Required),
+        value => Ok(value),
+    }
+}
+
 /// The problems of a postal address: recipient, first line, city and postal code required; lines up
 /// to 200 characters; an ISO 3166-1 alpha-2 country code.
 pub fn address(address: &Address) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut text = |field: &'static str, value: &str, required: bool, max: usize| {
-        let value = value.trim();
-        if required && value.is_empty() {
-            problems.push((field, "is required"));
-        } else if value.chars().count() > max {
-            problems.push((field, "is too long"));
-        } else if value.chars().any(char::is_control) {
-            problems.push((field, "must not contain control characters"));
+    let mut check = |field: &'static str, value: &str, required: bool, max: usize| {
+        let checked = if required {
+            required_text(value, max)
+        } else {
+            text(value, max)
+        };
+        match checked {
+            Ok(_) => {}
+            Err(TextProblem::Required) => problems.push((field, "is required")),
+            Err(TextProblem::TooLong { .. }) => problems.push((field, "is too long")),
+            Err(TextProblem::ControlCharacter) => {
+                problems.push((field, "must not contain control characters"))
+            }
         }
     };
-    text("recipient", &address.recipient, true, 200);
-    text("line1", &address.line1, true, 200);
-    text("line2", &address.line2, false, 200);
-    text("city", &address.city, true, 100);
-    text("postal_code", &address.postal_code, true, 20);
+    check("recipient", &address.recipient, true, 200);
+    check("line1", &address.line1, true, 200);
+    check("line2", &address.line2, false, 200);
+    check("city", &address.city, true, 100);
+    check("postal_code", &address.postal_code, true, 20);
     let code = address.country_code.as_bytes();
     if code.len() != 2 || !code.iter().all(u8::is_ascii_uppercase) {
         problems.push((
@@ -48,6 +105,22 @@ mod tests {
             city: "London".into(),
             postal_code: "N1 7AA".into(),
             country_code: "GB".into(),
+        }
+    }
+
+    #[test]
+    fn text_is_trimmed_bounded_and_free_of_control_characters() {
+        assert_eq!(text("  a b  ", 3), Ok("a b"));
+        assert_eq!(text("", 3), Ok(""));
+        assert_eq!(required_text(" ", 3), Err(TextProblem::Required));
+        assert_eq!(text("abcd", 3), Err(TextProblem::TooLong { max_chars: 3 }));
+        assert_eq!(text("äöü", 3), Ok("äöü"), "characters, not bytes");
+        for bad in ["A\u{0}", "a\tb", "a\nb", "\u{7f}", "x\u{85}y", "\u{1b}[31m"] {
+            assert_eq!(
+                required_text(bad, 100),
+                Err(TextProblem::ControlCharacter),
+                "{bad:?}"
+            );
         }
     }
 

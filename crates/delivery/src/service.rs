@@ -5,6 +5,7 @@ use orderly::delivery::v1::{
     CancelDeliveryRequest, CancelDeliveryResponse, Delivery, DeliveryService, DeliveryStatus,
     GetDeliveryRequest, GetDeliveryResponse, ScheduleDeliveryRequest, ScheduleDeliveryResponse,
 };
+use orderly::validate::{required_text, text};
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
 use tonic::{Request, Response, Status};
@@ -13,7 +14,7 @@ use crate::error::DeliveryError;
 use crate::store::{self, DeliveryRecord, DeliveryStore};
 
 /// The longest order or delivery id, in bytes.
-pub const MAX_ID_BYTES: usize = 200;
+pub const MAX_ID_CHARS: usize = 200;
 /// The longest cancel reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -57,7 +58,7 @@ impl DeliveryService for Deliveries {
     ) -> Reply<ScheduleDeliveryResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        let order_id = violations.required("order_id", &request.order_id, MAX_ID_BYTES);
+        let order_id = violations.text("order_id", required_text(&request.order_id, MAX_ID_CHARS));
         match &request.address {
             None => violations.add("address", "is required"),
             Some(address) => {
@@ -88,14 +89,14 @@ impl DeliveryService for Deliveries {
     ) -> Reply<CancelDeliveryResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        let order_id = violations.required("order_id", &request.order_id, MAX_ID_BYTES);
-        violations.at_most_chars("reason", &request.reason, MAX_REASON_CHARS);
-        let (Some(order_id), true) = (order_id, violations.is_empty()) else {
+        let order_id = violations.text("order_id", required_text(&request.order_id, MAX_ID_CHARS));
+        let reason = violations.text("reason", text(&request.reason, MAX_REASON_CHARS));
+        let (Some(order_id), Some(reason)) = (order_id, reason) else {
             return Err(DeliveryError::Invalid(violations).into());
         };
         let record = self
             .store
-            .cancel(&order_id, request.reason.trim())
+            .cancel(&order_id, &reason)
             .await
             .map_err(DeliveryError::from)?;
         tracing::info!(delivery_id = %record.id, %order_id, "cancel delivery");
@@ -110,7 +111,7 @@ impl DeliveryService for Deliveries {
     ) -> Reply<GetDeliveryResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        let Some(id) = violations.required("id", &request.id, MAX_ID_BYTES) else {
+        let Some(id) = violations.text("id", required_text(&request.id, MAX_ID_CHARS)) else {
             return Err(DeliveryError::Invalid(violations).into());
         };
         match self.store.get(&id).await.map_err(DeliveryError::from)? {

@@ -6,8 +6,9 @@ use std::fmt;
 /// Why an amount was refused; the text is meant for a field violation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    /// Not three upper-case ASCII letters.
-    #[error("must be an ISO 4217 currency code: three upper-case letters, e.g. EUR")]
+    /// Not a currency in circulation by ISO 4217 (the code is unknown, superseded, a fund, or a
+    /// special code such as XXX or gold).
+    #[error("must be an ISO 4217 code of a currency in circulation, e.g. EUR")]
     BadCurrency,
     /// A negative amount.
     #[error("must not be negative")]
@@ -23,15 +24,23 @@ pub enum MoneyError {
     Overflow,
 }
 
-/// An ISO 4217 currency code: three upper-case ASCII letters.
+/// An ISO 4217 code of a currency in circulation (from the `iso_currency` crate's copy of the
+/// standard): three upper-case letters, with minor units, not superseded, not a fund or special
+/// code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);
 
 impl Currency {
     /// Checks a currency code.
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
-        match code.as_bytes() {
-            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
+        let known = iso_currency::Currency::from_code(code).filter(|currency| {
+            currency.exponent().is_some()
+                && currency.is_superseded().is_none()
+                && !currency.is_fund()
+                && !currency.is_special()
+        });
+        match (known, code.as_bytes()) {
+            (Some(_), &[a, b, c]) => Ok(Self([a, b, c])),
             _ => Err(MoneyError::BadCurrency),
         }
     }
@@ -119,12 +128,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn currencies_are_three_upper_case_letters() {
-        assert_eq!(
-            Currency::parse("EUR").map(|c| c.to_string()),
-            Ok("EUR".into())
-        );
-        for bad in ["", "eur", "EURO", "E1R", "€€€"] {
+    fn currencies_are_iso_4217_codes_in_circulation() {
+        for good in ["EUR", "USD", "JPY", "GBP", "CHF"] {
+            assert_eq!(
+                Currency::parse(good).map(|c| c.to_string()),
+                Ok(good.into())
+            );
+        }
+        // Unknown, lower-case, superseded (HRK), gold (XAU), "no currency" (XXX), testing (XTS).
+        for bad in [
+            "",
+            "eur",
+            "EURO",
+            "E1R",
+            "€€€",
+            "ZZZ",
+            "HRK",
+            "XAU",
+            "XXX",
+            "XTS",
+        ] {
             assert_eq!(
                 Currency::parse(bad),
                 Err(MoneyError::BadCurrency),

@@ -42,26 +42,14 @@ impl FieldViolations {
         }
     }
 
-    /// Checks a required text field: trimmed, not empty, at most `max_bytes`. Returns the trimmed
-    /// value, or records why not.
-    pub fn required(&mut self, field: &str, value: &str, max_bytes: usize) -> Option<String> {
-        let value = value.trim();
-        if value.is_empty() {
-            self.add(field, "is required");
-            None
-        } else if value.len() > max_bytes {
-            self.add(field, format!("must be at most {max_bytes} bytes"));
-            None
-        } else {
-            Some(value.to_owned())
-        }
-    }
-
-    /// Checks an optional free-text field of at most `max_chars` characters.
-    pub fn at_most_chars(&mut self, field: &str, value: &str, max_chars: usize) {
-        if value.chars().count() > max_chars {
-            self.add(field, format!("must be at most {max_chars} characters"));
-        }
+    /// Keeps a checked text field (the API crate's `validate::text` rule), owned, or records its
+    /// problem against `field`.
+    pub fn text<E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        checked: Result<&str, E>,
+    ) -> Option<String> {
+        self.check(field, checked.map(str::to_owned))
     }
 
     /// Whether every field was valid.
@@ -128,6 +116,15 @@ pub fn database(error: &sqlx::Error) -> Status {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             tracing::warn!(%error, "database unavailable");
             Status::unavailable("database unavailable")
+        }
+        // A value the database cannot take (SQLSTATE class 22, "data exception": a byte it cannot
+        // encode, a number out of range) is the request's fault, and must not read as a broken
+        // service: validation should have caught it, so it is logged as a gap.
+        sqlx::Error::Database(database)
+            if database.code().is_some_and(|code| code.starts_with("22")) =>
+        {
+            tracing::error!(%error, "the database refused a value that validation let through");
+            Status::invalid_argument("the request holds a value that cannot be stored")
         }
         other => {
             tracing::error!(error = %other, "database error");

@@ -3,6 +3,7 @@
 
 use orderly::common::v1::{Address, Money as MoneyMessage};
 use orderly::orders::v1::{CreateOrderRequest, LineItem, Order, OrderStatus};
+use orderly::validate::required_text;
 use orderly_kit::money::{Money, MoneyError};
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
@@ -13,10 +14,10 @@ pub const MIN_ITEMS: usize = 1;
 pub const MAX_ITEMS: usize = 100;
 /// Largest quantity of one item.
 pub const MAX_QUANTITY: i32 = 10_000;
-/// Longest SKU, in bytes.
-pub const MAX_SKU_BYTES: usize = 64;
-/// Longest idempotency key, in bytes.
-pub const MAX_KEY_BYTES: usize = 200;
+/// Longest SKU, in characters.
+pub const MAX_SKU_CHARS: usize = 64;
+/// Longest idempotency key, in characters.
+pub const MAX_KEY_CHARS: usize = 200;
 
 /// One validated line of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +72,15 @@ impl NewOrder {
             .enumerate()
             .map(|(i, item)| parse_item(&mut violations, i, item))
             .collect();
-        let total = total(&mut violations, &items);
+        let total = total(&mut violations, &items).filter(|total| {
+            // Decided: an order must cost something. A free order would reach payments as a
+            // zero charge, which it refuses; better said here, before anything is stored.
+            let free = total.minor() == 0;
+            if free {
+                violations.add("items", "the order total must be greater than zero");
+            }
+            !free
+        });
         match &request.shipping_address {
             None => violations.add("shipping_address", "is required"),
             Some(address) => {
@@ -80,7 +89,10 @@ impl NewOrder {
                 }
             }
         }
-        let key = violations.required("idempotency_key", &request.idempotency_key, MAX_KEY_BYTES);
+        let key = violations.text(
+            "idempotency_key",
+            required_text(&request.idempotency_key, MAX_KEY_CHARS),
+        );
         match (user_id, total, request.shipping_address, key) {
             (Some(user_id), Some(total), Some(address), Some(idempotency_key))
                 if violations.is_empty() =>
@@ -100,7 +112,7 @@ impl NewOrder {
 
 fn parse_item(violations: &mut FieldViolations, index: usize, item: &LineItem) -> Option<Item> {
     let field = |name: &str| format!("items[{index}].{name}");
-    let sku = violations.required(&field("sku"), &item.sku, MAX_SKU_BYTES);
+    let sku = violations.text(&field("sku"), required_text(&item.sku, MAX_SKU_CHARS));
     if !(1..=MAX_QUANTITY).contains(&item.quantity) {
         violations.add(field("quantity"), format!("must be 1 to {MAX_QUANTITY}"));
     }
@@ -419,6 +431,16 @@ mod tests {
         assert_eq!(
             fields(NewOrder::parse(request(mixed)).expect_err("mixed")),
             ["items[1].unit_price.currency_code"]
+        );
+        let free = vec![item("A", 2, "EUR", 0)];
+        assert_eq!(
+            fields(NewOrder::parse(request(free)).expect_err("free")),
+            ["items"]
+        );
+        let unknown = vec![item("A", 1, "ZZZ", 100)];
+        assert_eq!(
+            fields(NewOrder::parse(request(unknown)).expect_err("no such currency")),
+            ["items[0].unit_price.currency_code"]
         );
         let huge = vec![item("A", 10_000, "EUR", i64::MAX / 2)];
         assert_eq!(

@@ -11,6 +11,7 @@ use orderly::orders::v1::{
     GetOrderRequest, GetOrderResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderService,
     WatchOrderRequest, WatchOrderResponse,
 };
+use orderly::validate::text;
 use orderly_kit::deadline::Deadline;
 use orderly_kit::pagination::{PageTokens, page_size};
 use orderly_kit::status::FieldViolations;
@@ -267,8 +268,10 @@ impl OrderService for Orders {
         let request = request.into_inner();
         let id = order_id(&request.id)?;
         let mut violations = FieldViolations::new();
-        violations.at_most_chars("reason", &request.reason, MAX_REASON_CHARS);
-        violations.into_result().map_err(OrderError::from)?;
+        let Some(reason) = violations.text("reason", text(&request.reason, MAX_REASON_CHARS))
+        else {
+            return Err(OrderError::Invalid(violations).into());
+        };
         let order = self.existing(&id).await?;
         if matches!(order.status, OrderStatus::Pending | OrderStatus::Failed) {
             return Err(OrderError::NotConfirmed {
@@ -277,10 +280,10 @@ impl OrderService for Orders {
             }
             .into());
         }
-        let reason = if request.reason.trim().is_empty() {
+        let reason = if reason.is_empty() {
             "cancelled by request".to_owned()
         } else {
-            request.reason.trim().to_owned()
+            reason
         };
         // In a task of its own, so a caller who hangs up cannot stop a cancel half-way.
         let flow = self.flow.clone();

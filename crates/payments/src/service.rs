@@ -7,6 +7,7 @@ use orderly::payments::v1::{
     ChargeRequest, ChargeResponse, GetPaymentRequest, GetPaymentResponse, Payment, PaymentService,
     PaymentStatus, RefundRequest, RefundResponse,
 };
+use orderly::validate::{required_text, text};
 use orderly_kit::money::{Money, MoneyError};
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
@@ -16,7 +17,7 @@ use crate::error::PaymentError;
 use crate::store::{Charged, PaymentRecord, PaymentStore, Refunded};
 
 /// The longest idempotency key, in bytes.
-pub const MAX_KEY_BYTES: usize = 200;
+pub const MAX_KEY_CHARS: usize = 200;
 /// The longest refund reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -92,9 +93,12 @@ impl PaymentService for Payments {
     async fn charge(&self, request: Request<ChargeRequest>) -> Reply<ChargeResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        let order_id = violations.required("order_id", &request.order_id, MAX_KEY_BYTES);
+        let order_id = violations.text("order_id", required_text(&request.order_id, MAX_KEY_CHARS));
         let amount = positive_amount(&mut violations, "amount", request.amount.as_ref());
-        let key = violations.required("idempotency_key", &request.idempotency_key, MAX_KEY_BYTES);
+        let key = violations.text(
+            "idempotency_key",
+            required_text(&request.idempotency_key, MAX_KEY_CHARS),
+        );
         let (Some(order_id), Some(amount), Some(key)) = (order_id, amount, key) else {
             return Err(PaymentError::Invalid(violations).into());
         };
@@ -129,10 +133,10 @@ impl PaymentService for Payments {
         let mut violations = FieldViolations::new();
         let target = match &request.target {
             Some(Target::PaymentId(id)) => violations
-                .required("payment_id", id, MAX_KEY_BYTES)
+                .text("payment_id", required_text(id, MAX_KEY_CHARS))
                 .map(Target::PaymentId),
             Some(Target::ChargeIdempotencyKey(key)) => violations
-                .required("charge_idempotency_key", key, MAX_KEY_BYTES)
+                .text("charge_idempotency_key", required_text(key, MAX_KEY_CHARS))
                 .map(Target::ChargeIdempotencyKey),
             None => {
                 violations.add(
@@ -148,14 +152,16 @@ impl PaymentService for Payments {
             }
             None => Some(None),
         };
-        let key = violations.required("idempotency_key", &request.idempotency_key, MAX_KEY_BYTES);
-        violations.at_most_chars("reason", &request.reason, MAX_REASON_CHARS);
-        let (Some(target), Some(amount), Some(key)) = (target, amount, key) else {
+        let key = violations.text(
+            "idempotency_key",
+            required_text(&request.idempotency_key, MAX_KEY_CHARS),
+        );
+        let reason = violations.text("reason", text(&request.reason, MAX_REASON_CHARS));
+        let (Some(target), Some(amount), Some(key), Some(reason), true) =
+            (target, amount, key, reason, violations.is_empty())
+        else {
             return Err(PaymentError::Invalid(violations).into());
         };
-        if !violations.is_empty() {
-            return Err(PaymentError::Invalid(violations).into());
-        }
 
         let current = match target {
             Target::PaymentId(id) => match self.store.get(&id).await.map_err(PaymentError::from)? {
@@ -187,10 +193,9 @@ impl PaymentService for Payments {
                 payment: Some(payment(current)),
             }));
         }
-        let reason = request.reason.trim();
         let refunded = self
             .store
-            .refund(&current.id, requested, &key, reason)
+            .refund(&current.id, requested, &key, &reason)
             .await
             .map_err(PaymentError::from)?;
         let record = match refunded {
@@ -235,7 +240,7 @@ impl PaymentService for Payments {
     async fn get_payment(&self, request: Request<GetPaymentRequest>) -> Reply<GetPaymentResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        let Some(id) = violations.required("id", &request.id, MAX_KEY_BYTES) else {
+        let Some(id) = violations.text("id", required_text(&request.id, MAX_KEY_CHARS)) else {
             return Err(PaymentError::Invalid(violations).into());
         };
         match self.store.get(&id).await.map_err(PaymentError::from)? {

@@ -70,13 +70,11 @@ impl UserName {
 
     /// Trims and checks a name.
     pub fn parse(raw: &str) -> Result<Self, ModelError> {
-        let name = raw.trim();
-        let length = name.chars().count();
-        if length == 0 || length > Self::MAX_CHARS || name.chars().any(char::is_control) {
-            return Err(ModelError::BadName {
+        let name = orderly::validate::required_text(raw, Self::MAX_CHARS).map_err(|_| {
+            ModelError::BadName {
                 max: Self::MAX_CHARS,
-            });
-        }
+            }
+        })?;
         Ok(Self(name.to_owned()))
     }
 
@@ -106,6 +104,8 @@ impl Email {
                 max: Self::MAX_BYTES,
             });
         }
+        // The shared text rule first: a quoted local part could otherwise carry control characters.
+        orderly::validate::text(email, Self::MAX_BYTES).map_err(|_| ModelError::BadEmail)?;
         let options = Options {
             allow_display_text: false,
             ..Options::default()

@@ -5,5 +5,6 @@ mod support;
 
 mod example;
 mod faults;
+mod input;
 mod saga;
 mod watch;
