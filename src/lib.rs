@@ -34,6 +34,13 @@
 
 pub mod validate;
 
+/// Names of the gRPC metadata that the services send beside their messages.
+pub mod metadata {
+    /// Response metadata, `true` on a CreateOrder answered from an earlier call with the same
+    /// idempotency key and the same request (nothing was done again).
+    pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+}
+
 /// Types shared by several services: money and postal addresses.
 pub mod common {
     /// Version 1 of the `orderly.common` package.

@@ -23,6 +23,10 @@ use crate::state::{Forward, Gateway};
 /// The header carrying a CreateOrder's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// The response header that marks a CreateOrder answered from an earlier request with the same
+/// key (200 instead of 201): the service's metadata of the same name, passed on.
+pub const IDEMPOTENT_REPLAYED: &str = orderly::metadata::IDEMPOTENT_REPLAYED;
+
 /// The query of `GET /v1/orders`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, default)]
@@ -40,7 +44,8 @@ pub struct ListQuery {
 }
 
 /// Places an order: charges it and schedules its delivery, or undoes both. Sending the same
-/// `Idempotency-Key` again returns the same order and charges nothing more.
+/// `Idempotency-Key` with the same body again returns the same order (200, `Idempotent-Replayed:
+/// true`) and charges nothing more; with a different body it is refused (422).
 #[utoipa::path(
     post, path = "/v1/orders", tag = "orders",
     params(("Idempotency-Key" = String, Header, description = "A key unique to this order; retries reuse it")),
@@ -48,7 +53,10 @@ pub struct ListQuery {
     responses(
         (status = 201, description = "The order, CONFIRMED or FAILED (with its reason)", body = Order,
             headers(("location" = String, description = "The order's URL"))),
-        (status = "4XX", description = "Invalid order, unknown user, or too many requests", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The order an earlier request with the same key and body placed; nothing was done again", body = Order,
+            headers(("location" = String, description = "The order's URL"), ("idempotent-replayed" = String, description = "`true`"))),
+        (status = 422, description = "The key placed a different order before (reason IDEMPOTENCY_KEY_REUSED)", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Invalid order (also: the key sent twice), unknown user, or too many requests", body = Problem, content_type = "application/problem+json"),
         (status = "5XX", description = "A service failed or the order is still being processed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -58,6 +66,12 @@ pub async fn create_order(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewOrder>,
 ) -> Result<impl IntoResponse, Problem> {
+    if headers.get_all(IDEMPOTENCY_KEY).iter().nth(1).is_some() {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "must be sent once: one key per order",
+        ));
+    }
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         Some(Ok(key)) if !key.trim().is_empty() => key.trim().to_owned(),
         Some(Err(_)) => {
@@ -80,7 +94,7 @@ pub async fn create_order(
         idempotency_key: key,
     };
     let reply = gateway
-        .call(
+        .call_response(
             &gateway.orders,
             "CreateOrder",
             Safety::Idempotent,
@@ -92,13 +106,25 @@ pub async fn create_order(
         )
         .await
         .map_err(idempotency_key_field)?;
-    let order = Order::from(reply.order.unwrap_or_default());
+    let replayed = reply
+        .metadata()
+        .get(IDEMPOTENT_REPLAYED)
+        .is_some_and(|v| v == "true");
+    let order = Order::from(reply.into_inner().order.unwrap_or_default());
     let location = format!("/v1/orders/{}", order.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(order),
-    ))
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = (status, [(header::LOCATION, location)], Json(order)).into_response();
+    if replayed {
+        response.headers_mut().insert(
+            IDEMPOTENT_REPLAYED,
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }
 
 /// The service names the key's field `idempotencyKey`; over REST it is the header.

@@ -208,6 +208,11 @@ impl From<Status> for Problem {
                 .collect();
         }
         if let Some(info) = status.get_details_error_info() {
+            // The request is well formed but contradicts what its key did before.
+            if info.reason == "IDEMPOTENCY_KEY_REUSED" {
+                problem.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
+                problem.title = "Unprocessable Content".into();
+            }
             problem.kind = format!(
                 "urn:problem-type:{}:{}",
                 info.domain,
@@ -231,6 +236,11 @@ impl From<Status> for Problem {
                 message = status.message(),
                 "request failed"
             );
+            // A failure on this side of the wire (a refused or reset connection) speaks of the
+            // gateway's insides ("tcp connect error"): the caller learns only what to do.
+            if std::error::Error::source(&status).is_some() {
+                problem.detail = "a service is unavailable; retry shortly".into();
+            }
         }
         problem
     }

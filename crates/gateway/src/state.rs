@@ -63,6 +63,27 @@ impl Gateway {
         F: Fn(TracedChannel, tonic::Request<M>) -> Fut + Send,
         Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
     {
+        self.call_response(downstream, method, safety, forward, message, send)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Like [`Gateway::call`], keeping the response's metadata.
+    pub async fn call_response<M, T, F, Fut>(
+        &self,
+        downstream: &Downstream,
+        method: &'static str,
+        safety: Safety,
+        forward: Forward,
+        message: M,
+        send: F,
+    ) -> Result<tonic::Response<T>, Problem>
+    where
+        M: Clone + Send,
+        T: Send + 'static,
+        F: Fn(TracedChannel, tonic::Request<M>) -> Fut + Send,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
+    {
         downstream
             .unary(
                 method,
@@ -75,7 +96,6 @@ impl Gateway {
                 },
             )
             .await
-            .map(tonic::Response::into_inner)
             .map_err(Problem::from)
     }
 }

@@ -17,6 +17,9 @@ pub enum OrderError {
     /// No order has this id.
     #[error("no order with id {0}")]
     NotFound(String),
+    /// The idempotency key made an order from a different request.
+    #[error("idempotency key {0:?} was used for a different order; use a new key for a new order")]
+    KeyReused(String),
     /// The user placing the order does not exist; nothing was charged.
     #[error("no user with id {0}")]
     UnknownUser(String),
@@ -56,6 +59,13 @@ impl From<OrderError> for Status {
                 "ORDER_NOT_FOUND",
                 DOMAIN,
                 [("id", id)],
+            ),
+            OrderError::KeyReused(key) => with_info(
+                Code::InvalidArgument,
+                message,
+                "IDEMPOTENCY_KEY_REUSED",
+                DOMAIN,
+                [("idempotency_key", key)],
             ),
             OrderError::UnknownUser(id) => with_info(
                 Code::FailedPrecondition,

@@ -43,9 +43,41 @@ pub struct NewOrder {
     pub address: Address,
     /// The caller's idempotency key.
     pub idempotency_key: String,
+    /// A hash of everything the request asks for (see [`NewOrder::fingerprint`]), stored with the
+    /// key so that the key reused for a different request can be told apart from a replay.
+    pub fingerprint: String,
 }
 
 impl NewOrder {
+    /// SHA-256, in hex, over the validated request: user, items, address. Each field is written
+    /// with its length first, so no two requests share an encoding.
+    fn fingerprint(user_id: &uuid::Uuid, items: &[Item], address: &Address) -> String {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        };
+        field(user_id.as_bytes());
+        for item in items {
+            field(item.sku.as_bytes());
+            field(&item.quantity.to_le_bytes());
+            field(item.unit_price.currency().as_str().as_bytes());
+            field(&item.unit_price.minor().to_le_bytes());
+        }
+        for text in [
+            &address.recipient,
+            &address.line1,
+            &address.line2,
+            &address.city,
+            &address.postal_code,
+            &address.country_code,
+        ] {
+            field(text.trim().as_bytes());
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Checks a whole request; every problem is reported at once.
     pub fn parse(request: CreateOrderRequest) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
@@ -97,12 +129,15 @@ impl NewOrder {
             (Some(user_id), Some(total), Some(address), Some(idempotency_key))
                 if violations.is_empty() =>
             {
+                let items: Vec<Item> = items.into_iter().flatten().collect();
+                let fingerprint = Self::fingerprint(&user_id, &items, &address);
                 Ok(Self {
                     user_id,
-                    items: items.into_iter().flatten().collect(),
+                    items,
                     total,
                     address,
                     idempotency_key,
+                    fingerprint,
                 })
             }
             _ => Err(violations),
@@ -284,6 +319,8 @@ pub struct OrderRecord {
     pub user_id: String,
     /// The caller's idempotency key.
     pub idempotency_key: String,
+    /// The fingerprint of the request that made it; empty for orders older than fingerprints.
+    pub request_hash: String,
     /// Where it stands.
     pub status: Status,
     /// The work under way.

@@ -106,6 +106,28 @@ impl Orders {
         Ok(latest)
     }
 
+    /// The answer to a CreateOrder whose key made `existing` before: the same order (as it settles)
+    /// marked as a replay, or refused if the key came with a different request.
+    async fn replay(
+        &self,
+        new: &NewOrder,
+        existing: OrderRecord,
+        until: Instant,
+    ) -> Reply<CreateOrderResponse> {
+        if !existing.request_hash.is_empty() && existing.request_hash != new.fingerprint {
+            return Err(OrderError::KeyReused(new.idempotency_key.clone()).into());
+        }
+        let order = self.settled(existing, until).await?;
+        let mut response = Response::new(CreateOrderResponse {
+            order: Some(order.into()),
+        });
+        response.metadata_mut().insert(
+            orderly::metadata::IDEMPOTENT_REPLAYED,
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
+        Ok(response)
+    }
+
     async fn existing(&self, id: &str) -> Result<OrderRecord, OrderError> {
         self.store
             .get(id)
@@ -150,10 +172,7 @@ impl OrderService for Orders {
             .await
             .map_err(OrderError::from)?
         {
-            let order = self.settled(existing, answer_by).await?;
-            return Ok(Response::new(CreateOrderResponse {
-                order: Some(order.into()),
-            }));
+            return self.replay(&new, existing, answer_by).await;
         }
         // Taken before anything is stored: an order that could only fail is refused up front.
         let permits = self
@@ -175,12 +194,7 @@ impl OrderService for Orders {
             .map_err(OrderError::from)?
         {
             Inserted::New(order) => order,
-            Inserted::Existing(existing) => {
-                let order = self.settled(existing, answer_by).await?;
-                return Ok(Response::new(CreateOrderResponse {
-                    order: Some(order.into()),
-                }));
-            }
+            Inserted::Existing(existing) => return self.replay(&new, existing, answer_by).await,
         };
         tracing::info!(order_id = %order.id, %user_id, total = order.total, currency = %order.currency, "order accepted");
         self.changes.notify(&order.id);

@@ -12,14 +12,20 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 use crate::model::{ItemRecord, NewOrder, OrderRecord, Phase, Status};
 
 /// The schema, applied at start.
-pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] =
-    &[(1, "orders", include_str!("../migrations/0001_orders.sql"))];
+pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] = &[
+    (1, "orders", include_str!("../migrations/0001_orders.sql")),
+    (
+        2,
+        "request hash",
+        include_str!("../migrations/0002_request_hash.sql"),
+    ),
+];
 
 /// `SELECT` of every column of an order, followed by the rest of the query.
 macro_rules! select_orders {
     ($rest:literal) => {
         concat!(
-            "SELECT id, user_id, idempotency_key, status, phase, status_reason, currency, total, recipient, line1, \
+            "SELECT id, user_id, idempotency_key, request_hash, status, phase, status_reason, currency, total, recipient, line1, \
              line2, city, postal_code, country_code, payment_id, delivery_id, version, create_time, update_time \
              FROM orders ",
             $rest
@@ -65,6 +71,7 @@ impl OrderStore {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: order.user_id.to_string(),
             idempotency_key: order.idempotency_key.clone(),
+            request_hash: order.fingerprint.clone(),
             status: Status::Pending,
             phase: Phase::Fanout,
             status_reason: String::new(),
@@ -91,8 +98,8 @@ impl OrderStore {
         let inserted = sqlx::query(
             "INSERT INTO orders (id, user_id, idempotency_key, status, phase, status_reason, currency, total, \
              recipient, line1, line2, city, postal_code, country_code, payment_id, delivery_id, version, \
-             create_time, update_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+             create_time, update_time, request_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(&record.id)
         .bind(&record.user_id)
@@ -113,6 +120,7 @@ impl OrderStore {
         .bind(record.version)
         .bind(record.create_time)
         .bind(record.update_time)
+        .bind(&record.request_hash)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -354,6 +362,7 @@ fn order(row: &AnyRow) -> Result<OrderRecord, sqlx::Error> {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
         idempotency_key: row.try_get("idempotency_key")?,
+        request_hash: row.try_get("request_hash")?,
         status: Status::parse(&status).ok_or_else(|| decode("status", "unknown order status"))?,
         phase: Phase::parse(&phase).ok_or_else(|| decode("phase", "unknown order phase"))?,
         status_reason: row.try_get("status_reason")?,

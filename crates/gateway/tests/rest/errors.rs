@@ -51,7 +51,7 @@ async fn every_grpc_code_maps_to_its_http_status() {
 #[tokio::test]
 async fn a_slow_service_is_cut_at_the_request_timeout() {
     let stack = Stack::start_with(|config| {
-        config.request_timeout = std::time::Duration::from_millis(300);
+        config.request_timeout = std::time::Duration::from_secs(1);
     })
     .await;
     let user = stack.user("Ada").await;

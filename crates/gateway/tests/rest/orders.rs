@@ -37,7 +37,7 @@ async fn an_order_is_placed_once_read_listed_and_cancelled() {
     assert!(!order["paymentId"].as_str().expect("paymentId").is_empty());
     assert!(!order["deliveryId"].as_str().expect("deliveryId").is_empty());
 
-    // The same key again is the same order, not a second one.
+    // The same key again is the same order, not a second one: 200, marked as a replay.
     let replayed = stack
         .json(
             "POST",
@@ -46,8 +46,10 @@ async fn an_order_is_placed_once_read_listed_and_cancelled() {
             &order_body(user_id),
         )
         .await;
-    assert_eq!(replayed.status, 201, "{}", replayed.body);
+    assert_eq!(replayed.status, 200, "{}", replayed.body);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(body(&replayed)["id"], id.as_str());
+    assert_eq!(placed.header("idempotent-replayed"), None);
 
     let read = stack.get(&format!("/v1/orders/{id}")).await;
     assert_eq!(read.status, 200);
@@ -145,5 +147,79 @@ async fn bad_orders_are_refused_and_nothing_is_placed() {
         .await;
     assert_eq!(no_verb.status, 404);
     assert_eq!(problem(&no_verb)["reason"], "NO_ROUTE");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_is_one_order_one_request_and_sent_once() {
+    let stack = Stack::start().await;
+    let user = stack.user("Ada").await;
+    let user_id = user["id"].as_str().expect("id");
+    let placed = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "k-1")],
+            &order_body(user_id),
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+
+    // The key again with a different order: 422, and no second order.
+    let mut other = order_body(user_id);
+    other["items"][0]["quantity"] = json!(7);
+    let reused = stack
+        .json("POST", "/v1/orders", &[("Idempotency-Key", "k-1")], &other)
+        .await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(problem(&reused)["reason"], "IDEMPOTENCY_KEY_REUSED");
+
+    // Two keys on one request: which one was meant is anyone's guess, so neither is used.
+    let twice = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "k-2"), ("Idempotency-Key", "k-3")],
+            &order_body(user_id),
+        )
+        .await;
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert_eq!(violated_fields(&problem(&twice)), ["Idempotency-Key"]);
+
+    let listed = body(&stack.get(&format!("/v1/orders?user_id={user_id}")).await);
+    assert_eq!(listed["orders"].as_array().map(Vec::len), Some(1));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_text_is_refused_and_opens_no_breaker() {
+    let stack = Stack::start().await;
+    let user = stack.user("Ada").await;
+    let user_id = user["id"].as_str().expect("id");
+    // Fifty orders whose SKU holds NUL: each a 400 naming the field, none an error of the service.
+    for i in 0..50 {
+        let mut hostile = order_body(user_id);
+        hostile["items"][0]["sku"] = json!("A\u{0}");
+        let refused = stack
+            .json(
+                "POST",
+                "/v1/orders",
+                &[("Idempotency-Key", &format!("nul-{i}"))],
+                &hostile,
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(violated_fields(&problem(&refused)), ["items[0].sku"]);
+    }
+    // Everyone else's orders still go through.
+    let placed = stack
+        .json(
+            "POST",
+            "/v1/orders",
+            &[("Idempotency-Key", "good")],
+            &order_body(user_id),
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
     stack.stop().await;
 }
