@@ -35,6 +35,10 @@ pub enum FlowError {
     Downstream(Status),
 }
 
+/// How many orders the recovery sweep settles at once: enough that a backlog left by an outage
+/// clears in seconds, few enough not to flood the downstreams that just came back.
+pub const RECOVERY_CONCURRENCY: usize = 32;
+
 /// Why an order failed when its fan-out ran out of time.
 const DEADLINE_REASON: &str = "deadline exceeded before payment and delivery completed";
 
@@ -137,6 +141,18 @@ impl Flow {
     /// past them, the recovery sweep), so a caller is never held up by a downstream that is down.
     /// The order is returned as it then stands: FAILED, or still PENDING while compensating.
     pub async fn compensate(&self, id: &str, reason: &str) -> Result<OrderRecord, FlowError> {
+        self.compensate_then(id, reason, true).await
+    }
+
+    /// [`Flow::compensate`]; when the first round fails, the background rounds run only if
+    /// `retry_in_background` (the recovery sweep passes false: its next pass is the retry, and an
+    /// outage's backlog must not leave a task per order behind).
+    async fn compensate_then(
+        &self,
+        id: &str,
+        reason: &str,
+        retry_in_background: bool,
+    ) -> Result<OrderRecord, FlowError> {
         if !self.store.begin_compensation(id, reason).await? {
             return self.reload(id).await;
         }
@@ -144,6 +160,9 @@ impl Flow {
         tracing::warn!(order_id = %id, reason, "compensating order");
         match self.undo(id, reason, 1).await {
             Ok(()) => self.mark_failed(id, reason).await?,
+            Err(status) if !retry_in_background => {
+                tracing::warn!(order_id = %id, %status, "undo failed; the next recovery sweep retries");
+            }
             Err(status) => {
                 tracing::warn!(order_id = %id, %status, "first undo failed; retrying in the background");
                 let flow = self.clone();
@@ -248,29 +267,48 @@ impl Flow {
         let cutoff = orderly_kit::time::now_micros()
             - i64::try_from(stale_after.as_micros()).unwrap_or(i64::MAX);
         let ids = self.store.unsettled_since(cutoff).await?;
-        for id in &ids {
-            let order = self.reload(id).await?;
-            tracing::warn!(order_id = %id, phase = ?order.phase, "recovering unsettled order");
-            let result = match order.phase {
-                Phase::Cancelling => {
-                    let reason = order.status_reason.clone();
-                    self.cancel(order, &reason).await
-                }
-                Phase::Fanout | Phase::Compensating => {
-                    let reason = if order.status_reason.is_empty() {
-                        "not completed in time; compensated by recovery".to_owned()
-                    } else {
-                        order.status_reason.clone()
-                    };
-                    self.compensate(id, &reason).await
-                }
-                Phase::Settled => Ok(order),
+        let count = ids.len();
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(RECOVERY_CONCURRENCY));
+        let mut running = tokio::task::JoinSet::new();
+        for id in ids {
+            // The semaphore is never closed.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
             };
-            if let Err(error) = result {
-                tracing::error!(order_id = %id, %error, "recovery failed; will retry");
-            }
+            let flow = self.clone();
+            running.spawn(
+                async move {
+                    if let Err(error) = flow.recover_one(&id).await {
+                        tracing::error!(order_id = %id, %error, "recovery failed; will retry");
+                    }
+                    drop(slot);
+                }
+                .in_current_span(),
+            );
         }
-        Ok(ids.len())
+        while running.join_next().await.is_some() {}
+        Ok(count)
+    }
+
+    /// Settles one unsettled order: finishes its cancel, or compensates it.
+    async fn recover_one(&self, id: &str) -> Result<OrderRecord, FlowError> {
+        let order = self.reload(id).await?;
+        tracing::warn!(order_id = %id, phase = ?order.phase, "recovering unsettled order");
+        match order.phase {
+            Phase::Cancelling => {
+                let reason = order.status_reason.clone();
+                self.cancel(order, &reason).await
+            }
+            Phase::Fanout | Phase::Compensating => {
+                let reason = if order.status_reason.is_empty() {
+                    "not completed in time; compensated by recovery".to_owned()
+                } else {
+                    order.status_reason.clone()
+                };
+                self.compensate_then(id, &reason, false).await
+            }
+            Phase::Settled => Ok(order),
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod shop;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
