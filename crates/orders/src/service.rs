@@ -32,6 +32,13 @@ use crate::store::{Inserted, OrderStore};
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Largest page of ListOrders; larger requests are coerced down (AIP-158).
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// The most bytes of orders one ListOrders page carries. A page stops early (with a next-page
+/// token, as AIP-158 allows) rather than outgrow the 4 MiB message limit: a thousand orders of a
+/// hundred lines each would be ten times that.
+pub const PAGE_BYTES: usize = 1024 * 1024;
+/// How many orders ListOrders reads from the database at a time while it fills a page, so that
+/// a page that stops early has not read (and held) the rest.
+const LIST_CHUNK: u32 = 50;
 /// Longest cancel reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 /// Time kept from the caller's deadline to store and report the outcome after the fan-out.
@@ -126,6 +133,37 @@ impl Orders {
             tonic::metadata::MetadataValue::from_static("true"),
         );
         Ok(response)
+    }
+
+    /// Up to `size` of the user's orders after the cursor `before`, read a chunk at a time and
+    /// stopping at [`PAGE_BYTES`] (always at least one order); and whether more orders follow.
+    async fn page(
+        &self,
+        user_id: &str,
+        mut before: Option<String>,
+        size: usize,
+    ) -> Result<(Vec<Order>, bool), OrderError> {
+        let mut page: Vec<Order> = Vec::new();
+        let mut bytes = 0;
+        loop {
+            let remaining = u32::try_from(size - page.len()).unwrap_or(u32::MAX);
+            let want = remaining.min(LIST_CHUNK) + 1;
+            let chunk = self.store.list(user_id, before.as_deref(), want).await?;
+            let exhausted = chunk.len() < want as usize;
+            for record in chunk {
+                let order = Order::from(record);
+                let length = prost::Message::encoded_len(&order);
+                if page.len() == size || (!page.is_empty() && bytes + length > PAGE_BYTES) {
+                    return Ok((page, true));
+                }
+                bytes += length;
+                page.push(order);
+            }
+            match page.last() {
+                Some(last) if !exhausted => before = Some(last.id.clone()),
+                _ => return Ok((page, false)),
+            }
+        }
     }
 
     async fn existing(&self, id: &str) -> Result<OrderRecord, OrderError> {
@@ -255,22 +293,13 @@ impl OrderService for Orders {
         let (Some(user_id), Some(size), Some(before)) = (user_id, size, before) else {
             return Err(OrderError::Invalid(violations).into());
         };
-        let mut orders = self
-            .store
-            .list(&user_id, before.as_deref(), size + 1)
-            .await
-            .map_err(OrderError::from)?;
-        let next_page_token = if orders.len() > size as usize {
-            orders.truncate(size as usize);
-            orders
-                .last()
-                .map(|last| self.tokens.seal(&scope, last.id.as_bytes()))
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let (orders, more) = self.page(&user_id, before, size as usize).await?;
+        let next_page_token = match orders.last() {
+            Some(last) if more => self.tokens.seal(&scope, last.id.as_bytes()),
+            _ => String::new(),
         };
         Ok(Response::new(ListOrdersResponse {
-            orders: orders.into_iter().map(Order::from).collect(),
+            orders,
             next_page_token,
         }))
     }

@@ -529,3 +529,58 @@ async fn a_hung_delivery_is_cut_off_at_the_budget_and_the_charge_refunded() {
     assert_eq!(suite.net_charged().await, 0);
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn a_page_of_large_orders_stops_short_of_the_message_limit() {
+    let mut suite = Suite::start(Options::default()).await.expect("sqlite");
+    let user = suite.user().await;
+    // 150 orders of 100 lines with 64-character SKUs: about 9 KB each, 1.3 MB in all, so a
+    // thousand-order page of them would not fit a message of the old kind either.
+    let sku = |i: usize| format!("{i:0>64}");
+    let lines: Vec<(String, i32, i64)> = (0..100).map(|i| (sku(i), 1, 100)).collect();
+    let lines: Vec<(&str, i32, i64)> = lines.iter().map(|(s, q, p)| (s.as_str(), *q, *p)).collect();
+    let mut placed = tokio::task::JoinSet::new();
+    for worker in 0..10 {
+        let mut orders = suite.orders.clone();
+        let request = |n: usize| order_request(&user, &format!("big-{worker}-{n}"), &lines);
+        let requests: Vec<_> = (0..15).map(request).collect();
+        placed.spawn(async move {
+            for request in requests {
+                orders.create_order(request).await.expect("placed");
+            }
+        });
+    }
+    while let Some(done) = placed.join_next().await {
+        done.expect("worker");
+    }
+
+    let mut seen = std::collections::HashSet::new();
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = suite
+            .orders
+            .list_orders(ListOrdersRequest {
+                user_id: user.clone(),
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .expect("a maximum page of large orders is answered")
+            .into_inner();
+        pages.push(page.orders.len());
+        assert!(prost::Message::encoded_len(&page) <= 1024 * 1024 + 64 * 1024);
+        seen.extend(page.orders.into_iter().map(|o| o.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    eprintln!("page sizes: {pages:?}");
+    assert!(
+        pages.len() >= 2 && pages[0] < 150,
+        "a short first page: {pages:?}"
+    );
+    assert_eq!(seen.len(), 150, "every order exactly once across pages");
+    suite.stop().await;
+}
