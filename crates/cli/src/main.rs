@@ -52,6 +52,12 @@ async fn traced(
     work: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let telemetry = orderly_kit::telemetry::init(format, service_name)?;
+    // The connection caps, not the system's default descriptor limit, decide how many clients
+    // are served.
+    match orderly_kit::conn::raise_fd_limit() {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+    }
     let result = work.await;
     if let Err(error) = &result {
         tracing::error!(
@@ -103,6 +109,8 @@ async fn run(
             config.request_timeout = gateway.request_timeout;
             config.max_body_bytes = gateway.max_body_bytes;
             config.max_concurrent_requests = server.max_concurrent_calls;
+            config.connections = server.connection_limits();
+            config.grace_period = server.grace_period;
             orders.tuning.protect(&mut config.calls);
             orderly_gateway::serve(config, listener, shutdown).await?;
         }

@@ -33,6 +33,7 @@ use axum::http::{Method, Uri, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
 use orderly_kit::client::ClientError;
+use orderly_kit::conn::ConnectionLimits;
 use orderly_kit::downstream::DownstreamConfig;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -57,6 +58,10 @@ pub struct GatewayConfig {
     pub max_concurrent_requests: usize,
     /// Retries, retry budget and circuit breakers of the service calls.
     pub calls: DownstreamConfig,
+    /// The connection cap and header timeout of the REST port.
+    pub connections: ConnectionLimits,
+    /// How long requests in flight may take to finish once the gateway is told to stop.
+    pub grace_period: Duration,
 }
 
 impl GatewayConfig {
@@ -69,6 +74,8 @@ impl GatewayConfig {
             max_body_bytes: 64 * 1024,
             max_concurrent_requests: 1024,
             calls: DownstreamConfig::default(),
+            connections: ConnectionLimits::default(),
+            grace_period: Duration::from_secs(10),
         }
     }
 }
@@ -180,8 +187,13 @@ pub async fn serve(
         config.max_body_bytes,
         config.max_concurrent_requests,
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    orderly_kit::http::serve(
+        listener,
+        app,
+        config.connections,
+        config.grace_period,
+        shutdown,
+    )
+    .await;
     Ok(())
 }

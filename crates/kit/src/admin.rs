@@ -38,14 +38,21 @@ async fn readyz() -> impl IntoResponse {
     }
 }
 
-/// Serves the admin routes on `listener` until `shutdown` resolves.
+/// Serves the admin routes on `listener` until `shutdown` resolves, under the default connection
+/// limits (a flood of connections elsewhere in the process leaves `/readyz` answering).
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "admin listening");
-    axum::serve(listener, router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::http::serve(
+        listener,
+        router(),
+        crate::conn::ConnectionLimits::default(),
+        std::time::Duration::from_secs(1),
+        shutdown,
+    )
+    .await;
+    Ok(())
 }

@@ -32,6 +32,15 @@ pub struct ServerConfig {
     #[arg(long, env = "ORDERLY_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
     pub max_connection_age: Duration,
 
+    /// The most client connections the server keeps open; more are closed as soon as accepted.
+    #[arg(long, env = "ORDERLY_MAX_CLIENT_CONNECTIONS", default_value_t = 10_000)]
+    pub max_client_connections: usize,
+
+    /// How long a new connection may take to send its request headers (HTTP/1.1) or its preface
+    /// (HTTP/2) before it is closed; also how long an HTTP/1.1 connection may idle between requests.
+    #[arg(long, env = "ORDERLY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
     /// How often health checks probe the service's dependencies (its database).
     #[arg(long, env = "ORDERLY_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
@@ -39,6 +48,16 @@ pub struct ServerConfig {
     /// Opt-in fault injection, for tests and demos.
     #[command(flatten)]
     pub faults: FaultConfig,
+}
+
+impl ServerConfig {
+    /// The limits on client connections these flags set.
+    pub fn connection_limits(&self) -> crate::conn::ConnectionLimits {
+        crate::conn::ConnectionLimits {
+            max_connections: self.max_client_connections,
+            header_timeout: self.header_timeout,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -49,6 +68,8 @@ impl Default for ServerConfig {
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_calls: 1024,
             max_connection_age: Duration::from_secs(30 * 60),
+            max_client_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
             health_interval: Duration::from_secs(5),
             faults: FaultConfig::default(),
         }

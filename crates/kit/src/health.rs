@@ -97,7 +97,11 @@ impl HealthState {
         } else {
             ServingStatus::NotServing
         };
-        self.serving.store(serving, Ordering::Relaxed);
+        // Watchers hear of changes only, as the health protocol says: tonic-health would send the
+        // same status again on every probe.
+        if self.serving.swap(serving, Ordering::Relaxed) == serving {
+            return;
+        }
         for name in self.services.iter() {
             self.reporter.set_service_status(name, status).await;
         }

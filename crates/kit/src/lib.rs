@@ -14,7 +14,9 @@
 //! | [`client`] | shared channels to downstream services, with connect timeouts and keepalive |
 //! | [`deadline`] | deadlines from `grpc-timeout` that bound downstream calls |
 //! | [`config`] | server flags with `ORDERLY_*` environment fallbacks |
+//! | [`conn`] | connection caps, header timeouts and an accept loop that survives EMFILE |
 //! | [`server`] | the gRPC server: health, reflection, limits, gzip, graceful shutdown |
+//! | [`http`] | axum routers served over HTTP/1.1 with those limits and a graceful stop |
 //! | [`health`] | `grpc.health.v1` whose watch streams end when the server drains |
 //! | [`shutdown`] | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
 //! | [`faults`] | opt-in fault injection (latency, failures) for tests and demos |
@@ -35,11 +37,13 @@ pub mod balance;
 pub mod breaker;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod db;
 pub mod deadline;
 pub mod downstream;
 pub mod faults;
 pub mod health;
+pub mod http;
 pub mod metrics;
 pub mod money;
 pub mod pagination;

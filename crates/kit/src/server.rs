@@ -14,7 +14,6 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tower::Service;
 
 use crate::config::ServerConfig;
@@ -203,11 +202,13 @@ impl GrpcServer {
             .add_service(reflection_v1alpha);
 
         tracing::info!(%addr, services = ?self.names, "listening");
-        // The incoming stream, not the builder, sets socket options on accepted connections. Without
-        // TCP_NODELAY a streamed response's trailers wait ~40 ms for the peer's delayed ACK.
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(std::time::Duration::from_secs(60)));
+        // The incoming stream, not the builder, sets socket options on accepted connections
+        // (TCP_NODELAY among them), and enforces the connection cap and preface timeout.
+        let (incoming, _) = crate::conn::incoming(
+            listener,
+            self.config.connection_limits(),
+            crate::conn::Protocol::Http2,
+        );
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         let grace = drain_delay + self.config.grace_period;
         tokio::select! {

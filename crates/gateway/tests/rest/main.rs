@@ -1,6 +1,7 @@
 //! The gateway over real services: every route, every mapped status, bad bodies, and the OpenAPI
 //! document against what is served.
 
+mod connections;
 mod errors;
 mod openapi;
 mod orders;
