@@ -1,41 +1,101 @@
-//! Load shedding: each service answers at most a configured number of calls at once; a call beyond
-//! that is refused at once with RESOURCE_EXHAUSTED (and a RetryInfo hint) instead of waiting in a
-//! queue, so the calls that are accepted keep their latency.
+//! Load shedding: each service answers only as many calls at once as it can without queueing,
+//! and refuses the rest at once with RESOURCE_EXHAUSTED (and a RetryInfo hint), so the calls it
+//! accepts keep their latency.
 //!
-//! tower's `GlobalConcurrencyLimit` (one semaphore for every connection) and `LoadShed` do the work;
-//! this wrapper turns their `Overloaded` error into a gRPC response and keeps the wrapped service's
-//! name for routing. It wraps business services only: health checks and reflection keep answering
-//! under overload, so a busy replica is not mistaken for a dead one.
+//! The limit is not a fixed number but follows measured latency: tower-acc's `Gradient2` (after
+//! Netflix's concurrency-limits) compares each call's time with a long-run average and lowers the
+//! limit when calls start to queue, raising it while they do not, between a floor and the
+//! configured ceiling (`--max-concurrent-calls`). tower's `LoadShed` turns "no permit now" into an
+//! immediate refusal instead of a wait.
+//!
+//! Expensive methods get a limit of their own, so that a burst of them cannot take the slots of
+//! cheap calls: by AIP naming, `List*` and `BatchGet*` methods, whose cost grows with the page.
+//!
+//! It wraps business services only: health checks and reflection keep answering under overload,
+//! so a busy replica is not mistaken for a dead one.
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tonic::server::NamedService;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::Service;
-use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
+use tower_acc::{ConcurrencyLimit, Gradient2};
 
 /// How soon a shed caller may try again, sent as RetryInfo.
 const RETRY_AFTER: Duration = Duration::from_millis(50);
 
-/// A service that sheds the calls beyond its concurrency limit.
-#[derive(Debug, Clone)]
-pub struct Shed<S> {
-    inner: LoadShed<ConcurrencyLimit<S>>,
+/// The lowest a cheap method's limit goes, however latency moves.
+const CHEAP_FLOOR: usize = 8;
+/// The limit cheap methods start at.
+const CHEAP_START: usize = 64;
+/// An expensive method's ceiling is this share of the configured one.
+const EXPENSIVE_SHARE: usize = 8;
+
+/// Which limit a method is under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Cheap,
+    Expensive,
 }
 
-impl<S: NamedService> Shed<S> {
-    /// `inner`, answering at most `limit` calls at once across all connections.
-    pub fn new(inner: S, limit: usize) -> Self {
-        let semaphore = Arc::new(Semaphore::new(limit.max(1)));
+impl Class {
+    /// The class of the call to `path` (`/package.Service/Method`).
+    fn of(path: &str) -> Self {
+        let method = path.rsplit('/').next().unwrap_or_default();
+        if method.starts_with("List") || method.starts_with("BatchGet") {
+            Self::Expensive
+        } else {
+            Self::Cheap
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Cheap => "cheap",
+            Self::Expensive => "expensive",
+        }
+    }
+}
+
+type Limited<S> = LoadShed<ConcurrencyLimit<S, Gradient2>>;
+
+/// A service that sheds the calls beyond its adaptive concurrency limits.
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
+    cheap: Limited<S>,
+    expensive: Limited<S>,
+}
+
+/// An adaptive limit between `floor` and `ceiling`, starting at `start` (all clamped to the
+/// ceiling).
+fn gradient(floor: usize, start: usize, ceiling: usize) -> Gradient2 {
+    let ceiling = ceiling.max(1);
+    Gradient2::builder()
+        .min_limit(floor.min(ceiling))
+        .initial_limit(start.min(ceiling))
+        .max_limit(ceiling)
+        .build()
+}
+
+impl<S: NamedService + Clone> Shed<S> {
+    /// `inner`, answering at most `ceiling` cheap calls at once across all connections (fewer
+    /// while calls queue), and an eighth of that of expensive ones.
+    pub fn new(inner: S, ceiling: usize) -> Self {
+        let expensive_ceiling = (ceiling / EXPENSIVE_SHARE).max(2).min(ceiling.max(1));
         Self {
-            inner: LoadShed::new(ConcurrencyLimit::with_semaphore(inner, semaphore)),
+            cheap: LoadShed::new(ConcurrencyLimit::new(
+                inner.clone(),
+                gradient(CHEAP_FLOOR, CHEAP_START, ceiling),
+            )),
+            expensive: LoadShed::new(ConcurrencyLimit::new(
+                inner,
+                gradient(2, expensive_ceiling, expensive_ceiling),
+            )),
         }
     }
 }
@@ -55,21 +115,29 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // LoadShed is always ready: it decides per call.
-        match self.inner.poll_ready(cx) {
-            Poll::Ready(_) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
+        // LoadShed is always ready: it decides per call. Both are asked, since which one a call
+        // needs is known only from the call; the unused one's permit goes back with this clone.
+        let cheap = self.cheap.poll_ready(cx).is_ready();
+        let expensive = self.expensive.poll_ready(cx).is_ready();
+        if cheap && expensive {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
         }
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let service = S::NAME;
-        let future = self.inner.call(request);
+        let class = Class::of(request.uri().path());
+        let future = match class {
+            Class::Cheap => self.cheap.call(request),
+            Class::Expensive => self.expensive.call(request),
+        };
         Box::pin(async move {
             match future.await {
                 Ok(response) => Ok(response),
                 Err(_overloaded) => {
-                    metrics::counter!("orderly_server_shed_total", "rpc_service" => service)
+                    metrics::counter!("orderly_server_shed_total", "rpc_service" => service, "class" => class.as_str())
                         .increment(1);
                     let status = Status::with_error_details(
                         Code::ResourceExhausted,
@@ -80,5 +148,30 @@ where
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_batch_reads_are_expensive() {
+        assert_eq!(
+            Class::of("/orderly.orders.v1.OrderService/ListOrders"),
+            Class::Expensive
+        );
+        assert_eq!(
+            Class::of("/orderly.users.v1.UserService/BatchGetUsers"),
+            Class::Expensive
+        );
+        assert_eq!(
+            Class::of("/orderly.users.v1.UserService/GetUser"),
+            Class::Cheap
+        );
+        assert_eq!(
+            Class::of("/orderly.orders.v1.OrderService/CreateOrder"),
+            Class::Cheap
+        );
     }
 }

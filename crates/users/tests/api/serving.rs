@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
+use orderly::users::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, UserServiceClient};
 use orderly_kit::config::ServerConfig;
 use orderly_kit::testing::{TestBackend, TestDatabase};
 use tokio_stream::StreamExt;
@@ -304,10 +304,87 @@ async fn load_beyond_the_limit_is_shed_at_once_and_accepted_calls_keep_their_lat
     );
     let rendered = orderly_kit::metrics::install().render();
     assert!(
-        rendered.lines().any(|l| l.starts_with(
-            "orderly_server_shed_total{rpc_service=\"orderly.users.v1.UserService\"}"
-        )),
+        rendered
+            .lines()
+            .any(|l| l.starts_with("orderly_server_shed_total{")
+                && l.contains("rpc_service=\"orderly.users.v1.UserService\"")
+                && l.contains("class=\"cheap\"")),
         "shed calls are counted in /metrics"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_lists_is_shed_by_its_own_limit_and_cheap_calls_keep_flowing() {
+    let db = TestDatabase::create(TestBackend::Sqlite)
+        .await
+        .expect("sqlite");
+    // Lists take 300 ms each; sixteen calls at once is the ceiling, and lists get an eighth of it.
+    let faults = orderly_kit::faults::FaultConfig {
+        latency: Duration::from_millis(300),
+        fault_methods: vec!["ListUsers".into()],
+        ..Default::default()
+    };
+    let config = ServerConfig {
+        max_concurrent_calls: 16,
+        faults,
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start_with(db, config).await;
+    let user = create(&mut server.client, "Cheap", "cheap@example.com").await;
+    let channel = channel(server.addr).await;
+
+    let mut lists = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let mut client = UserServiceClient::new(channel.clone());
+        lists.spawn(async move {
+            let mut outcomes = Vec::new();
+            for _ in 0..3 {
+                let listed = client
+                    .list_users(ListUsersRequest {
+                        page_size: 10,
+                        page_token: String::new(),
+                    })
+                    .await;
+                outcomes.push(listed.map(drop));
+            }
+            outcomes
+        });
+    }
+    // Meanwhile, eight callers of the cheap GetUser: every call answered.
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut client = UserServiceClient::new(channel.clone());
+        let id = user.id.clone();
+        reads.spawn(async move {
+            for _ in 0..50 {
+                client
+                    .get_user(GetUserRequest { id: id.clone() })
+                    .await
+                    .expect("a cheap call is not shed for the lists");
+            }
+        });
+    }
+    while let Some(read) = reads.join_next().await {
+        read.expect("reader");
+    }
+    let (mut listed, mut shed) = (0, 0);
+    while let Some(outcomes) = lists.join_next().await {
+        for outcome in outcomes.expect("lister") {
+            match outcome {
+                Ok(()) => listed += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                    assert!(
+                        tonic_types::StatusExt::get_details_retry_info(&status).is_some(),
+                        "a shed call says when to retry"
+                    );
+                    shed += 1;
+                }
+            }
+        }
+    }
+    eprintln!("lists: {listed} answered, {shed} shed");
+    assert!(listed > 0 && shed > 0, "{listed} answered, {shed} shed");
     server.stop().await;
 }
