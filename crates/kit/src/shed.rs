@@ -35,6 +35,9 @@ const CHEAP_FLOOR: usize = 8;
 const CHEAP_START: usize = 64;
 /// An expensive method's ceiling is this share of the configured one.
 const EXPENSIVE_SHARE: usize = 8;
+/// The limit expensive methods start at: a few, since each may hold a database connection for a
+/// while; it grows while their latency stays flat.
+const EXPENSIVE_START: usize = 8;
 
 /// Which limit a method is under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +97,7 @@ impl<S: NamedService + Clone> Shed<S> {
             )),
             expensive: LoadShed::new(ConcurrencyLimit::new(
                 inner,
-                gradient(2, expensive_ceiling, expensive_ceiling),
+                gradient(2, EXPENSIVE_START, expensive_ceiling),
             )),
         }
     }

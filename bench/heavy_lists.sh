@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Heavy readers against everyone else: 150 connections listing one user's 400 orders of 100 lines
+# (page_size=400) through the gateway, while another user reads one order; and the process's memory
+# before, during and after the burst. All in one `orderly up`, load from a second process.
+#
+#   bench/heavy_lists.sh [SECONDS]      (default: 10)
+#
+# Needs h2load (Debian nghttp2-client), curl and python3. All traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; exit 2; }
+cargo build --release --quiet -p orderly-cli --bin orderly
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+source bench/lib.sh
+
+OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info target/release/orderly up \
+  --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
+  --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
+up_pid=$!
+pids+=($up_pid)
+rest=$(wait_line "$work/up.log" '"orderly is up' | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['rest'])")
+rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$up_pid/status"; }
+
+user() { curl -sf "$rest/v1/users" -H 'content-type: application/json' -d "{\"name\":\"$1\",\"email\":\"$1-$RANDOM@example.com\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+heavy=$(user heavy) light=$(user light)
+python3 - "$heavy" "$work/big.json" <<'PY'
+import json, sys
+items = [{"sku": f"SKU-{i:04d}-{'x' * 48}", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "amountMinor": "100"}} for i in range(100)]
+address = {"recipient": "Heavy", "line1": "1 Way", "city": "Oslo", "postalCode": "0150", "countryCode": "NO"}
+json.dump({"userId": sys.argv[1], "items": items, "shippingAddress": address}, open(sys.argv[2], "w"))
+PY
+seq 1 400 | xargs -P 8 -I{} curl -sf -o /dev/null "$rest/v1/orders" -H 'content-type: application/json' \
+  -H "Idempotency-Key: big-{}" --data-binary @"$work/big.json"
+order=$(curl -sf "$rest/v1/orders" -H 'content-type: application/json' -H 'Idempotency-Key: light-1' -d "{
+  \"userId\":\"$light\",\"items\":[{\"sku\":\"PEN\",\"quantity\":1,\"unitPrice\":{\"currencyCode\":\"EUR\",\"amountMinor\":\"100\"}}],
+  \"shippingAddress\":{\"recipient\":\"Light\",\"line1\":\"1 Way\",\"city\":\"Oslo\",\"postalCode\":\"0150\",\"countryCode\":\"NO\"}}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+page_bytes=$(curl -s "$rest/v1/orders?user_id=$heavy&page_size=400" | wc -c)
+
+echo "heavy user: 400 orders of 100 lines; one page_size=400 page is $page_bytes bytes of JSON"
+before=$(rss)
+( peak=0; while kill -0 "$up_pid" 2>/dev/null; do r=$(rss); peak=$(python3 -c "print(max($peak, $r))"); echo "$peak" >"$work/peak"; sleep 0.1; done ) &
+pids+=($!)
+h2load --h1 -c 150 -t 1 -D "$seconds" "$rest/v1/orders?user_id=$heavy&page_size=400" >"$work/burst.txt" 2>&1 &
+burst=$!
+conns=4 light_run=$(measure_http "$rest/v1/orders/$order")
+wait "$burst"
+peak=$(cat "$work/peak")
+sleep 5
+after=$(rss)
+python3 - "$work/burst.txt" "$light_run" "$before" "$peak" "$after" <<'PY'
+import re, sys
+burst = open(sys.argv[1]).read()
+rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", burst).group(1)
+codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", burst).groups()
+light = sys.argv[2].split()
+before, peak, after = (float(x) for x in sys.argv[3:6])
+print(f"burst: {rps} listings/s, {codes[0]} answered, {codes[2]} shed (429), {codes[3]} 5xx")
+print(f"the other user's GetOrder during the burst: {light[0]} req/s, p50 {light[1]} ms, p99 {light[3]} ms, {light[4]} failed (target p99 < 100 ms, none failed)")
+print(f"RSS: {before:.1f} MB before, {peak:.1f} MB at peak, {after:.1f} MB 5 s after: {after / before:.2f}x (target <= 2x)")
+PY

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Overload: CreateOrder through `orderly up` at ten times the concurrency that gives the most
+# confirmed orders per second, against that peak and against a lightly loaded run, in one process
+# and one run. Accepted calls should keep their latency (p99 at most 2x the light run's) and
+# goodput should hold (at least 90% of the peak): excess calls are shed, not queued.
+#
+#   bench/overload.sh [SECONDS] [LIGHT]      (defaults: 10 4)
+#
+# The load is crates/cli/examples/order_load.rs (a fresh idempotency key per call; a shed caller
+# waits its RetryInfo delay), from a second process. All traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10} light=${2:-4}
+cargo build --release --quiet -p orderly-cli --bin orderly --example order_load
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+source bench/lib.sh
+
+OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info target/release/orderly up \
+  --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
+  --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
+pids+=($!)
+field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])" "$1"; }
+users_url=$(wait_line "$work/up.log" '"service":"users"' | field url)
+orders_url=$(wait_line "$work/up.log" '"service":"orders"' | field url)
+
+load() { target/release/examples/order_load "$users_url" "$orders_url" "$1" "$2"; }
+get() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+load "$light" 3 >/dev/null   # warm up: connections, caches, the limiter's baseline
+echo "CreateOrder through orderly up (SQLite), ${seconds}s per run, $(nproc) cores, load from a second process"
+printf '%-12s %10s %10s %10s %10s %8s %8s\n' in_flight confirmed/s p50_ms p99_ms accepted shed failed
+report() { printf '%-12s %10s %10s %10s %10s %8s %8s\n' "$1" "$(get "$2" goodput)" "$(get "$2" p50_ms)" \
+  "$(get "$2" p99_ms)" "$(get "$2" accepted)" "$(get "$2" shed)" "$(get "$2" failed)"; }
+
+light_run=$(load "$light" "$seconds"); report "$light" "$light_run"
+peak_run=$light_run peak_at=$light
+for c in $((light * 2)) $((light * 4)) $((light * 8)) $((light * 16)); do
+  run=$(load "$c" "$seconds"); report "$c" "$run"
+  if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" \
+      "$(get "$run" goodput)" "$(get "$peak_run" goodput)"; then peak_run=$run peak_at=$c; fi
+done
+over=$((peak_at * 10))
+over_run=$(load "$over" "$seconds"); report "$over" "$over_run"
+python3 - "$light_run" "$peak_run" "$over_run" "$peak_at" "$over" <<'PY'
+import json, sys
+light, peak, over = (json.loads(a) for a in sys.argv[1:4])
+print(f"peak goodput {peak['goodput']}/s at {sys.argv[4]} in flight; at {sys.argv[5]} in flight (10x):")
+print(f"  accepted p99 {over['p99_ms']} ms vs {light['p99_ms']} ms lightly loaded: {over['p99_ms'] / light['p99_ms']:.2f}x (target <= 2x)")
+print(f"  goodput {over['goodput']}/s: {over['goodput'] / peak['goodput']:.2f} of the peak (target >= 0.9)")
+PY
