@@ -212,3 +212,40 @@ async fn requests_beyond_the_limit_are_refused_at_once() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_service_is_a_503_that_does_not_describe_the_gateways_insides() {
+    // Nothing listens on a port that was free a moment ago.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let url = format!("http://{closed}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = orderly_kit::shutdown::Shutdown::new();
+    let mut config = orderly_gateway::GatewayConfig::new(url.clone(), url);
+    config.request_timeout = std::time::Duration::from_secs(2);
+    let gateway = tokio::spawn(orderly_gateway::serve(config, listener, stop.wait()));
+    let response = orderly_kit::probe::request(
+        addr,
+        "GET",
+        "/v1/users/0190f9a6-8d6a-7c3e-9b1a-2f4d5e6a7b8c",
+        &[],
+        b"",
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("the gateway answers");
+    assert_eq!(response.status, 503, "{}", response.body);
+    let problem = problem(&response);
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(
+        !detail.contains("tcp") && !detail.contains("connect") && !detail.contains("127.0.0.1"),
+        "{detail}"
+    );
+    assert_eq!(response.header("retry-after"), Some("1"));
+    stop.trigger();
+    gateway.await.expect("task").expect("stopped");
+}
