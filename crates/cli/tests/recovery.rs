@@ -5,33 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use orderly::orders::v1::{ListOrdersRequest, Order, OrderStatus};
+use orderly::orders::v1::OrderStatus;
 
 use crate::common::PATIENCE;
 use crate::common::shop::{Shop, load};
-
-/// Every order of the shopper.
-async fn orders(shop: &Shop) -> Vec<Order> {
-    let mut client = shop.client().await;
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_orders(ListOrdersRequest {
-                user_id: shop.user_id.clone(),
-                page_size: 1000,
-                page_token,
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        all.extend(page.orders);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        page_token = page.next_page_token;
-    }
-}
 
 #[tokio::test]
 async fn two_hundred_orders_left_by_a_dead_payments_settle_within_ten_seconds_of_its_return() {
@@ -57,7 +34,8 @@ async fn two_hundred_orders_left_by_a_dead_payments_settle_within_ten_seconds_of
         placed += tally.failed + tally.pending + tally.confirmed;
         assert_eq!(tally.confirmed, 0, "nothing can be charged");
     }
-    let stranded = orders(&shop)
+    let stranded = shop
+        .orders()
         .await
         .into_iter()
         .filter(|o| o.status() == OrderStatus::Pending)
@@ -73,7 +51,8 @@ async fn two_hundred_orders_left_by_a_dead_payments_settle_within_ten_seconds_of
     shop.start_payments(&["--latency", "100ms"]).await;
     let back = Instant::now();
     let settled_in = loop {
-        let pending = orders(&shop)
+        let pending = shop
+            .orders()
             .await
             .into_iter()
             .filter(|o| o.status() == OrderStatus::Pending)
@@ -85,7 +64,7 @@ async fn two_hundred_orders_left_by_a_dead_payments_settle_within_ten_seconds_of
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("{stranded} stranded orders settled {settled_in:?} after payments returned");
-    let all = orders(&shop).await;
+    let all = shop.orders().await;
     assert!(all.iter().all(|o| o.status() == OrderStatus::Failed));
     assert!(settled_in <= Duration::from_secs(10), "took {settled_in:?}");
     let _ = tokio::time::timeout(PATIENCE, shop.stop()).await;

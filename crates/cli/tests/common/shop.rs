@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use orderly::orders::v1::{ListOrdersRequest, OrderServiceClient, OrderStatus};
+use orderly::orders::v1::{ListOrdersRequest, Order, OrderServiceClient, OrderStatus};
 use orderly::users::v1::CreateUserRequest;
 use tempfile::TempDir;
 use tokio::task::JoinSet;
@@ -121,10 +121,10 @@ impl Shop {
         .await;
     }
 
-    /// How many orders the store holds for the shopper.
-    pub async fn stored_orders(&self) -> usize {
+    /// Every order the store holds for the shopper, page by page.
+    pub async fn orders(&self) -> Vec<Order> {
         let mut client = self.client().await;
-        let mut count = 0;
+        let mut all = Vec::new();
         let mut page_token = String::new();
         loop {
             let page = client
@@ -136,14 +136,21 @@ impl Shop {
                 .await
                 .expect("list")
                 .into_inner();
-            count += page.orders.len();
+            all.extend(page.orders);
             if page.next_page_token.is_empty() {
-                return count;
+                return all;
             }
             page_token = page.next_page_token;
         }
     }
 
+    /// How many orders the store holds for the shopper.
+    pub async fn stored_orders(&self) -> usize {
+        self.orders().await.len()
+    }
+
+    /// The state of the breaker of `downstream`'s `method` in orders (0 closed, 1 open,
+    /// 2 half-open), and how often it opened.
     pub async fn breaker(&self, downstream: &str, method: &str) -> (f64, f64) {
         let seen = scrape(self.orders.admin).await;
         let labels = [("downstream", downstream), ("rpc_method", method)];
@@ -158,6 +165,7 @@ impl Shop {
         )
     }
 
+    /// Stops every process gracefully.
     pub async fn stop(mut self) {
         for process in [
             &mut self.orders,
