@@ -7,13 +7,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use orderly::orders::v1::{OrderServiceClient, OrderStatus};
+use orderly::orders::v1::OrderStatus;
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
 use orderly_kit::deadline::Deadline;
 use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
 use tonic::Code;
 
-use crate::common::{PATIENCE, free_port, metric, order_request, scrape, serve_args, start};
+use crate::common::shop::Shop;
+use crate::common::{PATIENCE, metric, order_request, scrape, serve_args, start};
 
 #[tokio::test]
 async fn losing_a_replica_under_load_fails_no_call() {
@@ -141,71 +142,25 @@ async fn losing_a_replica_under_load_fails_no_call() {
 
 #[tokio::test]
 async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
-    let data = tempfile::tempdir().expect("data dir");
-    let db = |name: &str| {
-        format!(
-            "sqlite://{}",
-            data.path().join(format!("{name}.db")).display()
-        )
-    };
-    let mut users = start(
-        &serve_args("users", "127.0.0.1:0", &db("users"), &[]),
-        "UserService",
+    let mut shop = Shop::start(
+        &[
+            "--fail-rate",
+            "1",
+            "--fault-methods",
+            "Charge",
+            "--latency",
+            "100ms",
+        ],
+        &[
+            "--breaker-cool-down",
+            "1500ms",
+            "--breaker-minimum-calls",
+            "5",
+        ],
     )
     .await;
-    let mut delivery = start(
-        &serve_args("delivery", "127.0.0.1:0", &db("delivery"), &[]),
-        "DeliveryService",
-    )
-    .await;
-    // Payments on a fixed port, so a healed payments can come back where orders expects it.
-    let payments_addr = format!("127.0.0.1:{}", free_port());
-    let failing = [
-        "--fail-rate",
-        "1",
-        "--fault-methods",
-        "Charge",
-        "--latency",
-        "100ms",
-    ];
-    let mut payments = start(
-        &serve_args("payments", &payments_addr, &db("payments"), &failing),
-        "PaymentService",
-    )
-    .await;
-    let downstreams = [
-        "--users-url".to_owned(),
-        format!("http://{}", users.addr),
-        "--payments-url".to_owned(),
-        format!("http://{payments_addr}"),
-        "--delivery-url".to_owned(),
-        format!("http://{}", delivery.addr),
-        "--breaker-cool-down".to_owned(),
-        "1500ms".to_owned(),
-        "--breaker-minimum-calls".to_owned(),
-        "5".to_owned(),
-    ];
-    let extra: Vec<&str> = downstreams.iter().map(String::as_str).collect();
-    let mut orders = start(
-        &serve_args("orders", "127.0.0.1:0", &db("orders"), &extra),
-        "OrderService",
-    )
-    .await;
-
-    let user = users
-        .users()
-        .await
-        .create_user(CreateUserRequest {
-            name: "Breaker".into(),
-            email: "breaker@example.com".into(),
-        })
-        .await
-        .expect("user")
-        .into_inner()
-        .user
-        .expect("user")
-        .id;
-    let mut client = OrderServiceClient::new(orders.channel().await);
+    let user = shop.user_id.clone();
+    let mut client = shop.client().await;
 
     // Until the breaker opens, each order waits for failing charges (100 ms each, retried).
     let mut slow_failures = Vec::new();
@@ -258,7 +213,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     // Payments saw the calls that opened the breaker and whatever retries the budget allowed; none
     // of the refused orders reached it.
     let charges = metric(
-        &scrape(payments.admin).await,
+        &scrape(shop.payments.admin).await,
         "rpc_server_duration_seconds",
         &[("rpc_method", "Charge")],
     );
@@ -268,7 +223,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         charges <= slow_failures.len() as f64 * attempts_per_order,
         "{charges} charges"
     );
-    let seen = scrape(orders.admin).await;
+    let seen = scrape(shop.orders.admin).await;
     assert!(
         metric(
             &seen,
@@ -308,13 +263,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
     );
 
     // Heal payments; after the cool-down, orders go through again.
-    payments.signal(Signal::SIGTERM);
-    assert!(payments.exit().await.success());
-    let mut payments = start(
-        &serve_args("payments", &payments_addr, &db("payments"), &[]),
-        "PaymentService",
-    )
-    .await;
+    shop.heal_payments().await;
     let healed = async {
         let mut attempt = 0;
         loop {
@@ -346,7 +295,7 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
             OrderStatus::Confirmed
         );
     }
-    let seen = scrape(orders.admin).await;
+    let seen = scrape(shop.orders.admin).await;
     let charge_breaker = [("downstream", "payments"), ("rpc_method", "Charge")];
     assert_eq!(
         metric(&seen, "orderly_circuit_breaker_state", &charge_breaker),
@@ -354,8 +303,5 @@ async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
         "closed again"
     );
 
-    for process in [&mut orders, &mut payments, &mut delivery, &mut users] {
-        process.signal(Signal::SIGTERM);
-        assert!(process.exit().await.success());
-    }
+    shop.stop().await;
 }
