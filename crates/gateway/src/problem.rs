@@ -231,9 +231,13 @@ impl From<Status> for Problem {
             problem.retry_after_seconds = Some(1);
         }
         if http_status(code).is_server_error() {
+            // The cause stays in the log, with its source chain (a transport error's is the
+            // useful part), since the caller is told less.
+            let source = std::error::Error::source(&status).map(|source| format!("{source:?}"));
             tracing::warn!(
                 code = code_name(code),
-                message = status.message(),
+                detail = status.message(),
+                source,
                 "request failed"
             );
             // A failure on this side of the wire (a refused or reset connection) speaks of the

@@ -140,7 +140,8 @@ where
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -163,7 +164,10 @@ where
                 tokio::time::sleep(fault.delay).await;
             }
             match fault.fail {
-                Some(code) => Ok(Status::new(code, "injected fault").into_http()),
+                Some(code) => {
+                    crate::refuse::drain(request);
+                    Ok(Status::new(code, "injected fault").into_http())
+                }
                 None => inner.call(request).await,
             }
         })

@@ -27,6 +27,7 @@
 //! | [`telemetry`] | JSON logs with trace ids, and OTLP trace export configured by `OTEL_*` |
 //! | [`trace`] | server and client spans, and W3C trace context across calls |
 //! | [`web`] | spans and RED metrics for HTTP (axum) routes |
+//! | [`refuse`] | answering a refused call while draining its body (h2's DATA-frame budget) |
 //! | [`probe`] | one HTTP request over plain TCP, for health checks and tests |
 //! | [`pagination`] | AIP-158 page sizes and tamper-checked page tokens |
 //! | `testing` | (feature `testing`) fresh SQLite and PostgreSQL databases for integration tests |
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod money;
 pub mod pagination;
 pub mod probe;
+pub mod refuse;
 pub mod server;
 pub mod shed;
 pub mod shutdown;

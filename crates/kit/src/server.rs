@@ -22,6 +22,9 @@ use crate::metrics::ServerMetricsLayer;
 use crate::shutdown::Shutdown;
 use crate::trace::ServerTraceLayer;
 
+/// The most calls one client connection may have in flight (hyper's default).
+const MAX_STREAMS_PER_CONNECTION: u32 = 200;
+
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -185,9 +188,16 @@ impl GrpcServer {
             }
         };
 
+        // A caller that multiplexes many calls over one connection (the gateway, orders) cancels
+        // them all at once when its own clients hang up. h2's default allows 20 such resets of
+        // calls not yet started before it closes the connection as a rapid-reset attack, failing
+        // every other call on it with "broken pipe"; allowing as many as a connection may have
+        // streams keeps the protection without punishing a burst of cancels.
         let mut builder = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .http2_max_pending_accept_reset_streams(Some(MAX_STREAMS_PER_CONNECTION as usize));
         if !self.config.max_connection_age.is_zero() {
             builder = builder
                 .max_connection_age(self.config.max_connection_age)

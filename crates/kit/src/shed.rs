@@ -5,14 +5,16 @@
 //! The limit is not a fixed number but follows measured latency: tower-acc's `Vegas` (after
 //! Netflix's concurrency-limits and TCP Vegas) estimates the queue as `limit × (1 − rtt_noload /
 //! rtt)` and lowers the limit when calls start to queue, raising it while they do not, up to the
-//! configured ceiling (`--max-concurrent-calls`). tower's `LoadShed` turns "no permit now" into an
-//! immediate refusal instead of a wait, with a RetryInfo of 250 ms: clients that come back sooner
+//! configured ceiling (`--max-concurrent-calls`). A call that finds no permit free is refused at
+//! once instead of waiting (what tower's `LoadShed` does, here with the refused call's body drained:
+//! see [`crate::refuse`]), with a RetryInfo of 250 ms: clients that come back sooner
 //! spend the CPU the accepted calls need. Measured with `bench/overload.sh` against Gradient2 (the
 //! same library's gradient of a long-run average RTT, which drifts up under sustained load): at
 //! 160 CreateOrders in flight, accepted p50 29 ms against 214 ms.
 //!
-//! Expensive methods get a limit of their own, so that a burst of them cannot take the slots of
-//! cheap calls: by AIP naming, `List*` and `BatchGet*` methods, whose cost grows with the page.
+//! Expensive methods get a limit of their own, so that a burst of them cannot take the slots (or
+//! the cores) of cheap calls: by AIP naming, `List*` and `BatchGet*` methods, whose cost grows
+//! with the page.
 //!
 //! It wraps business services only: health checks and reflection keep answering under overload,
 //! so a busy replica is not mistaken for a dead one.
@@ -26,7 +28,6 @@ use tonic::server::NamedService;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::Service;
-use tower::load_shed::LoadShed;
 use tower_acc::{ConcurrencyLimit, Vegas};
 
 /// How soon a shed caller may try again, sent as RetryInfo.
@@ -34,11 +35,8 @@ const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// The limit cheap methods start at.
 const CHEAP_START: usize = 64;
-/// An expensive method's ceiling is this share of the configured one.
+/// An expensive method's ceiling is at most this share of the configured one.
 const EXPENSIVE_SHARE: usize = 8;
-/// The limit expensive methods start at: a few, since each may hold a database connection for a
-/// while; it grows while their latency stays flat.
-const EXPENSIVE_START: usize = 8;
 
 /// Which limit a method is under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,13 +64,16 @@ impl Class {
     }
 }
 
-type Limited<S> = LoadShed<ConcurrencyLimit<S, Vegas>>;
+type Limited<S> = ConcurrencyLimit<S, Vegas>;
 
 /// A service that sheds the calls beyond its adaptive concurrency limits.
 #[derive(Debug, Clone)]
 pub struct Shed<S> {
     cheap: Limited<S>,
     expensive: Limited<S>,
+    /// Whether each limit had a permit for the next call at the last `poll_ready`.
+    cheap_ready: bool,
+    expensive_ready: bool,
 }
 
 /// An adaptive limit up to `ceiling`, starting at `start` (clamped to the ceiling).
@@ -86,18 +87,20 @@ fn adaptive(start: usize, ceiling: usize) -> Vegas {
 
 impl<S: NamedService + Clone> Shed<S> {
     /// `inner`, answering at most `ceiling` cheap calls at once across all connections (fewer
-    /// while calls queue), and an eighth of that of expensive ones.
+    /// while calls queue), and of expensive ones at most one per two cores (and an eighth of the
+    /// ceiling): a page of a hundred large orders takes ~100 ms of CPU, so on two cores a second
+    /// listing at once would leave cheap calls no core to run on (`bench/heavy_lists.sh`).
     pub fn new(inner: S, ceiling: usize) -> Self {
-        let expensive_ceiling = (ceiling / EXPENSIVE_SHARE).max(2).min(ceiling.max(1));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let expensive_ceiling = (ceiling / EXPENSIVE_SHARE)
+            .min(cores / 2)
+            .max(1)
+            .min(ceiling.max(1));
         Self {
-            cheap: LoadShed::new(ConcurrencyLimit::new(
-                inner.clone(),
-                adaptive(CHEAP_START, ceiling),
-            )),
-            expensive: LoadShed::new(ConcurrencyLimit::new(
-                inner,
-                adaptive(EXPENSIVE_START, expensive_ceiling),
-            )),
+            cheap: ConcurrencyLimit::new(inner.clone(), adaptive(CHEAP_START, ceiling)),
+            expensive: ConcurrencyLimit::new(inner, adaptive(expensive_ceiling, expensive_ceiling)),
+            cheap_ready: false,
+            expensive_ready: false,
         }
     }
 }
@@ -111,45 +114,40 @@ where
     S: NamedService
         + Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
     S::Future: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // LoadShed is always ready: it decides per call. Both are asked, since which one a call
-        // needs is known only from the call; the unused one's permit goes back with this clone.
-        let cheap = self.cheap.poll_ready(cx).is_ready();
-        let expensive = self.expensive.poll_ready(cx).is_ready();
-        if cheap && expensive {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+        // Always ready: each call is decided when it comes. Both limits are asked, since which
+        // one a call needs is known only from the call; the unused one's permit goes back with
+        // this clone.
+        self.cheap_ready = self.cheap.poll_ready(cx).is_ready();
+        self.expensive_ready = self.expensive.poll_ready(cx).is_ready();
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let service = S::NAME;
         let class = Class::of(request.uri().path());
-        let future = match class {
-            Class::Cheap => self.cheap.call(request),
-            Class::Expensive => self.expensive.call(request),
+        let (limited, ready) = match class {
+            Class::Cheap => (&mut self.cheap, &mut self.cheap_ready),
+            Class::Expensive => (&mut self.expensive, &mut self.expensive_ready),
         };
-        Box::pin(async move {
-            match future.await {
-                Ok(response) => Ok(response),
-                Err(_overloaded) => {
-                    metrics::counter!("orderly_server_shed_total", "rpc_service" => service, "class" => class.as_str())
-                        .increment(1);
-                    let status = Status::with_error_details(
-                        Code::ResourceExhausted,
-                        "server overloaded: too many calls in flight; retry shortly or elsewhere",
-                        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-                    );
-                    Ok(status.into_http())
-                }
-            }
-        })
+        if std::mem::take(ready) {
+            return Box::pin(limited.call(request));
+        }
+        metrics::counter!("orderly_server_shed_total", "rpc_service" => S::NAME, "class" => class.as_str())
+            .increment(1);
+        crate::refuse::drain(request);
+        let status = Status::with_error_details(
+            Code::ResourceExhausted,
+            "server overloaded: too many calls in flight; retry shortly or elsewhere",
+            ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+        );
+        Box::pin(std::future::ready(Ok(status.into_http())))
     }
 }
 
