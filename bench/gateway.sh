@@ -21,10 +21,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 source bench/lib.sh
 
-OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info,orderly_gateway=info target/release/orderly up \
-  --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
-  --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
-pids+=($!)
+start_up RUST_LOG=warn,orderly=info,orderly_gateway=info
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]].removeprefix('http://'))" "$1"; }
 gateway_addr=$(wait_line "$work/up.log" '"gateway listening"' | field addr)
 users_addr=$(wait_line "$work/up.log" '"service":"users"' | field url)

@@ -18,12 +18,8 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 source bench/lib.sh
 
-OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info target/release/orderly up \
-  --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
-  --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
-up_pid=$!
-pids+=($up_pid)
-rest=$(wait_line "$work/up.log" '"orderly is up' | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['rest'])")
+start_up
+rest=$(up_field rest '"orderly is up')
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$up_pid/status"; }
 
 user() { curl -sf "$rest/v1/users" -H 'content-type: application/json' -d "{\"name\":\"$1\",\"email\":\"$1-$RANDOM@example.com\"}" \
@@ -45,7 +41,9 @@ page_bytes=$(curl -s "$rest/v1/orders?user_id=$heavy&page_size=400" | wc -c)
 
 echo "heavy user: 400 orders of 100 lines; one page_size=400 page is $page_bytes bytes of JSON"
 before=$(rss)
-( peak=0; while kill -0 "$up_pid" 2>/dev/null; do r=$(rss); peak=$(python3 -c "print(max($peak, $r))"); echo "$peak" >"$work/peak"; sleep 0.1; done ) &
+( peak=0; while kill -0 "$up_pid" 2>/dev/null; do
+    peak=$(awk -v a="$peak" -v b="$(rss)" 'BEGIN { print (b > a) ? b : a }'); echo "$peak" >"$work/peak"; sleep 0.1
+  done ) 2>/dev/null &
 pids+=($!)
 h2load --h1 -c 150 -t 1 -D "$seconds" "$rest/v1/orders?user_id=$heavy&page_size=400" >"$work/burst.txt" 2>&1 &
 burst=$!

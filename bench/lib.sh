@@ -20,6 +20,21 @@ start_users() {
   printf -v "$var" '%s' "$(wait_line "$log" '"listening"' | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["addr"])')"
 }
 
+# Starts `orderly up` (release, telemetry off) on free ports with its data under $work/data and its
+# log in $work/up.log; stores its pid in `up_pid` and waits until it is up. Extra environment
+# "$@" (NAME=VALUE ...), e.g. a RUST_LOG.
+start_up() {
+  env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info "$@" target/release/orderly up \
+    --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
+    --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
+  up_pid=$!
+  pids+=($up_pid)
+  wait_line "$work/up.log" '"orderly is up' >/dev/null
+}
+
+# Prints field $1 of the JSON log line of `orderly up` that matches $2.
+up_field() { wait_line "$work/up.log" "$2" | python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])" "$1"; }
+
 # Creates a user through the users service at $1 and prints the hex of a GetUserRequest for it.
 get_user_request() {
   python3 - "$work/create.bin" <<'PY'

@@ -19,13 +19,9 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 source bench/lib.sh
 
-OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info target/release/orderly up \
-  --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
-  --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
-pids+=($!)
-field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])" "$1"; }
-users_url=$(wait_line "$work/up.log" '"service":"users"' | field url)
-orders_url=$(wait_line "$work/up.log" '"service":"orders"' | field url)
+start_up
+users_url=$(up_field users '"orderly is up')
+orders_url=$(up_field orders '"orderly is up')
 
 load() { target/release/examples/order_load "$users_url" "$orders_url" "$1" "$2"; }
 get() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
