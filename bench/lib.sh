@@ -53,10 +53,24 @@ user_id = d[4:4 + d[3]]
 print((bytes([0x0a, len(user_id)]) + user_id).hex())' "$work/created.bin"
 }
 
+# Drives the unary gRPC method $2 at $1 with h2load, the request being the protobuf message whose
+# hex is $3, and h2load options "${@:4}". First one call with curl prints its grpc-status trailer:
+# h2load counts HTTP statuses only, and a failed gRPC call is still HTTP 200.
+grpc_load() {
+  local addr=$1 method=$2 hex=$3 body="$work/grpc-body-$RANDOM.bin"
+  shift 3
+  command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; return 2; }
+  python3 -c 'import struct, sys; m = bytes.fromhex(sys.argv[2]); open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(m)) + m)' \
+    "$body" "$hex"
+  echo "one call: $(curl -s --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
+    --data-binary @"$body" -o /dev/null -D - "http://$addr$method" 2>/dev/null | tr -d '\r' | grep -i '^grpc-status' || echo 'no grpc-status trailer')"
+  h2load "$@" -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "http://$addr$method"
+}
+
 # Drives GetUser ($2: request hex) at $1 and prints: requests/s, p50, p90, p99 (ms), failed.
 measure() {
   local addr=$1 hex=$2 log="$work/h2load-$RANDOM.tsv" out
-  out=$(../shared/tools/grpc-load "$addr" /orderly.users.v1.UserService/GetUser "$hex" \
+  out=$(grpc_load "$addr" /orderly.users.v1.UserService/GetUser "$hex" \
     -c "$conns" -m "$streams" -t 1 -D "$seconds" --log-file="$log" 2>&1) \
     || { echo "$out" >&2; return 1; }
   echo "$out" | grep -q "grpc-status: 0" || { echo "the probe call failed: $out" >&2; return 1; }
