@@ -52,14 +52,16 @@ wait "$burst"
 peak=$(cat "$work/peak")
 sleep 5
 after=$(rss)
-python3 - "$work/burst.txt" "$light_run" "$before" "$peak" "$after" <<'PY'
+sleep 10
+later=$(rss)
+python3 - "$work/burst.txt" "$light_run" "$before" "$peak" "$after" "$later" <<'PY'
 import re, sys
 burst = open(sys.argv[1]).read()
 rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", burst).group(1)
 codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", burst).groups()
 light = sys.argv[2].split()
-before, peak, after = (float(x) for x in sys.argv[3:6])
+before, peak, after, later = (float(x) for x in sys.argv[3:7])
 print(f"burst: {rps} listings/s, {codes[0]} answered, {codes[2]} shed (429), {codes[3]} 5xx")
 print(f"the other user's GetOrder during the burst: {light[0]} req/s, p50 {light[1]} ms, p99 {light[3]} ms, {light[4]} failed (target p99 < 100 ms, none failed)")
-print(f"RSS: {before:.1f} MB before, {peak:.1f} MB at peak, {after:.1f} MB 5 s after: {after / before:.2f}x (target <= 2x)")
+print(f"RSS: {before:.1f} MB before, {peak:.1f} MB at peak, {after:.1f} MB 5 s after ({after / before:.2f}x), {later:.1f} MB 15 s after ({later / before:.2f}x) (target <= 2x)")
 PY

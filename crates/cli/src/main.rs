@@ -23,6 +23,12 @@ use tokio::task::JoinSet;
 
 use crate::args::{CheckArgs, Cli, Command, GatewayTuning, OrdersArgs, ServeArgs, Target, UpArgs};
 
+/// jemalloc, with its background threads returning freed memory to the system over time: glibc's
+/// allocator kept the peak of a burst of large listings for good (`bench/heavy_lists.sh`; figures
+/// for both in the README's performance section).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
