@@ -298,11 +298,6 @@ impl Breaker {
         matches!(self.lock().state, State::Open { since } if since.elapsed() < self.config.cool_down)
     }
 
-    /// Whether the breaker is closed: calls go through without being probes.
-    pub fn is_closed(&self) -> bool {
-        self.lock().state == State::Closed
-    }
-
     /// The downstream's name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -327,19 +322,6 @@ impl Breaker {
                 Err(open_status(self.name, self.method, self.config.cool_down))
             }
         }
-    }
-
-    /// Runs `call` as one call through the breaker: refused at once while open; otherwise its
-    /// result, counted. `budget` is the time the call was given.
-    pub async fn run<T>(
-        &self,
-        budget: Duration,
-        call: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        let permit = self.try_acquire()?;
-        let result = call.await;
-        permit.record(Outcome::of(&result, budget, &self.config));
-        result
     }
 
     fn admit(&self) -> Option<Admission> {
@@ -483,6 +465,27 @@ mod tests {
     use super::*;
 
     const BUDGET: Duration = Duration::from_secs(1);
+
+    // What the tests drive the breaker with: one call, admitted, run and recorded.
+    impl Breaker {
+        /// Whether the breaker is closed: calls go through without being probes.
+        pub fn is_closed(&self) -> bool {
+            self.lock().state == State::Closed
+        }
+
+        /// Runs `call` as one call through the breaker: refused at once while open; otherwise its
+        /// result, counted. `budget` is the time the call was given.
+        pub async fn run<T>(
+            &self,
+            budget: Duration,
+            call: impl Future<Output = Result<T, Status>>,
+        ) -> Result<T, Status> {
+            let permit = self.try_acquire()?;
+            let result = call.await;
+            permit.record(Outcome::of(&result, budget, &self.config));
+            result
+        }
+    }
 
     async fn attempt(result: Result<(), Status>) -> Result<(), Status> {
         result

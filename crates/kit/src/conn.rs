@@ -148,13 +148,6 @@ struct Preface {
     deadline: Pin<Box<Sleep>>,
 }
 
-impl Guarded {
-    /// The TCP stream.
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
 impl Drop for Guarded {
     fn drop(&mut self) {
         self.watch.open(-1.0);
@@ -247,7 +240,7 @@ pub fn incoming(
     listener: TcpListener,
     limits: ConnectionLimits,
     protocol: Protocol,
-) -> (ReceiverStream<io::Result<Guarded>>, Watch) {
+) -> (ReceiverStream<Guarded>, Watch) {
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -290,7 +283,7 @@ pub fn incoming(
                 watch: accepting.clone(),
                 _slot: slot,
             };
-            if sender.send(Ok(guarded)).await.is_err() {
+            if sender.send(guarded).await.is_err() {
                 return;
             }
         }
@@ -330,7 +323,7 @@ mod tests {
         let mut served = Vec::new();
         for _ in 0..2 {
             clients.push(TcpStream::connect(addr).await.expect("connect"));
-            served.push(incoming.next().await.expect("accepted").expect("ok"));
+            served.push(incoming.next().await.expect("accepted"));
         }
         // The third is closed at once: it reads end-of-stream.
         let mut third = TcpStream::connect(addr).await.expect("connect");
@@ -343,7 +336,7 @@ mod tests {
         drop(served.pop());
         clients.pop();
         let mut fourth = TcpStream::connect(addr).await.expect("connect");
-        let mut accepted = incoming.next().await.expect("accepted").expect("ok");
+        let mut accepted = incoming.next().await.expect("accepted");
         fourth.write_all(b"hi").await.expect("write");
         let mut two = [0u8; 2];
         accepted.read_exact(&mut two).await.expect("read");
@@ -363,7 +356,7 @@ mod tests {
         slow.write_all(b"PRI * HTTP/2.0")
             .await
             .expect("part of a preface");
-        let mut accepted = incoming.next().await.expect("accepted").expect("ok");
+        let mut accepted = incoming.next().await.expect("accepted");
         let mut buf = [0u8; 64];
         let mut read = 0;
         let error = loop {
@@ -382,7 +375,7 @@ mod tests {
             .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .await
             .expect("preface");
-        let mut accepted = incoming.next().await.expect("accepted").expect("ok");
+        let mut accepted = incoming.next().await.expect("accepted");
         let mut preface = [0u8; H2_PREFACE_BYTES];
         accepted.read_exact(&mut preface).await.expect("preface");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -219,6 +219,8 @@ impl GrpcServer {
             self.config.connection_limits(),
             crate::conn::Protocol::Http2,
         );
+        // tonic takes a stream of results; accept errors are handled inside (they pause the loop).
+        let incoming = tokio_stream::StreamExt::map(incoming, Ok::<_, std::io::Error>);
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         let grace = drain_delay + self.config.grace_period;
         tokio::select! {
