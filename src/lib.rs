@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod money;
 pub mod validate;
 
 /// Names of the gRPC metadata that the services send beside their messages.

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use orderly_kit::config::ServerConfig;
-use orderly_kit::telemetry::LogFormat;
+use orderly_kit::observe::telemetry::LogFormat;
+use orderly_kit::server::config::ServerConfig;
 
 /// Orderly: gRPC microservices for users, orders, payments and delivery.
 #[derive(Debug, clap::Parser)]
@@ -149,7 +149,7 @@ pub struct OrdersTuning {
 
 impl OrdersTuning {
     /// Applies the breaker and retry settings to the protection of a service's calls.
-    pub fn protect(&self, calls: &mut orderly_kit::downstream::DownstreamConfig) {
+    pub fn protect(&self, calls: &mut orderly_kit::client::downstream::DownstreamConfig) {
         calls.breaker.cool_down = self.breaker_cool_down;
         calls.breaker.minimum_calls = self.breaker_minimum_calls;
         calls.breaker.failure_rate = self.breaker_failure_rate;
@@ -196,7 +196,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERLY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     pub admin_listen: SocketAddr,
 
-    /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Default: sqlite://data/<target>.db.
+    /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Default: `sqlite://data/<target>.db`.
     #[arg(long, env = "ORDERLY_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 

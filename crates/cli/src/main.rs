@@ -14,9 +14,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use orderly_kit::config::ServerConfig;
+use orderly_kit::observe::telemetry::LogFormat;
+use orderly_kit::server::config::ServerConfig;
 use orderly_kit::shutdown::{Shutdown, signal};
-use orderly_kit::telemetry::LogFormat;
 use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -57,7 +57,7 @@ async fn traced(
     service_name: &str,
     work: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let telemetry = orderly_kit::telemetry::init(format, service_name)?;
+    let telemetry = orderly_kit::observe::telemetry::init(format, service_name)?;
     // The connection caps, not the system's default descriptor limit, decide how many clients
     // are served.
     match orderly_kit::conn::raise_fd_limit() {
@@ -169,7 +169,7 @@ async fn admin(
     let listener = bind(addr).await?;
     let stop = shutdown.wait();
     Ok(tokio::spawn(async move {
-        if let Err(error) = orderly_kit::admin::serve(listener, stop).await {
+        if let Err(error) = orderly_kit::server::admin::serve(listener, stop).await {
             tracing::error!(%error, "admin server failed");
         }
     }))
@@ -177,7 +177,7 @@ async fn admin(
 
 /// `orderly serve`: one service until SIGTERM or SIGINT.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    orderly_kit::metrics::install();
+    orderly_kit::observe::metrics::install();
     let shutdown = Shutdown::new();
     let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
@@ -213,7 +213,7 @@ fn sqlite_in(dir: &Path, target: Target) -> String {
 
 /// `orderly up`: every service in this process until SIGTERM or SIGINT; they still talk real gRPC.
 async fn up(args: UpArgs) -> anyhow::Result<()> {
-    orderly_kit::metrics::install();
+    orderly_kit::observe::metrics::install();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     // Bind every port first, so that each service knows where the others really are (port 0 works).
@@ -295,7 +295,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
 /// `orderly check`: succeeds when the admin port at `args.admin` answers `args.path` with 200.
 async fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let response = orderly_kit::probe::get(args.admin, &args.path).await?;
+    let response = orderly_kit::http::client::get(args.admin, &args.path).await?;
     anyhow::ensure!(
         response.status == 200,
         "{}{} answered {}: {}",

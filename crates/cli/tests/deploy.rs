@@ -65,7 +65,7 @@ fn serve_flags() -> Flags {
     Flags { env, ports }
 }
 
-/// The variables the telemetry reads (`orderly_kit::telemetry`).
+/// The variables the telemetry reads (`orderly_kit::observe::telemetry`).
 const OTEL_VARS: [&str; 6] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_SERVICE_NAME",

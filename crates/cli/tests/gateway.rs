@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use orderly_kit::probe::{self, Response};
+use orderly_kit::http::client::{self, Response};
 use serde_json::{Value, json};
 
 use crate::common::{Orderly, PATIENCE, metric, scrape, up_args};
@@ -25,7 +25,7 @@ async fn send(
     headers: &[(&str, &str)],
     body: &Value,
 ) -> Response {
-    probe::request_json(addr, method, path, headers, body, PATIENCE)
+    client::request_json(addr, method, path, headers, body, PATIENCE)
         .await
         .expect("the gateway answers")
 }
@@ -72,7 +72,7 @@ async fn up_serves_rest_and_keeps_its_data_across_restarts() {
     assert_eq!(placed["status"], "ORDER_STATUS_CONFIRMED");
     let order_id = placed["id"].as_str().expect("id").to_owned();
 
-    let read = probe::get(gateway, &format!("/v1/orders/{order_id}"))
+    let read = client::get(gateway, &format!("/v1/orders/{order_id}"))
         .await
         .expect("GET");
     assert_eq!(read.status, 200);
@@ -117,12 +117,12 @@ async fn up_serves_rest_and_keeps_its_data_across_restarts() {
 
     let mut second = start(dir).await;
     let gateway = second.addrs["gateway"];
-    let user_again = probe::get(gateway, &format!("/v1/users/{user_id}"))
+    let user_again = client::get(gateway, &format!("/v1/users/{user_id}"))
         .await
         .expect("GET");
     assert_eq!(user_again.status, 200);
     assert_eq!(body(&user_again), user);
-    let order_again = probe::get(gateway, &format!("/v1/orders/{order_id}"))
+    let order_again = client::get(gateway, &format!("/v1/orders/{order_id}"))
         .await
         .expect("GET");
     assert_eq!(order_again.status, 200);

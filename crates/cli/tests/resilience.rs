@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use orderly::orders::v1::OrderStatus;
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
-use orderly_kit::deadline::Deadline;
-use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
+use orderly_kit::client::deadline::Deadline;
+use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
 use tonic::Code;
 
 use crate::common::shop::Shop;

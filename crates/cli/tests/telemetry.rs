@@ -274,7 +274,7 @@ async fn a_rest_request_continues_the_callers_trace_through_the_gateway() {
     let caller = "10f067aa0ba902b7";
     let traceparent = format!("00-{trace_id}-{caller}-01");
     let body = br#"{"name": "Traced", "email": "rest-traced@example.com"}"#;
-    let created = orderly_kit::probe::request(
+    let created = orderly_kit::http::client::request(
         suite.addrs["gateway"],
         "POST",
         "/v1/users",

@@ -12,8 +12,8 @@ pub mod service;
 pub mod store;
 
 use orderly::delivery::v1::DeliveryServiceServer;
-use orderly_kit::config::ServerConfig;
 use orderly_kit::server::GrpcServer;
+use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
 
 pub use service::Deliveries;

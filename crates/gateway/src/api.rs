@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter};
-use orderly_kit::web::{Route, observe};
+use orderly_kit::http::web::{Route, observe};
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::{OpenApi, RefOr, schema::Schema};
 

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use orderly::orders::v1::{
     CancelOrderRequest, CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderServiceClient,
 };
-use orderly_kit::downstream::Safety;
+use orderly_kit::client::downstream::Safety;
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use orderly_kit::client::ClientError;
-use orderly_kit::deadline::Deadline;
-use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
-use orderly_kit::faults::{CODE_HEADER, DELAY_HEADER};
-use orderly_kit::trace::TracedChannel;
+use orderly_kit::client::deadline::Deadline;
+use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
+use orderly_kit::metadata::{FAULT_CODE as CODE_HEADER, FAULT_DELAY as DELAY_HEADER};
+use orderly_kit::observe::trace::TracedChannel;
 use tonic::Status;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 

@@ -11,7 +11,7 @@ use orderly::users::v1::{
     CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, UpdateUserRequest,
     UserServiceClient,
 };
-use orderly_kit::downstream::Safety;
+use orderly_kit::client::downstream::Safety;
 use serde::Deserialize;
 use utoipa::IntoParams;
 

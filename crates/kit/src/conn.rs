@@ -216,6 +216,7 @@ impl AsyncWrite for Guarded {
     }
 }
 
+#[cfg(feature = "server")]
 impl tonic::transport::server::Connected for Guarded {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
 

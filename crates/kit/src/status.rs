@@ -111,6 +111,7 @@ pub fn with_info(
 
 /// The status of a database failure. Failing to reach the database is UNAVAILABLE (worth a retry);
 /// anything else is INTERNAL. Details are logged, never sent: they can leak schema and data.
+#[cfg(feature = "db")]
 pub fn database(error: &sqlx::Error) -> Status {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {

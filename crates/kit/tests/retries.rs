@@ -12,10 +12,10 @@ use orderly::users::v1::{
     ListUsersResponse, UpdateUserRequest, UpdateUserResponse, UserService, UserServiceClient,
     UserServiceServer,
 };
-use orderly_kit::backoff::Backoff;
-use orderly_kit::breaker::BreakerConfig;
-use orderly_kit::deadline::Deadline;
-use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
+use orderly_kit::client::backoff::Backoff;
+use orderly_kit::client::breaker::BreakerConfig;
+use orderly_kit::client::deadline::Deadline;
+use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
 use tonic::{Code, Request, Response, Status};
 
 /// Fails the first `failures` calls for each id with `code`, and records when each call came.
@@ -297,7 +297,7 @@ async fn retries_stop_at_the_deadline() {
 
 #[tokio::test]
 async fn the_retry_budget_stops_a_retry_storm() {
-    orderly_kit::metrics::install();
+    orderly_kit::observe::metrics::install();
     let server = flaky(usize::MAX, Code::Unavailable);
     let calls = server.calls.clone();
     let addr = serve(server).await;
@@ -339,7 +339,7 @@ async fn the_retry_budget_stops_a_retry_storm() {
         "retries stayed within the budget: {attempts}"
     );
     assert!(attempts > 50, "some retries were allowed");
-    let rendered = orderly_kit::metrics::install().render();
+    let rendered = orderly_kit::observe::metrics::install().render();
     assert!(
         rendered
             .lines()

@@ -9,10 +9,10 @@ use orderly::delivery::v1::{
 use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{ChargeRequest, Payment, PaymentServiceClient, RefundRequest};
 use orderly::users::v1::{GetUserRequest, UserServiceClient};
-use orderly_kit::breaker::Permit;
 use orderly_kit::client::ClientError;
-use orderly_kit::deadline::Deadline;
-use orderly_kit::downstream::{Downstream, DownstreamConfig, Safety};
+use orderly_kit::client::breaker::Permit;
+use orderly_kit::client::deadline::Deadline;
+use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
 use tonic::{Code, Status};
 
 use crate::model::OrderRecord;

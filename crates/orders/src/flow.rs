@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use orderly::delivery::v1::DeliveryStatus;
 use orderly::payments::v1::PaymentStatus;
-use orderly_kit::backoff::Backoff;
-use orderly_kit::deadline::Deadline;
+use orderly_kit::client::backoff::Backoff;
+use orderly_kit::client::deadline::Deadline;
 use tonic::Status;
 use tracing::Instrument;
 

@@ -22,10 +22,10 @@ pub mod store;
 use std::time::Duration;
 
 use orderly::orders::v1::OrderServiceServer;
-use orderly_kit::config::ServerConfig;
-use orderly_kit::downstream::DownstreamConfig;
+use orderly_kit::client::downstream::DownstreamConfig;
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::GrpcServer;
+use orderly_kit::server::config::ServerConfig;
 use orderly_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 

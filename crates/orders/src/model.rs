@@ -2,9 +2,9 @@
 //! its total computed in checked integer arithmetic. Orders as stored are [`OrderRecord`]s.
 
 use orderly::common::v1::{Address, Money as MoneyMessage};
+use orderly::money::{Money, MoneyError};
 use orderly::orders::v1::{CreateOrderRequest, LineItem, Order, OrderStatus};
 use orderly::validate::required_text;
-use orderly_kit::money::{Money, MoneyError};
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
 
@@ -43,7 +43,7 @@ pub struct NewOrder {
     pub address: Address,
     /// The caller's idempotency key.
     pub idempotency_key: String,
-    /// A hash of everything the request asks for (see [`NewOrder::fingerprint`]), stored with the
+    /// A hash of everything the request asks for (see `NewOrder::fingerprint`), stored with the
     /// key so that the key reused for a different request can be told apart from a replay.
     pub fingerprint: String,
 }

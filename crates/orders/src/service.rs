@@ -12,7 +12,7 @@ use orderly::orders::v1::{
     WatchOrderRequest, WatchOrderResponse,
 };
 use orderly::validate::text;
-use orderly_kit::deadline::Deadline;
+use orderly_kit::client::deadline::Deadline;
 use orderly_kit::pagination::{PageTokens, page_size};
 use orderly_kit::status::FieldViolations;
 use tokio::time::Instant;

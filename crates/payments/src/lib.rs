@@ -13,8 +13,8 @@ pub mod service;
 pub mod store;
 
 use orderly::payments::v1::PaymentServiceServer;
-use orderly_kit::config::ServerConfig;
 use orderly_kit::server::GrpcServer;
+use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
 
 pub use service::Payments;

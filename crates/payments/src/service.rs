@@ -2,13 +2,13 @@
 //! keys make each charge and refund happen once.
 
 use orderly::common::v1::Money as MoneyMessage;
+use orderly::money::{Money, MoneyError};
 use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{
     ChargeRequest, ChargeResponse, GetPaymentRequest, GetPaymentResponse, Payment, PaymentService,
     PaymentStatus, RefundRequest, RefundResponse,
 };
 use orderly::validate::{required_text, text};
-use orderly_kit::money::{Money, MoneyError};
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
 use tonic::{Request, Response, Status};

@@ -2,8 +2,8 @@
 //! idempotency key, a refund's idempotency key; and a refund can never exceed its charge because
 //! the update that records it carries that condition itself.
 
+use orderly::money::Money;
 use orderly_kit::db::is_unique_violation;
-use orderly_kit::money::Money;
 use orderly_kit::time::now_micros;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};

@@ -14,9 +14,9 @@ pub mod service;
 pub mod store;
 
 use orderly::users::v1::UserServiceServer;
-use orderly_kit::config::ServerConfig;
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::GrpcServer;
+use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
 
 pub use service::Users;

@@ -53,7 +53,7 @@ impl Orderly {
             .args(args)
             .envs(env.iter().copied())
             .args(["--admin-listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info,orderly_kit::faults=debug")
+            .env("RUST_LOG", "info,orderly_kit::server::faults=debug")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -159,7 +159,9 @@ impl Orderly {
 
 /// `GET path` from `addr`; the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let response = orderly_kit::probe::get(addr, path).await.expect("GET");
+    let response = orderly_kit::http::client::get(addr, path)
+        .await
+        .expect("GET");
     (response.status, response.body)
 }
 

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use orderly::orders::v1::{ListOrdersRequest, OrderStatus};
-use orderly_kit::breaker::BreakerConfig;
-use orderly_kit::downstream::DownstreamConfig;
-use orderly_kit::faults::FaultConfig;
+use orderly_kit::client::breaker::BreakerConfig;
+use orderly_kit::client::downstream::DownstreamConfig;
+use orderly_kit::server::faults::FaultConfig;
 
 use crate::support::{Options, Suite, order_request};
 

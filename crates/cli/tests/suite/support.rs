@@ -10,10 +10,10 @@ use orderly::orders::v1::{
 };
 use orderly::payments::v1::PaymentServiceClient;
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
-use orderly_kit::config::ServerConfig;
-use orderly_kit::faults::FaultConfig;
+use orderly_kit::db::testing::{TestBackend, TestDatabase};
+use orderly_kit::server::config::ServerConfig;
+use orderly_kit::server::faults::FaultConfig;
 use orderly_kit::shutdown::Shutdown;
-use orderly_kit::testing::{TestBackend, TestDatabase};
 use orderly_orders::downstream::DownstreamUrls;
 use sqlx::{AnyPool, Row};
 use tokio::net::TcpListener;
@@ -38,7 +38,7 @@ pub struct Options {
     /// How often the sweep runs.
     pub sweep_interval: Duration,
     /// Retries and breakers of orders' calls.
-    pub calls: orderly_kit::downstream::DownstreamConfig,
+    pub calls: orderly_kit::client::downstream::DownstreamConfig,
 }
 
 impl Default for Options {
@@ -50,7 +50,7 @@ impl Default for Options {
             budget: Duration::from_secs(5),
             recover_after: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(30),
-            calls: orderly_kit::downstream::DownstreamConfig::default(),
+            calls: orderly_kit::client::downstream::DownstreamConfig::default(),
         }
     }
 }

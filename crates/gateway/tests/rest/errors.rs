@@ -167,7 +167,7 @@ async fn requests_beyond_the_limit_are_refused_at_once() {
     let slow = tokio::spawn(async move {
         loop {
             let headers = [("x-orderly-fault-delay", "2s")];
-            let response = orderly_kit::probe::request(
+            let response = orderly_kit::http::client::request(
                 addr,
                 "GET",
                 &slow_path,
@@ -228,7 +228,7 @@ async fn an_unreachable_service_is_a_503_that_does_not_describe_the_gateways_ins
     let mut config = orderly_gateway::GatewayConfig::new(url.clone(), url);
     config.request_timeout = std::time::Duration::from_secs(2);
     let gateway = tokio::spawn(orderly_gateway::serve(config, listener, stop.wait()));
-    let response = orderly_kit::probe::request(
+    let response = orderly_kit::http::client::request(
         addr,
         "GET",
         "/v1/users/0190f9a6-8d6a-7c3e-9b1a-2f4d5e6a7b8c",

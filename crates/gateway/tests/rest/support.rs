@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use orderly_gateway::GatewayConfig;
-use orderly_kit::config::ServerConfig;
-use orderly_kit::faults::FaultConfig;
-use orderly_kit::probe::{self, Response};
+use orderly_kit::db::testing::{TestBackend, TestDatabase};
+use orderly_kit::http::client::{self, Response};
+use orderly_kit::server::config::ServerConfig;
+use orderly_kit::server::faults::FaultConfig;
 use orderly_kit::shutdown::Shutdown;
-use orderly_kit::testing::{TestBackend, TestDatabase};
 use orderly_orders::downstream::DownstreamUrls;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -117,7 +117,7 @@ impl Stack {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        probe::request(self.addr, method, path, headers, body, PATIENCE)
+        client::request(self.addr, method, path, headers, body, PATIENCE)
             .await
             .expect("the gateway answers")
     }
@@ -130,7 +130,7 @@ impl Stack {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> Response {
-        probe::request_json(self.addr, method, path, headers, body, PATIENCE)
+        client::request_json(self.addr, method, path, headers, body, PATIENCE)
             .await
             .expect("the gateway answers")
     }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, UserServiceClient};
-use orderly_kit::config::ServerConfig;
-use orderly_kit::testing::{TestBackend, TestDatabase};
+use orderly_kit::db::testing::{TestBackend, TestDatabase};
+use orderly_kit::server::config::ServerConfig;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
@@ -264,12 +264,12 @@ const HANDLER: Duration = Duration::from_millis(200);
 // and a shed call's answer waits its turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_beyond_the_limit_is_shed_at_once_and_accepted_calls_keep_their_latency() {
-    orderly_kit::metrics::install();
+    orderly_kit::observe::metrics::install();
     let db = TestDatabase::create(TestBackend::Sqlite)
         .await
         .expect("sqlite");
     let limit = 4;
-    let faults = orderly_kit::faults::FaultConfig {
+    let faults = orderly_kit::server::faults::FaultConfig {
         latency: HANDLER,
         fault_methods: vec!["GetUser".into()],
         ..Default::default()
@@ -302,7 +302,7 @@ async fn load_beyond_the_limit_is_shed_at_once_and_accepted_calls_keep_their_lat
         loaded_p99 <= unloaded_p99 * 2,
         "accepted calls keep their latency: {loaded_p99:?} vs {unloaded_p99:?}"
     );
-    let rendered = orderly_kit::metrics::install().render();
+    let rendered = orderly_kit::observe::metrics::install().render();
     assert!(
         rendered
             .lines()
@@ -320,7 +320,7 @@ async fn a_burst_of_lists_is_shed_by_its_own_limit_and_cheap_calls_keep_flowing(
         .await
         .expect("sqlite");
     // Lists take 300 ms each; sixteen calls at once is the ceiling, and lists get an eighth of it.
-    let faults = orderly_kit::faults::FaultConfig {
+    let faults = orderly_kit::server::faults::FaultConfig {
         latency: Duration::from_millis(300),
         fault_methods: vec!["ListUsers".into()],
         ..Default::default()

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use orderly::users::v1::{CreateUserRequest, User, UserServiceClient};
-use orderly_kit::config::ServerConfig;
-use orderly_kit::testing::{TestBackend, TestDatabase};
+use orderly_kit::db::testing::{TestBackend, TestDatabase};
+use orderly_kit::server::config::ServerConfig;
 use orderly_users::{StartError, UsersConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    if let Some(server) = $crate::support::TestServer::start(orderly_kit::testing::TestBackend::Sqlite).await {
+                    if let Some(server) = $crate::support::TestServer::start(orderly_kit::db::testing::TestBackend::Sqlite).await {
                         super::$scenario(server).await;
                     }
                 }
@@ -29,7 +29,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    if let Some(server) = $crate::support::TestServer::start(orderly_kit::testing::TestBackend::Postgres).await {
+                    if let Some(server) = $crate::support::TestServer::start(orderly_kit::db::testing::TestBackend::Postgres).await {
                         super::$scenario(server).await;
                     }
                 }

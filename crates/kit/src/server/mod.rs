@@ -7,6 +7,13 @@
 //! streams (HTTP/2 GOAWAY), so new calls are refused while in-flight calls finish; whatever still
 //! runs when the grace period ends is dropped.
 
+pub mod admin;
+pub mod config;
+pub mod faults;
+pub mod health;
+pub mod refuse;
+pub mod shed;
+
 use std::convert::Infallible;
 
 use tokio::net::TcpListener;
@@ -16,11 +23,11 @@ use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tower::Service;
 
-use crate::config::ServerConfig;
-use crate::health::{HealthState, Probe};
-use crate::metrics::ServerMetricsLayer;
+use crate::observe::metrics::ServerMetricsLayer;
+use crate::observe::trace::ServerTraceLayer;
 use crate::shutdown::Shutdown;
-use crate::trace::ServerTraceLayer;
+use config::ServerConfig;
+use health::{HealthState, Readiness};
 
 /// The most calls one client connection may have in flight (hyper's default).
 const MAX_STREAMS_PER_CONNECTION: u32 = 200;
@@ -57,7 +64,7 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
-    probe: Option<Probe>,
+    probe: Option<Readiness>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -106,7 +113,7 @@ impl GrpcServer {
 
     /// Health reports SERVING only while `probe` answers true; it is asked every health interval.
     /// Without a probe, the services are SERVING from the start until they drain.
-    pub fn readiness(mut self, probe: Probe) -> Self {
+    pub fn readiness(mut self, probe: Readiness) -> Self {
         self.probe = Some(probe);
         self
     }
@@ -120,7 +127,7 @@ impl GrpcServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let result = self
-            .readiness(crate::db::probe(&pool))
+            .readiness(health::database(&pool))
             .serve(listener, shutdown)
             .await;
         pool.close().await;
@@ -237,7 +244,7 @@ impl GrpcServer {
 /// Keeps health in step with the readiness probe until the server drains.
 async fn probe_health(
     health: HealthState,
-    probe: Option<Probe>,
+    probe: Option<Readiness>,
     interval: std::time::Duration,
     draining: Shutdown,
 ) {

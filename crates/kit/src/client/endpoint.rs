@@ -1,10 +1,9 @@
-//! Channels to downstream services: built once per downstream and shared by every call (a tonic
-//! `Channel` multiplexes calls over HTTP/2 and reconnects by itself), with connect timeouts and
-//! HTTP/2 keepalive so a dead peer is noticed.
+//! Endpoints to downstream services: the connect timeout and HTTP/2 keepalive every channel
+//! uses, and why an address may be refused.
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Why a channel could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +56,4 @@ pub fn endpoint(uri: &str, config: &ClientConfig) -> Result<Endpoint, ClientErro
         .keep_alive_timeout(config.keepalive_timeout)
         .keep_alive_while_idle(true)
         .tcp_nodelay(true))
-}
-
-/// A channel to `address` (see [`crate::balance::Endpoints::parse`]: one URL, a list, or
-/// `dns://host:port`) that connects on first use, so services can start in any order.
-pub fn channel(address: &str, config: &ClientConfig) -> Result<Channel, ClientError> {
-    crate::balance::Endpoints::parse(address)?.channel(config)
 }

@@ -5,6 +5,9 @@
 //! `axum::serve` sets no timer on hyper, so its header-read timeout never fires: a client that
 //! sends half a request line holds its connection forever. Hence this loop.
 
+pub mod client;
+pub mod web;
+
 use std::time::Duration;
 
 use axum::Router;

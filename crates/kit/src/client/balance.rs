@@ -19,7 +19,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::client::{ClientConfig, ClientError, endpoint};
+use super::endpoint::{ClientConfig, ClientError, endpoint};
 
 /// How often a DNS name is resolved again, and how long a lost replica waits before it is checked again.
 const REFRESH: Duration = Duration::from_secs(5);

@@ -7,6 +7,9 @@
 //! (two fsyncs, 15–25 ms each on this machine's disk), and a call that paid for it was the p99 of
 //! CreateOrder (`bench/overload.sh`: 32 ms at 4 in flight, where p50 is 7 ms).
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -202,15 +205,6 @@ pub async fn migrate(pool: &AnyPool, migrations: &[EmbeddedMigration]) -> Result
 /// Whether the database answers a trivial query: the readiness probe of health checks.
 pub async fn ping(pool: &AnyPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
-}
-
-/// A readiness probe for health checks: the pool's database answers.
-pub fn probe(pool: &AnyPool) -> crate::health::Probe {
-    let pool = pool.clone();
-    std::sync::Arc::new(move || {
-        let pool = pool.clone();
-        Box::pin(async move { ping(&pool).await })
-    })
 }
 
 /// Whether `error` is a violated unique constraint, e.g. a duplicate key.

@@ -17,10 +17,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tower::Service;
 
-/// Request header that delays one call, e.g. `300ms` (needs `--fault-metadata`).
-pub const DELAY_HEADER: &str = "x-orderly-fault-delay";
-/// Request header that fails one call with a gRPC code, e.g. `14` or `unavailable` (needs `--fault-metadata`).
-pub const CODE_HEADER: &str = "x-orderly-fault-code";
+use crate::metadata::{FAULT_CODE as CODE_HEADER, FAULT_DELAY as DELAY_HEADER};
 
 /// Which faults to inject.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -165,7 +162,7 @@ where
             }
             match fault.fail {
                 Some(code) => {
-                    crate::refuse::drain(request);
+                    crate::server::refuse::drain(request);
                     Ok(Status::new(code, "injected fault").into_http())
                 }
                 None => inner.call(request).await,

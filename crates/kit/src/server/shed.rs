@@ -7,7 +7,7 @@
 //! rtt)` and lowers the limit when calls start to queue, raising it while they do not, up to the
 //! configured ceiling (`--max-concurrent-calls`). A call that finds no permit free is refused at
 //! once instead of waiting (what tower's `LoadShed` does, here with the refused call's body drained:
-//! see [`crate::refuse`]), with a RetryInfo of about a second (0.5–1.5 s, jittered): refusing
+//! see [`crate::server::refuse`]), with a RetryInfo of about a second (0.5–1.5 s, jittered): refusing
 //! is cheap but not free, and clients that come back sooner spend the CPU the accepted calls
 //! need (`bench/overload.sh` at 320 CreateOrders in flight: with 250 ms, 1,200 refusals a second
 //! and goodput 0.56–0.64 of the peak; with a second, a quarter of the refusals). Measured with `bench/overload.sh` against Gradient2 (the
@@ -144,7 +144,7 @@ where
         }
         metrics::counter!("orderly_server_shed_total", "rpc_service" => S::NAME, "class" => class.as_str())
             .increment(1);
-        crate::refuse::drain(request);
+        crate::server::refuse::drain(request);
         let status = Status::with_error_details(
             Code::ResourceExhausted,
             "server overloaded: too many calls in flight; retry shortly or elsewhere",

@@ -18,7 +18,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::metrics::{service_and_method, status_code};
+use crate::observe::metrics::{service_and_method, status_code};
 
 /// Whether a server span with this status is an error: the codes that mean the server failed.
 pub fn is_server_error(code: i32) -> bool {

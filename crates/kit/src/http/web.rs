@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use crate::trace::server_parent;
+use crate::observe::trace::server_parent;
 
 /// The route template a request matched, as its spans and metrics name it.
 #[derive(Debug, Clone)]

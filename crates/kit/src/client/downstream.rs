@@ -1,5 +1,5 @@
 //! One downstream service as its callers see it: a shared channel (one replica or several, see
-//! [`crate::balance`]) and a `call` that gives every attempt a deadline, retries what is safe to
+//! [`crate::client::balance`]) and a `call` that gives every attempt a deadline, retries what is safe to
 //! retry with jittered exponential backoff inside a retry budget, and counts the call (once, after
 //! its retries) in the circuit breaker of the downstream's method.
 //!
@@ -29,11 +29,11 @@ use tonic_types::StatusExt;
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::Instrument;
 
-use crate::backoff::Backoff;
-use crate::breaker::{Breaker, BreakerConfig, Outcome, Permit, is_open};
+use crate::client::backoff::Backoff;
+use crate::client::breaker::{Breaker, BreakerConfig, Outcome, Permit, is_open};
+use crate::client::deadline::Deadline;
 use crate::client::{ClientConfig, ClientError, channel};
-use crate::deadline::Deadline;
-use crate::trace::{InjectContext, TracedChannel, client_span, record_status};
+use crate::observe::trace::{InjectContext, TracedChannel, client_span, record_status};
 
 /// Whether a call may be sent again after a failure whose outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

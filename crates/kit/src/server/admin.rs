@@ -8,11 +8,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::health;
+use crate::server::health;
 
 /// The admin routes.
 pub fn router() -> Router {
-    let handle = crate::metrics::install();
+    let handle = crate::observe::metrics::install();
     Router::new()
         .route(
             "/metrics",

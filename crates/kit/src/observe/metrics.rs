@@ -5,10 +5,10 @@
 //! |---|---|---|
 //! | `rpc_server_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code` |
 //! | `rpc_server_requests_in_flight` | gauge | `rpc_service` |
-//! | `rpc_client_duration_seconds` | histogram | as the server's (recorded by [`crate::downstream`]) |
+//! | `rpc_client_duration_seconds` | histogram | as the server's (recorded by [`crate::client::downstream`]) |
 //!
-//! Other modules add theirs: retries and budgets ([`crate::downstream`]), breakers
-//! ([`crate::breaker`]), shed calls ([`crate::shed`]).
+//! Other modules add theirs: retries and budgets ([`crate::client::downstream`]), breakers
+//! ([`crate::client::breaker`]), shed calls ([`crate::server::shed`]).
 //!
 //! A response's status is read from its headers: servers send errors as trailers-only responses,
 //! so a unary call's code is there; a response without one in its headers succeeded (streams that

@@ -17,7 +17,7 @@ use http_body_util::BodyExt as _;
 /// not one to wait for.
 const DRAIN_FOR: Duration = Duration::from_secs(1);
 
-/// Reads `request`'s body to its end (at most [`DRAIN_FOR`]) in a task of its own, so that the
+/// Reads `request`'s body to its end (for at most `DRAIN_FOR`) in a task of its own, so that the
 /// connection's flow-control and DATA-frame accounting see it consumed, then drops it.
 pub fn drain<B>(request: http::Request<B>)
 where

@@ -19,7 +19,16 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_res
 use tonic_health::server::{HealthReporter, HealthService};
 
 /// Answers whether the service's dependencies (its database) work, for health checks.
-pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+pub type Readiness = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// A service is ready while the database of `pool` answers a trivial query.
+pub fn database(pool: &sqlx::AnyPool) -> Readiness {
+    let pool = pool.clone();
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move { crate::db::ping(&pool).await })
+    })
+}
 
 /// Every live server's serving flag, for the process's `/readyz`.
 static SERVERS: Mutex<Vec<Weak<AtomicBool>>> = Mutex::new(Vec::new());

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub enum RequestError {
     /// The connection failed or broke.
     #[error("{addr}: {source}")]
     Io {
@@ -65,10 +65,10 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
-) -> Result<Response, ProbeError> {
+) -> Result<Response, RequestError> {
     tokio::time::timeout(timeout, exchange(addr, method, path, headers, body))
         .await
-        .map_err(|_| ProbeError::Timeout(addr))?
+        .map_err(|_| RequestError::Timeout(addr))?
 }
 
 /// `method path` with `body` as JSON (`Content-Type: application/json`) and more `headers`.
@@ -79,7 +79,7 @@ pub async fn request_json(
     headers: &[(&str, &str)],
     body: &serde_json::Value,
     timeout: Duration,
-) -> Result<Response, ProbeError> {
+) -> Result<Response, RequestError> {
     let mut all = vec![("Content-Type", "application/json")];
     all.extend_from_slice(headers);
     let bytes = serde_json::to_vec(body).unwrap_or_default();
@@ -87,7 +87,7 @@ pub async fn request_json(
 }
 
 /// `GET path` from `addr`, within five seconds.
-pub async fn get(addr: SocketAddr, path: &str) -> Result<Response, ProbeError> {
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Response, RequestError> {
     request(addr, "GET", path, &[], b"", Duration::from_secs(5)).await
 }
 
@@ -97,8 +97,8 @@ async fn exchange(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<Response, ProbeError> {
-    let io = |source| ProbeError::Io { addr, source };
+) -> Result<Response, RequestError> {
+    let io = |source| RequestError::Io { addr, source };
     let mut stream = TcpStream::connect(addr).await.map_err(io)?;
     let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (name, value) in headers {
@@ -112,7 +112,7 @@ async fn exchange(
     stream.write_all(body).await.map_err(io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(io)?;
-    parse(&raw).ok_or(ProbeError::Malformed(addr))
+    parse(&raw).ok_or(RequestError::Malformed(addr))
 }
 
 fn parse(raw: &[u8]) -> Option<Response> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::faults::FaultConfig;
+use crate::server::faults::FaultConfig;
 
 /// How a gRPC server listens, limits and shuts down.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,0 +1,25 @@
+//! Channels to downstream services: built once per downstream and shared by every call (a tonic
+//! `Channel` multiplexes calls over HTTP/2 and reconnects by itself), with connect timeouts and
+//! HTTP/2 keepalive so a dead peer is noticed.
+//!
+//! Each downstream's calls go through [`downstream::Downstream`]: a deadline from the caller's
+//! budget ([`deadline`]), retries within a budget with jittered backoff ([`backoff`]), and a
+//! circuit breaker per method ([`breaker`]). Several replicas are balanced by health
+//! ([`balance`]).
+
+pub mod backoff;
+pub mod balance;
+pub mod breaker;
+pub mod deadline;
+pub mod downstream;
+pub mod endpoint;
+
+use tonic::transport::Channel;
+
+pub use endpoint::{ClientConfig, ClientError, endpoint};
+
+/// A channel to `address` (see [`balance::Endpoints::parse`]: one URL, a list, or
+/// `dns://host:port`) that connects on first use, so services can start in any order.
+pub fn channel(address: &str, config: &ClientConfig) -> Result<Channel, ClientError> {
+    balance::Endpoints::parse(address)?.channel(config)
+}

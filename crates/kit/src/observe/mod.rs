@@ -1,0 +1,7 @@
+//! What a process tells its operators: JSON logs with trace ids and OTLP trace export
+//! ([`telemetry`]), server and client spans with W3C trace context across calls ([`trace`]), and
+//! Prometheus metrics with the server's RED metrics ([`metrics`]).
+
+pub mod metrics;
+pub mod telemetry;
+pub mod trace;
