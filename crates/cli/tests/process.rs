@@ -5,7 +5,7 @@ mod common;
 
 use nix::sys::signal::Signal;
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, User, UserServiceClient};
-use orderly_kit::db::testing::{TestBackend, TestDatabase};
+use orderly_testkit::db::{TestBackend, TestDatabase};
 
 use crate::common::{Orderly, PATIENCE};
 use tonic_health::pb::HealthCheckRequest;

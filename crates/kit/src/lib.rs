@@ -10,7 +10,7 @@
 //! | [`server`] | `server` | the gRPC server: bootstrap, health, load shedding, faults, config, the admin port |
 //! | [`client`] | `client` | channels, balancing, and each downstream's deadline, retries, breaker, backoff |
 //! | [`http`] | `http` | axum routers over HTTP/1.1 with connection limits, route spans, a test client |
-//! | [`db`] | `db` | SQLite or PostgreSQL pools from one URL, migrations, and (`testing`) fresh test databases |
+//! | [`db`] | `db` | SQLite or PostgreSQL pools from one URL, migrations |
 //! | [`observe`] | always | JSON logs, OTLP traces, W3C trace context, Prometheus metrics |
 //! | [`metadata`] | always | names of the request metadata the kit reads (fault injection) |
 //! | [`conn`] | always | connection caps, header timeouts and an accept loop that survives EMFILE |

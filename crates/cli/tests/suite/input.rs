@@ -8,7 +8,7 @@ use orderly::orders::v1::{CancelOrderRequest, OrderStatus};
 use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{ChargeRequest, GetPaymentRequest, RefundRequest};
 use orderly::users::v1::{CreateUserRequest, UpdateUserRequest, User};
-use orderly_kit::db::testing::TestBackend;
+use orderly_testkit::db::TestBackend;
 use tonic::Code;
 use tonic_types::StatusExt;
 

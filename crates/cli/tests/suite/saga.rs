@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use orderly::delivery::v1::{DeliveryStatus, GetDeliveryRequest};
 use orderly::orders::v1::{CancelOrderRequest, GetOrderRequest, ListOrdersRequest, OrderStatus};
 use orderly::payments::v1::{GetPaymentRequest, PaymentStatus};
-use orderly_kit::db::testing::TestBackend;
+use orderly_testkit::db::TestBackend;
 use tonic::Code;
 use tonic_types::StatusExt;
 

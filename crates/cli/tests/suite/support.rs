@@ -10,11 +10,11 @@ use orderly::orders::v1::{
 };
 use orderly::payments::v1::PaymentServiceClient;
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
-use orderly_kit::db::testing::{TestBackend, TestDatabase};
 use orderly_kit::server::config::ServerConfig;
 use orderly_kit::server::faults::FaultConfig;
 use orderly_kit::shutdown::Shutdown;
 use orderly_orders::downstream::DownstreamUrls;
+use orderly_testkit::db::{TestBackend, TestDatabase};
 use sqlx::{AnyPool, Row};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use orderly_gateway::GatewayConfig;
-use orderly_kit::db::testing::{TestBackend, TestDatabase};
 use orderly_kit::http::client::{self, Response};
 use orderly_kit::server::config::ServerConfig;
 use orderly_kit::server::faults::FaultConfig;
 use orderly_kit::shutdown::Shutdown;
 use orderly_orders::downstream::DownstreamUrls;
+use orderly_testkit::db::{TestBackend, TestDatabase};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;

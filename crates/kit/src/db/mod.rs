@@ -7,9 +7,6 @@
 //! (two fsyncs, 15–25 ms each on this machine's disk), and a call that paid for it was the p99 of
 //! CreateOrder (`bench/overload.sh`: 32 ms at 4 in flight, where p50 is 7 ms).
 
-#[cfg(feature = "testing")]
-pub mod testing;
-
 use std::path::Path;
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, UserServiceClient};
-use orderly_kit::db::testing::{TestBackend, TestDatabase};
 use orderly_kit::server::config::ServerConfig;
+use orderly_testkit::db::{TestBackend, TestDatabase};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
@@ -13,13 +13,13 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::support::{TestServer, channel, create};
+use crate::support::{channel, create};
 
 const SERVICE: &str = "orderly.users.v1.UserService";
 
 #[tokio::test]
 async fn health_is_serving_for_the_server_and_the_service() {
-    let server = TestServer::start(TestBackend::Sqlite)
+    let server = crate::support::start(TestBackend::Sqlite)
         .await
         .expect("sqlite");
     let mut health = HealthClient::new(channel(server.addr).await);
@@ -63,7 +63,7 @@ async fn reflection_lists_and_describes_services_in_v1_and_v1alpha() {
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
 
-    let server = TestServer::start(TestBackend::Sqlite)
+    let server = crate::support::start(TestBackend::Sqlite)
         .await
         .expect("sqlite");
     let channel = channel(server.addr).await;
@@ -134,7 +134,7 @@ async fn reflection_lists_and_describes_services_in_v1_and_v1alpha() {
 
 #[tokio::test]
 async fn gzip_is_accepted_and_offered() {
-    let server = TestServer::start(TestBackend::Sqlite)
+    let server = crate::support::start(TestBackend::Sqlite)
         .await
         .expect("sqlite");
     let mut client = UserServiceClient::new(channel(server.addr).await)
@@ -167,7 +167,7 @@ async fn oversized_messages_are_refused() {
         max_message_bytes: 1024,
         ..ServerConfig::default()
     };
-    let mut server = TestServer::start_with(db, config).await;
+    let mut server = crate::support::start_with(db, config).await;
     let status = server
         .client
         .create_user(CreateUserRequest {
@@ -190,7 +190,7 @@ async fn health_follows_the_database() {
         health_interval: std::time::Duration::from_millis(50),
         ..ServerConfig::default()
     };
-    let mut server = TestServer::start_with(db, config).await;
+    let mut server = crate::support::start_with(db, config).await;
     let mut health = HealthClient::new(channel(server.addr).await);
     let mut watch = health
         .watch(HealthCheckRequest {
@@ -279,7 +279,7 @@ async fn load_beyond_the_limit_is_shed_at_once_and_accepted_calls_keep_their_lat
         faults,
         ..ServerConfig::default()
     };
-    let mut server = TestServer::start_with(db, config).await;
+    let mut server = crate::support::start_with(db, config).await;
     let user = create(&mut server.client, "Busy", "busy@example.com").await;
 
     let (unloaded, shed) = load(server.addr, &user.id, limit, 25).await;
@@ -330,7 +330,7 @@ async fn a_burst_of_lists_is_shed_by_its_own_limit_and_cheap_calls_keep_flowing(
         faults,
         ..ServerConfig::default()
     };
-    let mut server = TestServer::start_with(db, config).await;
+    let mut server = crate::support::start_with(db, config).await;
     let user = create(&mut server.client, "Cheap", "cheap@example.com").await;
     let channel = channel(server.addr).await;
 

@@ -58,7 +58,7 @@ impl TestDatabase {
                     return None;
                 };
                 let name = format!("orderly_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = crate::db::connect(&admin_url, 1)
+                let admin = orderly_kit::db::connect(&admin_url, 1)
                     .await
                     .expect("connect to PostgreSQL");
                 admin
@@ -83,7 +83,7 @@ impl TestDatabase {
     /// Removes the database (a SQLite directory goes when this is dropped). Best effort.
     pub async fn remove(self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup
-            && let Ok(admin) = crate::db::connect(admin_url, 1).await
+            && let Ok(admin) = orderly_kit::db::connect(admin_url, 1).await
         {
             let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
             let _ = admin.execute(AssertSqlSafe(sql)).await;
