@@ -268,13 +268,14 @@ fn the_dashboard_charts_metrics_the_code_records() {
     let dashboard: Value =
         serde_json::from_str(&repo_file("deploy/grafana/dashboards/orderly.json")).expect("JSON");
     let sources: String = [
-        "admin",
-        "breaker",
-        "db",
-        "downstream",
-        "metrics",
-        "shed",
-        "web",
+        "server/admin",
+        "client/breaker",
+        "db/mod",
+        "client/downstream",
+        "observe/metrics",
+        "server/shed",
+        "http/web",
+        "conn",
     ]
     .iter()
     .map(|m| repo_file(&format!("crates/kit/src/{m}.rs")))

@@ -1,15 +1,18 @@
 //! The harness every integration suite of Orderly shares: a fresh database on SQLite or
 //! PostgreSQL ([`db`]), one service served on `127.0.0.1:0` with a typed client ready
-//! ([`served`]), and readers for the google.rpc details a test checks ([`details`]).
+//! ([`served`]), the whole suite with the gateway in front ([`stack`]), and readers for the
+//! google.rpc details a test checks ([`details`]).
 //!
 //! [`on_both_backends!`] runs each scenario of a suite as two tests, one per database.
 
 pub mod db;
 pub mod details;
 pub mod served;
+pub mod stack;
 
 pub use db::{TestBackend, TestDatabase};
 pub use served::{Served, channel};
+pub use stack::{Options, Stack};
 
 /// Runs each `scenario(server)` as a test on SQLite and as a test on PostgreSQL, with the server
 /// `$start(backend)` gives (`None` skips, as [`TestDatabase::create`] does for PostgreSQL when

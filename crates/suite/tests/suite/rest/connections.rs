@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::Stack;
+use crate::rest::support::Stack;
 
 #[tokio::test]
 async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the_header_timeout() {
@@ -14,7 +14,7 @@ async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the
     orderly_kit::conn::raise_fd_limit().expect("open file limit");
     let header_timeout = Duration::from_secs(2);
     let stack =
-        Stack::start_with(|config| config.connections.header_timeout = header_timeout).await;
+        Stack::start_with(move |config| config.connections.header_timeout = header_timeout).await;
     let user = stack.user("Ada").await;
     let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
 

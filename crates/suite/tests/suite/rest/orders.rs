@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Stack, body, order_body, problem, violated_fields};
+use crate::rest::support::{Stack, body, order_body, problem, violated_fields};
 
 #[tokio::test]
 async fn an_order_is_placed_once_read_listed_and_cancelled() {

@@ -1,6 +1,9 @@
-//! Starts users, payments, delivery and orders on port 0 over fresh databases, and hands back typed
-//! clients and read access to the payments and delivery databases for checking money and parcels.
+//! The whole suite in the test's own runtime: users, payments, delivery and orders on port 0
+//! over fresh databases (and the gateway in front, when asked for), typed clients ready, and read
+//! access to the payments and delivery databases for checking money and parcels as an auditor
+//! would.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use orderly::common::v1::{Address, Money};
@@ -10,15 +13,17 @@ use orderly::orders::v1::{
 };
 use orderly::payments::v1::PaymentServiceClient;
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
+use orderly_gateway::GatewayConfig;
 use orderly_kit::server::config::ServerConfig;
 use orderly_kit::server::faults::FaultConfig;
 use orderly_kit::shutdown::Shutdown;
 use orderly_orders::downstream::DownstreamUrls;
-use orderly_testkit::db::{TestBackend, TestDatabase};
 use sqlx::{AnyPool, Row};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
+
+use crate::db::{TestBackend, TestDatabase};
 
 /// How long any one wait may take before the test fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -39,6 +44,24 @@ pub struct Options {
     pub sweep_interval: Duration,
     /// Retries and breakers of orders' calls.
     pub calls: orderly_kit::client::downstream::DownstreamConfig,
+    /// Whether every service honours the per-call fault metadata (`--fault-metadata`).
+    pub fault_metadata: bool,
+    /// A gateway in front of users and orders, its settings changed by this function.
+    pub gateway: Option<GatewayTuning>,
+}
+
+/// Changes to the gateway's settings, for [`Options::gateway`].
+pub type GatewayTuning = Box<dyn FnOnce(&mut GatewayConfig) + Send>;
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("backend", &self.backend)
+            .field("budget", &self.budget)
+            .field("fault_metadata", &self.fault_metadata)
+            .field("gateway", &self.gateway.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -51,6 +74,8 @@ impl Default for Options {
             recover_after: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(30),
             calls: orderly_kit::client::downstream::DownstreamConfig::default(),
+            fault_metadata: false,
+            gateway: None,
         }
     }
 }
@@ -73,8 +98,8 @@ pub fn failing(rate: f64, methods: &[&str]) -> FaultConfig {
     }
 }
 
-/// The running suite.
-pub struct Suite {
+/// The four services (and the gateway, when asked for), running in this test.
+pub struct Stack {
     /// UserService client.
     pub users: UserServiceClient<Channel>,
     /// OrderService client.
@@ -87,6 +112,8 @@ pub struct Suite {
     pub users_url: String,
     /// Where orders listens.
     pub orders_url: String,
+    /// Where the gateway listens, when there is one.
+    pub gateway: Option<SocketAddr>,
     payments_db: AnyPool,
     delivery_db: AnyPool,
     stop: Shutdown,
@@ -108,7 +135,17 @@ async fn client_channel(url: &str) -> Channel {
         .expect("connect")
 }
 
-impl Suite {
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("users_url", &self.users_url)
+            .field("orders_url", &self.orders_url)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
     /// Starts the four services; `None` when the backend is skipped.
     pub async fn start(options: Options) -> Option<Self> {
         let mut dbs = Vec::new();
@@ -127,9 +164,16 @@ impl Suite {
             max_connections: 4,
             page_token_secret: "test".into(),
         };
+        let plain = ServerConfig {
+            faults: FaultConfig {
+                fault_metadata: options.fault_metadata,
+                ..FaultConfig::default()
+            },
+            ..ServerConfig::default()
+        };
         tasks.spawn(service(orderly_users::serve(
             users,
-            ServerConfig::default(),
+            plain.clone(),
             users_listener,
             stop.wait(),
         )));
@@ -138,7 +182,10 @@ impl Suite {
             max_connections: 4,
         };
         let server = ServerConfig {
-            faults: options.payments.clone(),
+            faults: FaultConfig {
+                fault_metadata: options.fault_metadata,
+                ..options.payments.clone()
+            },
             ..ServerConfig::default()
         };
         tasks.spawn(service(orderly_payments::serve(
@@ -152,7 +199,10 @@ impl Suite {
             max_connections: 4,
         };
         let server = ServerConfig {
-            faults: options.delivery.clone(),
+            faults: FaultConfig {
+                fault_metadata: options.fault_metadata,
+                ..options.delivery.clone()
+            },
             ..ServerConfig::default()
         };
         tasks.spawn(service(orderly_delivery::serve(
@@ -176,10 +226,25 @@ impl Suite {
         orders.watch_poll = Duration::from_millis(100);
         tasks.spawn(service(orderly_orders::serve(
             orders,
-            ServerConfig::default(),
+            plain,
             orders_listener,
             stop.wait(),
         )));
+        let gateway = match options.gateway {
+            Some(tune) => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let mut config = GatewayConfig::new(users_url.clone(), orders_url.clone());
+                tune(&mut config);
+                tasks.spawn(service(orderly_gateway::serve(
+                    config,
+                    listener,
+                    stop.wait(),
+                )));
+                Some(addr)
+            }
+            None => None,
+        };
 
         // The checks read the payments and delivery databases directly, as an auditor would.
         let payments_db = orderly_kit::db::connect(dbs[1].url(), 2)
@@ -195,6 +260,7 @@ impl Suite {
             delivery: DeliveryServiceClient::new(client_channel(&delivery_url).await),
             users_url,
             orders_url,
+            gateway,
             payments_db,
             delivery_db,
             stop,

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Stack, body};
+use crate::rest::support::{Stack, body};
 
 /// The routes the API promises (issue 7), and the document itself.
 const ROUTES: [(&str, &str); 10] = [

@@ -5,5 +5,5 @@ mod connections;
 mod errors;
 mod openapi;
 mod orders;
-mod support;
+pub mod support;
 mod users;

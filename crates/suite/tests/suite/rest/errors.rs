@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{Stack, problem, violated_fields};
+use crate::rest::support::{Stack, problem, violated_fields};
 
 /// Every non-OK gRPC code, its name and the HTTP status it maps to.
 const CODES: [(u8, &str, u16); 16] = [
@@ -151,7 +151,7 @@ async fn bad_bodies_are_problems_not_server_errors() {
 
     // Nothing of the refused requests was written.
     let listed = stack.get("/v1/users").await;
-    assert_eq!(crate::support::body(&listed)["users"], json!([]));
+    assert_eq!(crate::rest::support::body(&listed)["users"], json!([]));
     stack.stop().await;
 }
 
@@ -173,7 +173,7 @@ async fn requests_beyond_the_limit_are_refused_at_once() {
                 &slow_path,
                 &headers,
                 b"",
-                crate::support::PATIENCE,
+                crate::rest::support::PATIENCE,
             )
             .await
             .expect("the gateway answers");
@@ -182,7 +182,7 @@ async fn requests_beyond_the_limit_are_refused_at_once() {
             }
         }
     });
-    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+    let deadline = std::time::Instant::now() + crate::rest::support::PATIENCE;
     let shed = loop {
         let started = std::time::Instant::now();
         let response = stack.get(&path).await;

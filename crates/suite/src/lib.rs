@@ -1,0 +1,3 @@
+//! Orderly's cross-service test suite lives in `tests/suite`: the order saga over the four real
+//! services (money and parcels checked in their databases), and the REST gateway over them. This
+//! library is empty; it exists because a package needs a target.
