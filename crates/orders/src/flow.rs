@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use orderly::delivery::v1::DeliveryStatus;
 use orderly::payments::v1::PaymentStatus;
-use orderly_kit::client::backoff::Backoff;
 use orderly_kit::client::deadline::Deadline;
 use tonic::Status;
 use tracing::Instrument;
@@ -42,24 +41,17 @@ pub const RECOVERY_CONCURRENCY: usize = 32;
 /// Why an order failed when its fan-out ran out of time.
 const DEADLINE_REASON: &str = "deadline exceeded before payment and delivery completed";
 
-/// How the saga retries the calls that undo an order.
+/// How long the calls that undo an order may take.
 #[derive(Debug, Clone)]
 pub struct FlowConfig {
-    /// Deadline of each undo call.
+    /// Deadline of each undo call (its retries, inside the downstream's retry budget, included).
     pub undo_timeout: Duration,
-    /// Spacing and number of undo attempts.
-    pub undo_backoff: Backoff,
 }
 
 impl Default for FlowConfig {
     fn default() -> Self {
         Self {
             undo_timeout: Duration::from_secs(2),
-            undo_backoff: Backoff {
-                base: Duration::from_millis(50),
-                cap: Duration::from_secs(1),
-                max_attempts: 6,
-            },
         }
     }
 }
@@ -136,55 +128,21 @@ impl Flow {
         self.compensate(&order.id, &failure).await
     }
 
-    /// Undoes a PENDING order's charge and delivery and marks it FAILED with `reason`. One round of
-    /// undo calls runs before this returns; if it fails, the rounds go on in the background (and,
-    /// past them, the recovery sweep), so a caller is never held up by a downstream that is down.
-    /// The order is returned as it then stands: FAILED, or still PENDING while compensating.
+    /// Undoes a PENDING order's charge and delivery and marks it FAILED with `reason`. The undo
+    /// calls run once (each retried by the downstream layer inside its retry budget); if they
+    /// fail, the order stays compensating and the recovery sweep settles it, so a caller is never
+    /// held up by a downstream that is down. The order is returned as it then stands: FAILED, or
+    /// still PENDING while compensating.
     pub async fn compensate(&self, id: &str, reason: &str) -> Result<OrderRecord, FlowError> {
-        self.compensate_then(id, reason, true).await
-    }
-
-    /// [`Flow::compensate`]; when the first round fails, the background rounds run only if
-    /// `retry_in_background` (the recovery sweep passes false: its next pass is the retry, and an
-    /// outage's backlog must not leave a task per order behind).
-    async fn compensate_then(
-        &self,
-        id: &str,
-        reason: &str,
-        retry_in_background: bool,
-    ) -> Result<OrderRecord, FlowError> {
         if !self.store.begin_compensation(id, reason).await? {
             return self.reload(id).await;
         }
         self.changes.notify(id);
         tracing::warn!(order_id = %id, reason, "compensating order");
-        match self.undo(id, reason, 1).await {
+        match self.undo(id, reason).await {
             Ok(()) => self.mark_failed(id, reason).await?,
-            Err(status) if !retry_in_background => {
-                tracing::warn!(order_id = %id, %status, "undo failed; the next recovery sweep retries");
-            }
             Err(status) => {
-                tracing::warn!(order_id = %id, %status, "first undo failed; retrying in the background");
-                let flow = self.clone();
-                let (id, reason) = (id.to_owned(), reason.to_owned());
-                tokio::spawn(
-                    async move {
-                        let attempts = flow.config.undo_backoff.max_attempts;
-                        match flow.undo(&id, &reason, attempts).await {
-                            Ok(()) => {
-                                if let Err(error) = flow.mark_failed(&id, &reason).await {
-                                    tracing::error!(order_id = %id, %error, "cannot record the compensation");
-                                }
-                            }
-                            Err(status) => tracing::error!(
-                                order_id = %id,
-                                %status,
-                                "compensation incomplete; the recovery sweep will retry"
-                            ),
-                        }
-                    }
-                    .in_current_span(),
-                );
+                tracing::warn!(order_id = %id, %status, "undo failed; the recovery sweep retries");
             }
         }
         self.reload(id).await
@@ -212,7 +170,8 @@ impl Flow {
         if current.status != OrderStatus::Confirmed {
             return Ok(current);
         }
-        self.undo(&order.id, reason, self.config.undo_backoff.max_attempts)
+        // If the undo fails, the order stays cancelling and the recovery sweep finishes it.
+        self.undo(&order.id, reason)
             .await
             .map_err(FlowError::Downstream)?;
         if self.store.cancelled(&order.id).await? {
@@ -222,43 +181,16 @@ impl Flow {
         self.reload(&order.id).await
     }
 
-    /// Refunds the order's charge and cancels its delivery, both concurrently, each in up to
-    /// `attempts` rounds spaced by backoff, until both are done or the rounds run out.
-    async fn undo(&self, id: &str, reason: &str, attempts: u32) -> Result<(), Status> {
-        let refund = self.retry(attempts, |deadline| async move {
-            self.downstreams
-                .refund(id, reason, deadline)
-                .await
-                .map(drop)
-        });
-        let cancel = self.retry(attempts, |deadline| async move {
-            self.downstreams
-                .cancel_delivery(id, reason, deadline)
-                .await
-                .map(drop)
-        });
-        let (refunded, cancelled) = tokio::join!(refund, cancel);
-        refunded.and(cancelled)
-    }
-
-    async fn retry<F, Fut>(&self, attempts: u32, mut call: F) -> Result<(), Status>
-    where
-        F: FnMut(Deadline) -> Fut,
-        Fut: Future<Output = Result<(), Status>>,
-    {
-        let backoff = self.config.undo_backoff;
-        let mut retry = 0;
-        loop {
-            match call(Deadline::after(self.config.undo_timeout)).await {
-                Ok(()) => return Ok(()),
-                Err(status) if retry + 1 >= attempts => return Err(status),
-                Err(status) => {
-                    tracing::debug!(%status, retry, "undo call failed; retrying");
-                    tokio::time::sleep(backoff.delay(retry)).await;
-                    retry += 1;
-                }
-            }
-        }
+    /// Refunds the order's charge and cancels its delivery, both concurrently: one call each, which
+    /// the downstream layer retries inside its retry budget (one policy for every call orders
+    /// makes), under the undo deadline.
+    async fn undo(&self, id: &str, reason: &str) -> Result<(), Status> {
+        let deadline = || Deadline::after(self.config.undo_timeout);
+        let (refunded, cancelled) = tokio::join!(
+            self.downstreams.refund(id, reason, deadline()),
+            self.downstreams.cancel_delivery(id, reason, deadline()),
+        );
+        refunded.map(drop).and(cancelled.map(drop))
     }
 
     /// Settles every order whose work has stood still since before `stale_after` ago: unfinished
@@ -305,7 +237,7 @@ impl Flow {
                 } else {
                     order.status_reason.clone()
                 };
-                self.compensate_then(id, &reason, false).await
+                self.compensate(id, &reason).await
             }
             Phase::Settled => Ok(order),
         }
