@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("orderly_descriptor.bin"), fds.encode_to_vec())?;
+    write_method_names(&fds, &out_dir)?;
 
     tonic_prost_build::configure()
         .build_server(true)
@@ -29,6 +30,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     Ok(())
+}
+
+/// Writes, for each package with services, `<package>.methods.rs`: a module per service
+/// (`user_service_methods`) with a constant per method holding its name (`GET_USER = "GetUser"`),
+/// so that code naming a method (breakers, metrics, fault filters) takes it from the proto instead
+/// of retyping it.
+fn write_method_names(fds: &prost_types::FileDescriptorSet, out_dir: &Path) -> std::io::Result<()> {
+    let mut by_package = std::collections::BTreeMap::<String, String>::new();
+    for file in &fds.file {
+        let package = file.package();
+        for service in &file.service {
+            let code = by_package.entry(package.to_owned()).or_default();
+            let name = service.name();
+            code.push_str(&format!(
+                "/// The names of {name}'s methods, as in `/{package}.{name}/Method`.\n\
+                 pub mod {}_methods {{\n",
+                snake(name)
+            ));
+            for method in &service.method {
+                let method = method.name();
+                code.push_str(&format!(
+                    "    /// `{method}`.\n    pub const {}: &str = \"{method}\";\n",
+                    snake(method).to_uppercase()
+                ));
+            }
+            code.push_str("}\n");
+        }
+    }
+    for (package, code) in by_package {
+        std::fs::write(out_dir.join(format!("{package}.methods.rs")), code)?;
+    }
+    Ok(())
+}
+
+/// `BatchGetUsers` as `batch_get_users`.
+fn snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Gathers every `.proto` file below `dir`.

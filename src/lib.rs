@@ -57,6 +57,7 @@ pub mod users {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.users.v1");
+        include!(concat!(env!("OUT_DIR"), "/orderly.users.v1.methods.rs"));
         pub use user_service_client::UserServiceClient;
         pub use user_service_server::{UserService, UserServiceServer};
     }
@@ -68,6 +69,7 @@ pub mod orders {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.orders.v1");
+        include!(concat!(env!("OUT_DIR"), "/orderly.orders.v1.methods.rs"));
         pub use order_service_client::OrderServiceClient;
         pub use order_service_server::{OrderService, OrderServiceServer};
     }
@@ -79,6 +81,7 @@ pub mod payments {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.payments.v1");
+        include!(concat!(env!("OUT_DIR"), "/orderly.payments.v1.methods.rs"));
         pub use payment_service_client::PaymentServiceClient;
         pub use payment_service_server::{PaymentService, PaymentServiceServer};
     }
@@ -90,6 +93,7 @@ pub mod delivery {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.delivery.v1");
+        include!(concat!(env!("OUT_DIR"), "/orderly.delivery.v1.methods.rs"));
         pub use delivery_service_client::DeliveryServiceClient;
         pub use delivery_service_server::{DeliveryService, DeliveryServiceServer};
     }
@@ -102,8 +106,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The fully qualified names of Orderly's four gRPC services, as health checks and reflection know them.
 pub const SERVICE_NAMES: [&str; 4] = [
-    "orderly.users.v1.UserService",
-    "orderly.orders.v1.OrderService",
-    "orderly.payments.v1.PaymentService",
-    "orderly.delivery.v1.DeliveryService",
+    users::v1::user_service_server::SERVICE_NAME,
+    orders::v1::order_service_server::SERVICE_NAME,
+    payments::v1::payment_service_server::SERVICE_NAME,
+    delivery::v1::delivery_service_server::SERVICE_NAME,
 ];

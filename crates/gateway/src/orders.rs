@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use orderly::orders::v1::{
     CancelOrderRequest, CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderServiceClient,
+    order_service_methods,
 };
 use orderly_kit::client::downstream::Safety;
 use serde::Deserialize;
@@ -96,7 +97,7 @@ pub async fn create_order(
     let reply = gateway
         .call_response(
             &gateway.orders,
-            "CreateOrder",
+            order_service_methods::CREATE_ORDER,
             Safety::Idempotent,
             forward,
             message,
@@ -157,7 +158,7 @@ pub async fn get_order(
         gateway
             .call(
                 &gateway.orders,
-                "GetOrder",
+                order_service_methods::GET_ORDER,
                 Safety::Idempotent,
                 forward,
                 GetOrderRequest { id },
@@ -193,7 +194,7 @@ pub async fn list_orders(
     let reply = gateway
         .call(
             &gateway.orders,
-            "ListOrders",
+            order_service_methods::LIST_ORDERS,
             Safety::Idempotent,
             forward,
             message,
@@ -236,7 +237,7 @@ pub async fn cancel_order(
     let reply = gateway
         .call(
             &gateway.orders,
-            "CancelOrder",
+            order_service_methods::CANCEL_ORDER,
             Safety::NotIdempotent,
             forward,
             message,

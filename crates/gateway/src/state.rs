@@ -35,10 +35,15 @@ impl Gateway {
         timeout: Duration,
     ) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new("users", "orderly.users.v1.UserService", users_url, calls)?,
+            users: Downstream::new(
+                "users",
+                orderly::users::v1::user_service_server::SERVICE_NAME,
+                users_url,
+                calls,
+            )?,
             orders: Downstream::new(
                 "orders",
-                "orderly.orders.v1.OrderService",
+                orderly::orders::v1::order_service_server::SERVICE_NAME,
                 orders_url,
                 calls,
             )?,

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use orderly::users::v1::{
     CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, UpdateUserRequest,
-    UserServiceClient,
+    UserServiceClient, user_service_methods,
 };
 use orderly_kit::client::downstream::Safety;
 use serde::Deserialize;
@@ -67,7 +67,7 @@ pub async fn create_user(
         gateway
             .call(
                 &gateway.users,
-                "CreateUser",
+                user_service_methods::CREATE_USER,
                 Safety::NotIdempotent,
                 forward,
                 message,
@@ -105,7 +105,7 @@ pub async fn get_user(
         gateway
             .call(
                 &gateway.users,
-                "GetUser",
+                user_service_methods::GET_USER,
                 Safety::Idempotent,
                 forward,
                 GetUserRequest { id },
@@ -171,7 +171,7 @@ pub async fn update_user(
         gateway
             .call(
                 &gateway.users,
-                "UpdateUser",
+                user_service_methods::UPDATE_USER,
                 Safety::NotIdempotent,
                 forward,
                 message,
@@ -202,7 +202,7 @@ pub async fn delete_user(
     gateway
         .call(
             &gateway.users,
-            "DeleteUser",
+            user_service_methods::DELETE_USER,
             Safety::NotIdempotent,
             forward,
             DeleteUserRequest { id },
@@ -236,7 +236,7 @@ pub async fn list_users(
         gateway
             .call(
                 &gateway.users,
-                "ListUsers",
+                user_service_methods::LIST_USERS,
                 Safety::Idempotent,
                 forward,
                 message,

@@ -5,10 +5,16 @@
 
 use orderly::delivery::v1::{
     CancelDeliveryRequest, Delivery, DeliveryServiceClient, ScheduleDeliveryRequest,
+    delivery_service_methods, delivery_service_server,
 };
 use orderly::payments::v1::refund_request::Target;
-use orderly::payments::v1::{ChargeRequest, Payment, PaymentServiceClient, RefundRequest};
-use orderly::users::v1::{GetUserRequest, UserServiceClient};
+use orderly::payments::v1::{
+    ChargeRequest, Payment, PaymentServiceClient, RefundRequest, payment_service_methods,
+    payment_service_server,
+};
+use orderly::users::v1::{
+    GetUserRequest, UserServiceClient, user_service_methods, user_service_server,
+};
 use orderly_kit::client::ClientError;
 use orderly_kit::client::breaker::Permit;
 use orderly_kit::client::deadline::Deadline;
@@ -63,16 +69,21 @@ impl Downstreams {
     /// Clients of the services at `urls`; they connect on first use.
     pub fn new(urls: &DownstreamUrls, config: &DownstreamConfig) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new("users", "orderly.users.v1.UserService", &urls.users, config)?,
+            users: Downstream::new(
+                "users",
+                user_service_server::SERVICE_NAME,
+                &urls.users,
+                config,
+            )?,
             payments: Downstream::new(
                 "payments",
-                "orderly.payments.v1.PaymentService",
+                payment_service_server::SERVICE_NAME,
                 &urls.payments,
                 config,
             )?,
             delivery: Downstream::new(
                 "delivery",
-                "orderly.delivery.v1.DeliveryService",
+                delivery_service_server::SERVICE_NAME,
                 &urls.delivery,
                 config,
             )?,
@@ -85,11 +96,11 @@ impl Downstreams {
     pub fn admit_fanout(&self) -> Result<FanoutPermits, &'static str> {
         let charge = self
             .payments
-            .admit("Charge")
+            .admit(payment_service_methods::CHARGE)
             .map_err(|_| self.payments.name())?;
         let schedule = self
             .delivery
-            .admit("ScheduleDelivery")
+            .admit(delivery_service_methods::SCHEDULE_DELIVERY)
             .map_err(|_| self.delivery.name())?;
         Ok(FanoutPermits { charge, schedule })
     }
@@ -102,7 +113,7 @@ impl Downstreams {
         let found = self
             .users
             .unary(
-                "GetUser",
+                user_service_methods::GET_USER,
                 deadline,
                 Safety::Idempotent,
                 request,
@@ -168,7 +179,7 @@ impl Downstreams {
         };
         self.payments
             .unary(
-                "Refund",
+                payment_service_methods::REFUND,
                 deadline,
                 Safety::Idempotent,
                 request,
@@ -226,7 +237,7 @@ impl Downstreams {
         };
         self.delivery
             .unary(
-                "CancelDelivery",
+                delivery_service_methods::CANCEL_DELIVERY,
                 deadline,
                 Safety::Idempotent,
                 request,
