@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use orderly_kit::observe::telemetry::LogFormat;
 use orderly_kit::server::config::ServerConfig;
@@ -77,7 +76,7 @@ impl Target {
 
 /// Where the services a service calls are (for `serve`; `up` wires them itself).
 #[derive(Debug, Clone, clap::Args)]
-pub struct OrdersArgs {
+pub struct PeerUrls {
     /// UserService's address, for `--target orders` and `--target gateway`.
     #[arg(
         long,
@@ -109,64 +108,49 @@ pub struct OrdersArgs {
         default_value = "http://127.0.0.1:50054"
     )]
     pub delivery_url: String,
-
-    /// How orders times and protects its work.
-    #[command(flatten)]
-    pub tuning: OrdersTuning,
 }
 
-/// How the orders service times and protects its work, for `serve --target orders` and `up` alike.
-#[derive(Debug, Clone, clap::Args)]
-pub struct OrdersTuning {
-    /// The most a CreateOrder's payment and delivery may take together.
-    #[arg(long, env = "ORDERLY_ORDER_BUDGET", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub order_budget: Duration,
-
-    /// How long an order's work may stand still before the recovery sweep settles it.
-    #[arg(long, env = "ORDERLY_RECOVER_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub recover_after: Duration,
-
-    /// How often the recovery sweep runs.
-    #[arg(long, env = "ORDERLY_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub sweep_interval: Duration,
-
-    /// How long a downstream's circuit breaker stays open before it lets probe calls through.
-    #[arg(long, env = "ORDERLY_BREAKER_COOL_DOWN", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub breaker_cool_down: Duration,
-
-    /// Fewest calls in a breaker's 10 s window before its failure rate can open it.
-    #[arg(long, env = "ORDERLY_BREAKER_MINIMUM_CALLS", default_value_t = 50)]
-    pub breaker_minimum_calls: usize,
-
-    /// Share of calls, 0 to 1, that must fail (after retries) within the window to open a breaker.
-    #[arg(long, env = "ORDERLY_BREAKER_FAILURE_RATE", default_value_t = 0.5)]
-    pub breaker_failure_rate: f64,
-
-    /// Attempts per downstream call, the first included (retries only where safe).
-    #[arg(long, env = "ORDERLY_RETRY_MAX_ATTEMPTS", default_value_t = 3)]
-    pub retry_max_attempts: u32,
-}
-
-impl OrdersTuning {
-    /// Applies the breaker and retry settings to the protection of a service's calls.
-    pub fn protect(&self, calls: &mut orderly_kit::client::downstream::DownstreamConfig) {
-        calls.breaker.cool_down = self.breaker_cool_down;
-        calls.breaker.minimum_calls = self.breaker_minimum_calls;
-        calls.breaker.failure_rate = self.breaker_failure_rate;
-        calls.backoff.max_attempts = self.retry_max_attempts.max(1);
-    }
-}
-
-/// How the gateway treats requests, for `serve --target gateway` and `up` alike.
+/// How the gateway treats requests, for `serve --target gateway` and `up` alike; the defaults are
+/// the gateway crate's.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayTuning {
     /// How long a REST request may take, service calls and retries included.
-    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub request_timeout: Duration,
+    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT", default_value_t = orderly_gateway::DEFAULT_REQUEST_TIMEOUT.into())]
+    pub request_timeout: humantime::Duration,
 
     /// The largest REST request body accepted, in bytes (larger ones get 413).
-    #[arg(long, env = "ORDERLY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "ORDERLY_MAX_BODY_BYTES", default_value_t = orderly_gateway::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+}
+
+/// Everything that shapes the services' work beyond where they listen, for `serve` and `up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Tuning {
+    /// How orders times its work.
+    #[command(flatten)]
+    pub orders: orderly_orders::OrdersArgs,
+
+    /// How orders and the gateway protect their calls.
+    #[command(flatten)]
+    pub calls: orderly_kit::client::downstream::CallArgs,
+
+    /// How the gateway treats requests.
+    #[command(flatten)]
+    pub gateway: GatewayTuning,
+
+    /// Secret that signs page tokens; every replica of a service must share it.
+    #[arg(
+        long,
+        env = "ORDERLY_PAGE_TOKEN_SECRET",
+        default_value = "orderly-development-secret",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub page_token_secret: String,
+
+    /// Server settings shared by every service.
+    #[command(flatten)]
+    pub server: ServerConfig,
 }
 
 /// Flags of `orderly check`.
@@ -204,27 +188,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
 
-    /// Secret that signs page tokens; every replica of a service must share it.
-    #[arg(
-        long,
-        env = "ORDERLY_PAGE_TOKEN_SECRET",
-        default_value = "orderly-development-secret",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub page_token_secret: String,
-
-    /// Orders settings.
+    /// Where the services it calls are.
     #[command(flatten)]
-    pub orders: OrdersArgs,
+    pub peers: PeerUrls,
 
-    /// Gateway settings.
+    /// How the service works.
     #[command(flatten)]
-    pub gateway: GatewayTuning,
-
-    /// Server settings shared by every service.
-    #[command(flatten)]
-    pub server: ServerConfig,
+    pub tuning: Tuning,
 }
 
 /// Flags of `orderly up`.
@@ -266,29 +236,11 @@ pub struct UpArgs {
     #[arg(long, env = "ORDERLY_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub gateway_listen: SocketAddr,
 
-    /// How orders times and protects its work.
-    #[command(flatten)]
-    pub orders: OrdersTuning,
-
-    /// How the gateway treats requests.
-    #[command(flatten)]
-    pub gateway: GatewayTuning,
-
     /// The most database connections each service opens.
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 8)]
     pub max_connections: u32,
 
-    /// Secret that signs page tokens.
-    #[arg(
-        long,
-        env = "ORDERLY_PAGE_TOKEN_SECRET",
-        default_value = "orderly-development-secret",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub page_token_secret: String,
-
-    /// Server settings shared by every service.
+    /// How the services work.
     #[command(flatten)]
-    pub server: ServerConfig,
+    pub tuning: Tuning,
 }

@@ -14,14 +14,14 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use orderly_kit::db::DatabaseConfig;
 use orderly_kit::observe::telemetry::LogFormat;
-use orderly_kit::server::config::ServerConfig;
 use orderly_kit::shutdown::{Shutdown, signal};
 use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::args::{CheckArgs, Cli, Command, GatewayTuning, OrdersArgs, ServeArgs, Target, UpArgs};
+use crate::args::{CheckArgs, Cli, Command, PeerUrls, ServeArgs, Target, Tuning, UpArgs};
 
 /// jemalloc, with its background threads returning freed memory to the system over time: glibc's
 /// allocator kept the peak of a burst of large listings for good (`bench/heavy_lists.sh`; figures
@@ -85,15 +85,13 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 struct Launch {
     target: Target,
     listener: TcpListener,
-    database_url: String,
-    max_connections: u32,
-    page_token_secret: String,
-    orders: OrdersArgs,
-    gateway: GatewayTuning,
-    server: ServerConfig,
+    database: DatabaseConfig,
+    peers: PeerUrls,
+    tuning: Tuning,
 }
 
-/// Runs one service until `shutdown` resolves.
+/// Runs one service until `shutdown` resolves: each crate's configuration from the flags, then
+/// its `serve`.
 async fn run(
     launch: Launch,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -101,60 +99,47 @@ async fn run(
     let Launch {
         target,
         listener,
-        database_url,
-        max_connections,
-        page_token_secret,
-        orders,
-        gateway,
-        server,
+        database,
+        peers,
+        tuning,
     } = launch;
+    let server = tuning.server;
     match target {
         Target::Gateway => {
-            let mut config =
-                orderly_gateway::GatewayConfig::new(orders.users_url, orders.orders_url);
-            config.request_timeout = gateway.request_timeout;
-            config.max_body_bytes = gateway.max_body_bytes;
+            let mut config = orderly_gateway::GatewayConfig::new(peers.users_url, peers.orders_url);
+            config.request_timeout = tuning.gateway.request_timeout.into();
+            config.max_body_bytes = tuning.gateway.max_body_bytes;
             config.max_concurrent_requests = server.max_concurrent_calls;
             config.connections = server.connection_limits();
             config.grace_period = server.grace_period;
-            orders.tuning.protect(&mut config.calls);
+            config.calls = tuning.calls.config();
             orderly_gateway::serve(config, listener, shutdown).await?;
         }
         Target::Users => {
             let config = orderly_users::UsersConfig {
-                database_url,
-                max_connections,
-                page_token_secret,
+                database,
+                page_token_secret: tuning.page_token_secret,
             };
             orderly_users::serve(config, server, listener, shutdown).await?;
         }
         Target::Payments => {
-            let config = orderly_payments::PaymentsConfig {
-                database_url,
-                max_connections,
-            };
+            let config = orderly_payments::PaymentsConfig { database };
             orderly_payments::serve(config, server, listener, shutdown).await?;
         }
         Target::Delivery => {
-            let config = orderly_delivery::DeliveryConfig {
-                database_url,
-                max_connections,
-            };
+            let config = orderly_delivery::DeliveryConfig { database };
             orderly_delivery::serve(config, server, listener, shutdown).await?;
         }
         Target::Orders => {
             let downstream = DownstreamUrls {
-                users: orders.users_url,
-                payments: orders.payments_url,
-                delivery: orders.delivery_url,
+                users: peers.users_url,
+                payments: peers.payments_url,
+                delivery: peers.delivery_url,
             };
-            let mut config = orderly_orders::OrdersConfig::new(database_url, downstream);
-            config.max_connections = max_connections;
-            config.page_token_secret = page_token_secret;
-            config.budget = orders.tuning.order_budget;
-            config.recover_after = orders.tuning.recover_after;
-            config.sweep_interval = orders.tuning.sweep_interval;
-            orders.tuning.protect(&mut config.calls);
+            let mut config =
+                orderly_orders::OrdersConfig::with_args(database, downstream, &tuning.orders);
+            config.page_token_secret = tuning.page_token_secret;
+            config.calls = tuning.calls.config();
             orderly_orders::serve(config, server, listener, shutdown).await?;
         }
     }
@@ -184,14 +169,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let launch = Launch {
         target: args.target,
         listener,
-        database_url: args
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://data/{}.db", args.target.name())),
-        max_connections: args.max_connections,
-        page_token_secret: args.page_token_secret,
-        orders: args.orders,
-        gateway: args.gateway,
-        server: args.server,
+        database: DatabaseConfig {
+            url: args
+                .database_url
+                .unwrap_or_else(|| format!("sqlite://data/{}.db", args.target.name())),
+            max_connections: args.max_connections,
+        },
+        peers: args.peers,
+        tuning: args.tuning,
     };
     let stop = shutdown.clone();
     let result = run(launch, async move {
@@ -236,12 +221,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             .map(|(.., url)| url.clone())
             .unwrap_or_default()
     };
-    let orders = OrdersArgs {
+    let peers = PeerUrls {
         users_url: url_of(Target::Users),
         orders_url: url_of(Target::Orders),
         payments_url: url_of(Target::Payments),
         delivery_url: url_of(Target::Delivery),
-        tuning: args.orders.clone(),
     };
 
     let shutdown = Shutdown::new();
@@ -262,12 +246,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let launch = Launch {
             target,
             listener,
-            database_url: sqlite_in(&args.data_dir, target),
-            max_connections: args.max_connections,
-            page_token_secret: args.page_token_secret.clone(),
-            orders: orders.clone(),
-            gateway: args.gateway.clone(),
-            server: args.server.clone(),
+            database: DatabaseConfig {
+                url: sqlite_in(&args.data_dir, target),
+                max_connections: args.max_connections,
+            },
+            peers: peers.clone(),
+            tuning: args.tuning.clone(),
         };
         let stop = shutdown.wait();
         services.spawn(async move { run(launch, stop).await.with_context(|| target.name()) });

@@ -12,8 +12,9 @@ pub mod service;
 pub mod store;
 
 use orderly::delivery::v1::DeliveryServiceServer;
-use orderly_kit::server::GrpcServer;
+use orderly_kit::db::DatabaseConfig;
 use orderly_kit::server::config::ServerConfig;
+use orderly_kit::server::{Bootstrap, run_with_database};
 use tokio::net::TcpListener;
 
 pub use service::Deliveries;
@@ -22,10 +23,8 @@ pub use store::DeliveryStore;
 /// What the delivery service needs besides the common server settings.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
-    /// `sqlite://path/to/delivery.db` (created when missing) or `postgres://...`.
-    pub database_url: String,
-    /// The most database connections the service opens.
-    pub max_connections: u32,
+    /// Its database (`sqlite://path/to/delivery.db` or `postgres://...`).
+    pub database: DatabaseConfig,
 }
 
 pub use orderly_kit::server::StartError;
@@ -38,21 +37,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let pool = orderly_kit::db::open(
-        "delivery",
-        &config.database_url,
-        config.max_connections,
-        store::MIGRATIONS,
-    )
-    .await?;
-    let deliveries = Deliveries::new(DeliveryStore::new(pool.clone()));
-    GrpcServer::new(server.clone())
-        .add_service(orderly_kit::tune_service!(
-            DeliveryServiceServer::new(deliveries),
-            server
+    let service = Bootstrap {
+        name: "delivery",
+        database: config.database,
+        migrations: store::MIGRATIONS,
+        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
+    };
+    let tuning = server.clone();
+    run_with_database(service, server, listener, shutdown, |pool| {
+        Ok(orderly_kit::tune_service!(
+            DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(pool))),
+            tuning
         ))
-        .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .serve_with_pool(pool, listener, shutdown)
-        .await?;
-    Ok(())
+    })
+    .await
 }

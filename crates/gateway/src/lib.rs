@@ -64,14 +64,19 @@ pub struct GatewayConfig {
     pub grace_period: Duration,
 }
 
+/// How long a REST request may take unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest REST request body accepted unless configured otherwise, in bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
 impl GatewayConfig {
     /// The defaults, for services at `users_url` and `orders_url`.
     pub fn new(users_url: impl Into<String>, orders_url: impl Into<String>) -> Self {
         Self {
             users_url: users_url.into(),
             orders_url: orders_url.into(),
-            request_timeout: Duration::from_secs(10),
-            max_body_bytes: 64 * 1024,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_concurrent_requests: 1024,
             calls: DownstreamConfig::default(),
             connections: ConnectionLimits::default(),

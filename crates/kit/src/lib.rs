@@ -11,6 +11,7 @@
 //! | [`client`] | `client` | channels, balancing, and each downstream's deadline, retries, breaker, backoff |
 //! | [`http`] | `http` | axum routers over HTTP/1.1 with connection limits, route spans, a test client |
 //! | [`db`] | `db` | SQLite or PostgreSQL pools from one URL, migrations |
+//! | [`args`] | `args` | command-line settings whose declared defaults are their `Default` |
 //! | [`observe`] | always | JSON logs, OTLP traces, W3C trace context, Prometheus metrics |
 //! | [`metadata`] | always | names of the request metadata the kit reads (fault injection) |
 //! | [`conn`] | always | connection caps, header timeouts and an accept loop that survives EMFILE |
@@ -22,6 +23,8 @@
 //! Layers depend downwards only: `server` uses `client`, `db` and `http`; `client` and `http` use
 //! `observe`; nothing uses `server`.
 
+#[cfg(feature = "args")]
+pub mod args;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod conn;

@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use orderly::orders::v1::OrderServiceServer;
 use orderly_kit::client::downstream::DownstreamConfig;
+use orderly_kit::db::DatabaseConfig;
 use orderly_kit::pagination::PageTokens;
-use orderly_kit::server::GrpcServer;
 use orderly_kit::server::config::ServerConfig;
+use orderly_kit::server::{Bootstrap, run_with_database};
 use orderly_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -35,13 +36,35 @@ use crate::flow::{Flow, FlowConfig};
 pub use crate::service::{Orders, Timing};
 use crate::store::OrderStore;
 
+/// The command-line flags of the orders service's timing; their defaults are
+/// [`OrdersConfig::new`]'s.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrdersArgs {
+    /// The most a CreateOrder's payment and delivery may take together.
+    #[arg(long, env = "ORDERLY_ORDER_BUDGET", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub order_budget: Duration,
+
+    /// How long an order's work may stand still before the recovery sweep settles it.
+    #[arg(long, env = "ORDERLY_RECOVER_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub recover_after: Duration,
+
+    /// How often the recovery sweep runs.
+    #[arg(long, env = "ORDERLY_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+}
+
+impl Default for OrdersArgs {
+    /// The flags' declared defaults.
+    fn default() -> Self {
+        orderly_kit::args::defaults()
+    }
+}
+
 /// What the orders service needs besides the common server settings.
 #[derive(Debug, Clone)]
 pub struct OrdersConfig {
-    /// `sqlite://path/to/orders.db` (created when missing) or `postgres://...`.
-    pub database_url: String,
-    /// The most database connections the service opens.
-    pub max_connections: u32,
+    /// Its database (`sqlite://path/to/orders.db` or `postgres://...`).
+    pub database: DatabaseConfig,
     /// The secret that signs page tokens; replicas must share it.
     pub page_token_secret: String,
     /// Where users, payments and delivery listen.
@@ -55,23 +78,31 @@ pub struct OrdersConfig {
     pub sweep_interval: Duration,
     /// How often watchers re-read an order, for changes made by other replicas.
     pub watch_poll: Duration,
-    /// How undo calls are retried.
+    /// How long undo calls may take.
     pub flow: FlowConfig,
     /// Retries, retry budget and circuit breakers of the calls to users, payments and delivery.
     pub calls: DownstreamConfig,
 }
 
 impl OrdersConfig {
-    /// The defaults, for a database and downstreams.
-    pub fn new(database_url: String, downstream: DownstreamUrls) -> Self {
+    /// The defaults (the flags' of [`OrdersArgs`]), for a database and downstreams.
+    pub fn new(database: DatabaseConfig, downstream: DownstreamUrls) -> Self {
+        Self::with_args(database, downstream, &OrdersArgs::default())
+    }
+
+    /// The settings `args` ask for, for a database and downstreams.
+    pub fn with_args(
+        database: DatabaseConfig,
+        downstream: DownstreamUrls,
+        args: &OrdersArgs,
+    ) -> Self {
         Self {
-            database_url,
-            max_connections: 16,
+            database,
             page_token_secret: "orderly-development-secret".into(),
             downstream,
-            budget: Duration::from_secs(5),
-            recover_after: Duration::from_secs(60),
-            sweep_interval: Duration::from_secs(30),
+            budget: args.order_budget,
+            recover_after: args.recover_after,
+            sweep_interval: args.sweep_interval,
             watch_poll: Duration::from_millis(500),
             flow: FlowConfig::default(),
             calls: DownstreamConfig::default(),
@@ -82,42 +113,14 @@ impl OrdersConfig {
 pub use orderly_kit::server::StartError;
 
 /// Opens the database, settles orders left over from a crash, and serves OrderService on
-/// `listener` until `shutdown` resolves; then drains and stops gracefully.
+/// `listener` until `shutdown` resolves, with the recovery sweep beside it; then drains and stops
+/// gracefully.
 pub async fn serve(
     config: OrdersConfig,
     server: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let pool = orderly_kit::db::open(
-        "orders",
-        &config.database_url,
-        config.max_connections,
-        store::MIGRATIONS,
-    )
-    .await?;
-    let store = OrderStore::new(pool.clone());
-    let downstreams = Downstreams::new(&config.downstream, &config.calls)?;
-    let changes = Changes::default();
-    let flow = Flow::new(
-        store.clone(),
-        downstreams.clone(),
-        changes.clone(),
-        config.flow.clone(),
-    );
-    let timing = Timing {
-        budget: config.budget,
-        watch_poll: config.watch_poll,
-    };
-    let orders = Orders::new(
-        store,
-        downstreams,
-        flow.clone(),
-        changes,
-        PageTokens::new(&config.page_token_secret),
-        timing,
-    );
-
     let stop = Shutdown::new();
     tokio::spawn({
         let stop = stop.clone();
@@ -126,23 +129,53 @@ pub async fn serve(
             stop.trigger();
         }
     });
-    let sweep = tokio::spawn(sweep(
-        flow,
-        config.recover_after,
-        config.sweep_interval,
-        stop.clone(),
-    ));
-    let result = GrpcServer::new(server.clone())
-        .add_service(orderly_kit::tune_service!(
+    let service = Bootstrap {
+        name: "orders",
+        database: config.database.clone(),
+        migrations: store::MIGRATIONS,
+        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
+    };
+    let tuning = server.clone();
+    let mut sweeping = None;
+    let result = run_with_database(service, server, listener, stop.wait(), |pool| {
+        let store = OrderStore::new(pool);
+        let downstreams = Downstreams::new(&config.downstream, &config.calls)?;
+        let changes = Changes::default();
+        let flow = Flow::new(
+            store.clone(),
+            downstreams.clone(),
+            changes.clone(),
+            config.flow.clone(),
+        );
+        let timing = Timing {
+            budget: config.budget,
+            watch_poll: config.watch_poll,
+        };
+        sweeping = Some(tokio::spawn(sweep(
+            flow.clone(),
+            config.recover_after,
+            config.sweep_interval,
+            stop.clone(),
+        )));
+        let orders = Orders::new(
+            store,
+            downstreams,
+            flow,
+            changes,
+            PageTokens::new(&config.page_token_secret),
+            timing,
+        );
+        Ok(orderly_kit::tune_service!(
             OrderServiceServer::new(orders),
-            server
+            tuning
         ))
-        .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .serve_with_pool(pool, listener, stop.wait())
-        .await;
+    })
+    .await;
     stop.trigger();
-    let _ = sweep.await;
-    Ok(result?)
+    if let Some(sweeping) = sweeping {
+        let _ = sweeping.await;
+    }
+    result
 }
 
 /// Settles stale orders at start and then every `interval`, until `stop`.

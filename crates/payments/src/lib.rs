@@ -13,8 +13,9 @@ pub mod service;
 pub mod store;
 
 use orderly::payments::v1::PaymentServiceServer;
-use orderly_kit::server::GrpcServer;
+use orderly_kit::db::DatabaseConfig;
 use orderly_kit::server::config::ServerConfig;
+use orderly_kit::server::{Bootstrap, run_with_database};
 use tokio::net::TcpListener;
 
 pub use service::Payments;
@@ -23,10 +24,8 @@ pub use store::PaymentStore;
 /// What the payments service needs besides the common server settings.
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
-    /// `sqlite://path/to/payments.db` (created when missing) or `postgres://...`.
-    pub database_url: String,
-    /// The most database connections the service opens.
-    pub max_connections: u32,
+    /// Its database (`sqlite://path/to/payments.db` or `postgres://...`).
+    pub database: DatabaseConfig,
 }
 
 pub use orderly_kit::server::StartError;
@@ -39,21 +38,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let pool = orderly_kit::db::open(
-        "payments",
-        &config.database_url,
-        config.max_connections,
-        store::MIGRATIONS,
-    )
-    .await?;
-    let payments = Payments::new(PaymentStore::new(pool.clone()));
-    GrpcServer::new(server.clone())
-        .add_service(orderly_kit::tune_service!(
-            PaymentServiceServer::new(payments),
-            server
+    let service = Bootstrap {
+        name: "payments",
+        database: config.database,
+        migrations: store::MIGRATIONS,
+        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
+    };
+    let tuning = server.clone();
+    run_with_database(service, server, listener, shutdown, |pool| {
+        Ok(orderly_kit::tune_service!(
+            PaymentServiceServer::new(Payments::new(PaymentStore::new(pool))),
+            tuning
         ))
-        .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .serve_with_pool(pool, listener, shutdown)
-        .await?;
-    Ok(())
+    })
+    .await
 }

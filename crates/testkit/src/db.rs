@@ -80,6 +80,14 @@ impl TestDatabase {
         &self.url
     }
 
+    /// A service's database settings for this database, with at most `max_connections`.
+    pub fn config(&self, max_connections: u32) -> orderly_kit::db::DatabaseConfig {
+        orderly_kit::db::DatabaseConfig {
+            url: self.url.clone(),
+            max_connections,
+        }
+    }
+
     /// Removes the database (a SQLite directory goes when this is dropped). Best effort.
     pub async fn remove(self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup

@@ -160,8 +160,7 @@ impl Stack {
         let (orders_listener, orders_url) = listener().await;
 
         let users = orderly_users::UsersConfig {
-            database_url: dbs[0].url().to_owned(),
-            max_connections: 4,
+            database: dbs[0].config(4),
             page_token_secret: "test".into(),
         };
         let plain = ServerConfig {
@@ -178,8 +177,7 @@ impl Stack {
             stop.wait(),
         )));
         let payments = orderly_payments::PaymentsConfig {
-            database_url: dbs[1].url().to_owned(),
-            max_connections: 4,
+            database: dbs[1].config(4),
         };
         let server = ServerConfig {
             faults: FaultConfig {
@@ -195,8 +193,7 @@ impl Stack {
             stop.wait(),
         )));
         let delivery = orderly_delivery::DeliveryConfig {
-            database_url: dbs[2].url().to_owned(),
-            max_connections: 4,
+            database: dbs[2].config(4),
         };
         let server = ServerConfig {
             faults: FaultConfig {
@@ -217,8 +214,7 @@ impl Stack {
             payments: payments_url.clone(),
             delivery: delivery_url.clone(),
         };
-        let mut orders = orderly_orders::OrdersConfig::new(dbs[3].url().to_owned(), downstream);
-        orders.max_connections = 4;
+        let mut orders = orderly_orders::OrdersConfig::new(dbs[3].config(4), downstream);
         orders.budget = options.budget;
         orders.recover_after = options.recover_after;
         orders.sweep_interval = options.sweep_interval;

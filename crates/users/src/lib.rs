@@ -14,9 +14,10 @@ pub mod service;
 pub mod store;
 
 use orderly::users::v1::UserServiceServer;
+use orderly_kit::db::DatabaseConfig;
 use orderly_kit::pagination::PageTokens;
-use orderly_kit::server::GrpcServer;
 use orderly_kit::server::config::ServerConfig;
+use orderly_kit::server::{Bootstrap, run_with_database};
 use tokio::net::TcpListener;
 
 pub use service::Users;
@@ -25,10 +26,8 @@ pub use store::UserStore;
 /// What the users service needs besides the common server settings.
 #[derive(Debug, Clone)]
 pub struct UsersConfig {
-    /// `sqlite://path/to/users.db` (created when missing) or `postgres://...`.
-    pub database_url: String,
-    /// The most database connections the service opens.
-    pub max_connections: u32,
+    /// Its database (`sqlite://path/to/users.db` or `postgres://...`).
+    pub database: DatabaseConfig,
     /// The secret that signs page tokens; replicas must share it.
     pub page_token_secret: String,
 }
@@ -43,23 +42,22 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let pool = orderly_kit::db::open(
-        "users",
-        &config.database_url,
-        config.max_connections,
-        store::MIGRATIONS,
-    )
-    .await?;
-    let store = UserStore::new(pool.clone());
-    let users = Users::new(store, PageTokens::new(&config.page_token_secret));
-
-    GrpcServer::new(server.clone())
-        .add_service(orderly_kit::tune_service!(
+    let service = Bootstrap {
+        name: "users",
+        database: config.database,
+        migrations: store::MIGRATIONS,
+        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
+    };
+    let tuning = server.clone();
+    run_with_database(service, server, listener, shutdown, |pool| {
+        let users = Users::new(
+            UserStore::new(pool),
+            PageTokens::new(&config.page_token_secret),
+        );
+        Ok(orderly_kit::tune_service!(
             UserServiceServer::new(users),
-            server
+            tuning
         ))
-        .reflect(orderly::FILE_DESCRIPTOR_SET)
-        .serve_with_pool(pool, listener, shutdown)
-        .await?;
-    Ok(())
+    })
+    .await
 }

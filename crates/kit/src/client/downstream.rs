@@ -78,6 +78,48 @@ impl Default for DownstreamConfig {
     }
 }
 
+/// The command-line flags of a service's call protection (breakers and retries), shared by every
+/// service that calls others; their defaults are [`DownstreamConfig::default`]'s.
+#[cfg(feature = "args")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallArgs {
+    /// How long a downstream's circuit breaker stays open before it lets probe calls through.
+    #[arg(long, env = "ORDERLY_BREAKER_COOL_DOWN", default_value_t = DownstreamConfig::default().breaker.cool_down.into())]
+    pub breaker_cool_down: humantime::Duration,
+
+    /// Fewest calls in a breaker's 10 s window before its failure rate can open it.
+    #[arg(long, env = "ORDERLY_BREAKER_MINIMUM_CALLS", default_value_t = DownstreamConfig::default().breaker.minimum_calls)]
+    pub breaker_minimum_calls: usize,
+
+    /// Share of calls, 0 to 1, that must fail (after retries) within the window to open a breaker.
+    #[arg(long, env = "ORDERLY_BREAKER_FAILURE_RATE", default_value_t = DownstreamConfig::default().breaker.failure_rate)]
+    pub breaker_failure_rate: f64,
+
+    /// Attempts per downstream call, the first included (retries only where safe).
+    #[arg(long, env = "ORDERLY_RETRY_MAX_ATTEMPTS", default_value_t = DownstreamConfig::default().backoff.max_attempts)]
+    pub retry_max_attempts: u32,
+}
+
+#[cfg(feature = "args")]
+impl CallArgs {
+    /// The protection these flags ask for.
+    pub fn config(&self) -> DownstreamConfig {
+        let mut config = DownstreamConfig::default();
+        config.breaker.cool_down = self.breaker_cool_down.into();
+        config.breaker.minimum_calls = self.breaker_minimum_calls;
+        config.breaker.failure_rate = self.breaker_failure_rate;
+        config.backoff.max_attempts = self.retry_max_attempts.max(1);
+        config
+    }
+}
+
+#[cfg(feature = "args")]
+impl Default for CallArgs {
+    fn default() -> Self {
+        crate::args::defaults()
+    }
+}
+
 /// One downstream service: its channel, breaker and retry budget.
 #[derive(Clone)]
 pub struct Downstream {

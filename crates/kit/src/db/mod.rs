@@ -36,6 +36,15 @@ pub enum DbError {
     Migrate(#[from] MigrateError),
 }
 
+/// Where a service keeps its data, and how many connections it may open.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created when missing) or `postgres://user:password@host/db`.
+    pub url: String,
+    /// The most connections the service opens.
+    pub max_connections: u32,
+}
+
 /// Connects (see [`connect`]), applies `migrations`, and reports the pool in the metrics
 /// `orderly_db_pool_connections{database, state="idle"|"in_use"}` and
 /// `orderly_db_pool_max_connections{database}`: what a service does at start. `name` labels the

@@ -61,17 +61,8 @@ impl ServerConfig {
 }
 
 impl Default for ServerConfig {
+    /// The flags' declared defaults.
     fn default() -> Self {
-        Self {
-            grace_period: Duration::from_secs(10),
-            drain_delay: Duration::ZERO,
-            max_message_bytes: 4 * 1024 * 1024,
-            max_concurrent_calls: 1024,
-            max_connection_age: Duration::from_secs(30 * 60),
-            max_client_connections: 10_000,
-            header_timeout: Duration::from_secs(10),
-            health_interval: Duration::from_secs(5),
-            faults: FaultConfig::default(),
-        }
+        crate::args::defaults()
     }
 }

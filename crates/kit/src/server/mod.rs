@@ -241,6 +241,56 @@ impl GrpcServer {
     }
 }
 
+/// What [`run_with_database`] needs to know of a service besides how to build it.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The service's short name, labelling its database metrics (e.g. `users`).
+    pub name: &'static str,
+    /// Its database.
+    pub database: crate::db::DatabaseConfig,
+    /// Its schema, applied at start.
+    pub migrations: &'static [crate::db::EmbeddedMigration],
+    /// The descriptor set its reflection serves.
+    pub descriptor_set: &'static [u8],
+}
+
+/// The start every service shares: opens and migrates its database, builds the gRPC service from
+/// the pool with `build` (which applies [`crate::tune_service!`]), and serves it with health
+/// (following the database), reflection and the server's limits on `listener` until `shutdown`;
+/// then drains, stops, and closes the pool.
+pub async fn run_with_database<S>(
+    service: Bootstrap,
+    server: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    build: impl FnOnce(sqlx::AnyPool) -> Result<S, StartError>,
+) -> Result<(), StartError>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let database = &service.database;
+    let pool = crate::db::open(
+        service.name,
+        &database.url,
+        database.max_connections,
+        service.migrations,
+    )
+    .await?;
+    let built = build(pool.clone())?;
+    GrpcServer::new(server)
+        .add_service(built)
+        .reflect(service.descriptor_set)
+        .serve_with_pool(pool, listener, shutdown)
+        .await?;
+    Ok(())
+}
+
 /// Keeps health in step with the readiness probe until the server drains.
 async fn probe_health(
     health: HealthState,

@@ -25,8 +25,10 @@ pub async fn start(backend: TestBackend) -> Option<TestServer> {
     let db = TestDatabase::create(backend).await?;
     let serve = |database_url, listener, stop| {
         let config = PaymentsConfig {
-            database_url,
-            max_connections: 8,
+            database: orderly_kit::db::DatabaseConfig {
+                url: database_url,
+                max_connections: 8,
+            },
         };
         orderly_payments::serve(config, ServerConfig::default(), listener, stop)
     };

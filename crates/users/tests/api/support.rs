@@ -30,8 +30,10 @@ pub async fn start(backend: TestBackend) -> Option<TestServer> {
 pub async fn start_with(db: TestDatabase, server: ServerConfig) -> TestServer {
     let serve = move |database_url, listener, stop| {
         let config = UsersConfig {
-            database_url,
-            max_connections: 8,
+            database: orderly_kit::db::DatabaseConfig {
+                url: database_url,
+                max_connections: 8,
+            },
             page_token_secret: "test-secret".into(),
         };
         orderly_users::serve(config, server, listener, stop)
