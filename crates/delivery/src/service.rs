@@ -32,6 +32,8 @@ impl Deliveries {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+/// What a handler answers before the trait edge turns its error into a status.
+type Answer<T> = Result<Response<T>, DeliveryError>;
 
 /// The wire form of a stored delivery.
 fn delivery(record: DeliveryRecord) -> Delivery {
@@ -50,12 +52,13 @@ fn delivery(record: DeliveryRecord) -> Delivery {
     }
 }
 
-#[tonic::async_trait]
-impl DeliveryService for Deliveries {
+/// The handlers, in the service's own error type; [`DeliveryService`] turns it into a status
+/// once.
+impl Deliveries {
     async fn schedule_delivery(
         &self,
         request: Request<ScheduleDeliveryRequest>,
-    ) -> Reply<ScheduleDeliveryResponse> {
+    ) -> Answer<ScheduleDeliveryResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let order_id = violations.text("order_id", required_text(&request.order_id, MAX_ID_CHARS));
@@ -70,13 +73,9 @@ impl DeliveryService for Deliveries {
         let (Some(order_id), Some(address), true) =
             (order_id, request.address, violations.is_empty())
         else {
-            return Err(DeliveryError::Invalid(violations).into());
+            return Err(DeliveryError::Invalid(violations));
         };
-        let record = self
-            .store
-            .schedule(&order_id, &address)
-            .await
-            .map_err(DeliveryError::from)?;
+        let record = self.store.schedule(&order_id, &address).await?;
         tracing::info!(delivery_id = %record.id, %order_id, status = ?record.status, "schedule delivery");
         Ok(Response::new(ScheduleDeliveryResponse {
             delivery: Some(delivery(record)),
@@ -86,19 +85,15 @@ impl DeliveryService for Deliveries {
     async fn cancel_delivery(
         &self,
         request: Request<CancelDeliveryRequest>,
-    ) -> Reply<CancelDeliveryResponse> {
+    ) -> Answer<CancelDeliveryResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let order_id = violations.text("order_id", required_text(&request.order_id, MAX_ID_CHARS));
         let reason = violations.text("reason", text(&request.reason, MAX_REASON_CHARS));
         let (Some(order_id), Some(reason)) = (order_id, reason) else {
-            return Err(DeliveryError::Invalid(violations).into());
+            return Err(DeliveryError::Invalid(violations));
         };
-        let record = self
-            .store
-            .cancel(&order_id, &reason)
-            .await
-            .map_err(DeliveryError::from)?;
+        let record = self.store.cancel(&order_id, &reason).await?;
         tracing::info!(delivery_id = %record.id, %order_id, "cancel delivery");
         Ok(Response::new(CancelDeliveryResponse {
             delivery: Some(delivery(record)),
@@ -108,17 +103,47 @@ impl DeliveryService for Deliveries {
     async fn get_delivery(
         &self,
         request: Request<GetDeliveryRequest>,
-    ) -> Reply<GetDeliveryResponse> {
+    ) -> Answer<GetDeliveryResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(id) = violations.text("id", required_text(&request.id, MAX_ID_CHARS)) else {
-            return Err(DeliveryError::Invalid(violations).into());
+            return Err(DeliveryError::Invalid(violations));
         };
-        match self.store.get(&id).await.map_err(DeliveryError::from)? {
+        match self.store.get(&id).await? {
             Some(record) => Ok(Response::new(GetDeliveryResponse {
                 delivery: Some(delivery(record)),
             })),
-            None => Err(DeliveryError::NotFound(id).into()),
+            None => Err(DeliveryError::NotFound(id)),
         }
+    }
+}
+
+#[tonic::async_trait]
+impl DeliveryService for Deliveries {
+    async fn schedule_delivery(
+        &self,
+        request: Request<ScheduleDeliveryRequest>,
+    ) -> Reply<ScheduleDeliveryResponse> {
+        Deliveries::schedule_delivery(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn cancel_delivery(
+        &self,
+        request: Request<CancelDeliveryRequest>,
+    ) -> Reply<CancelDeliveryResponse> {
+        Deliveries::cancel_delivery(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn get_delivery(
+        &self,
+        request: Request<GetDeliveryRequest>,
+    ) -> Reply<GetDeliveryResponse> {
+        Deliveries::get_delivery(self, request)
+            .await
+            .map_err(Status::from)
     }
 }

@@ -12,6 +12,7 @@ use orderly::orders::v1::{
     order_service_methods,
 };
 use orderly_kit::client::downstream::Safety;
+use orderly_kit::status::present;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -111,7 +112,7 @@ pub async fn create_order(
         .metadata()
         .get(IDEMPOTENT_REPLAYED)
         .is_some_and(|v| v == "true");
-    let order = Order::from(reply.into_inner().order.unwrap_or_default());
+    let order = Order::from(present(reply.into_inner().order, "order")?);
     let location = format!("/v1/orders/{}", order.id);
     let status = if replayed {
         StatusCode::OK
@@ -167,7 +168,7 @@ pub async fn get_order(
                 },
             )
             .await?;
-    Ok(Json(Order::from(reply.order.unwrap_or_default())))
+    Ok(Json(Order::from(present(reply.order, "order")?)))
 }
 
 /// Lists a user's orders, newest first, a page at a time.
@@ -246,5 +247,5 @@ pub async fn cancel_order(
             },
         )
         .await?;
-    Ok(Json(Order::from(reply.order.unwrap_or_default())))
+    Ok(Json(Order::from(present(reply.order, "order")?)))
 }

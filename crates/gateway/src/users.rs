@@ -12,6 +12,7 @@ use orderly::users::v1::{
     UserServiceClient, user_service_methods,
 };
 use orderly_kit::client::downstream::Safety;
+use orderly_kit::status::present;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -76,7 +77,7 @@ pub async fn create_user(
                 },
             )
             .await?;
-    let user = User::from(reply.user.unwrap_or_default());
+    let user = User::from(present(reply.user, "user")?);
     let location = format!("/v1/users/{}", user.id);
     Ok((
         StatusCode::CREATED,
@@ -114,7 +115,7 @@ pub async fn get_user(
                 },
             )
             .await?;
-    Ok(Json(User::from(reply.user.unwrap_or_default())))
+    Ok(Json(User::from(present(reply.user, "user")?)))
 }
 
 /// Changes a user's name or email.
@@ -180,7 +181,7 @@ pub async fn update_user(
                 },
             )
             .await?;
-    Ok(Json(User::from(reply.user.unwrap_or_default())))
+    Ok(Json(User::from(present(reply.user, "user")?)))
 }
 
 /// Deletes a user.

@@ -109,6 +109,12 @@ pub fn with_info(
     )
 }
 
+/// The message a response must carry (`what`: `user`, `payment`), or INTERNAL when the server left
+/// it out: the one way every caller treats a response that breaks its contract.
+pub fn present<T>(message: Option<T>, what: &str) -> Result<T, Status> {
+    message.ok_or_else(|| Status::internal(format!("the service answered without a {what}")))
+}
+
 /// The status of a database failure. Failing to reach the database is UNAVAILABLE (worth a retry);
 /// anything else is INTERNAL. Details are logged, never sent: they can leak schema and data.
 #[cfg(feature = "db")]

@@ -19,6 +19,7 @@ use orderly_kit::client::ClientError;
 use orderly_kit::client::breaker::Permit;
 use orderly_kit::client::deadline::Deadline;
 use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
+use orderly_kit::status::present;
 use tonic::{Code, Status};
 
 use crate::model::OrderRecord;
@@ -59,10 +60,6 @@ impl FanoutPermits {
 /// The idempotency key of an order's refund: one per order, whether it compensates or cancels.
 pub fn refund_key(order_id: &str) -> String {
     format!("refund:{order_id}")
-}
-
-fn missing(what: &str) -> Status {
-    Status::internal(format!("the downstream answered without a {what}"))
 }
 
 impl Downstreams {
@@ -155,10 +152,7 @@ impl Downstreams {
                 request,
                 |channel, request| async move {
                     let response = PaymentServiceClient::new(channel).charge(request).await?;
-                    response
-                        .into_inner()
-                        .payment
-                        .ok_or_else(|| missing("payment"))
+                    present(response.into_inner().payment, "payment")
                 },
             )
             .await
@@ -185,10 +179,7 @@ impl Downstreams {
                 request,
                 |channel, request| async move {
                     let response = PaymentServiceClient::new(channel).refund(request).await?;
-                    response
-                        .into_inner()
-                        .payment
-                        .ok_or_else(|| missing("payment"))
+                    present(response.into_inner().payment, "payment")
                 },
             )
             .await
@@ -215,10 +206,7 @@ impl Downstreams {
                     let response = DeliveryServiceClient::new(channel)
                         .schedule_delivery(request)
                         .await?;
-                    response
-                        .into_inner()
-                        .delivery
-                        .ok_or_else(|| missing("delivery"))
+                    present(response.into_inner().delivery, "delivery")
                 },
             )
             .await
@@ -245,10 +233,7 @@ impl Downstreams {
                     let response = DeliveryServiceClient::new(channel)
                         .cancel_delivery(request)
                         .await?;
-                    response
-                        .into_inner()
-                        .delivery
-                        .ok_or_else(|| missing("delivery"))
+                    present(response.into_inner().delivery, "delivery")
                 },
             )
             .await

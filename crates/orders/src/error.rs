@@ -46,6 +46,10 @@ pub enum OrderError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A bug on this side (a task that panicked): logged with its detail, answered as INTERNAL
+    /// without it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<OrderError> for Status {
@@ -108,6 +112,10 @@ impl From<OrderError> for Status {
             )),
             OrderError::Flow(error @ FlowError::Missing(_)) => {
                 tracing::error!(%error, "order saga error");
+                Status::internal("internal error")
+            }
+            OrderError::Internal(detail) => {
+                tracing::error!(detail, "internal error");
                 Status::internal("internal error")
             }
         }

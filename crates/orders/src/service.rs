@@ -120,9 +120,9 @@ impl Orders {
         new: &NewOrder,
         existing: OrderRecord,
         until: Instant,
-    ) -> Reply<CreateOrderResponse> {
+    ) -> Answer<CreateOrderResponse> {
         if !existing.request_hash.is_empty() && existing.request_hash != new.fingerprint {
-            return Err(OrderError::KeyReused(new.idempotency_key.clone()).into());
+            return Err(OrderError::KeyReused(new.idempotency_key.clone()));
         }
         let order = self.settled(existing, until).await?;
         let mut response = Response::new(CreateOrderResponse {
@@ -175,6 +175,8 @@ impl Orders {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+/// What a handler answers before the trait edge turns its error into a status.
+type Answer<T> = Result<Response<T>, OrderError>;
 
 /// Checks an order id.
 fn order_id(raw: &str) -> Result<String, OrderError> {
@@ -193,23 +195,19 @@ fn order_id(raw: &str) -> Result<String, OrderError> {
     }
 }
 
-#[tonic::async_trait]
-impl OrderService for Orders {
+/// The handlers, in the service's own error type; [`OrderService`] turns it into a status
+/// once.
+impl Orders {
     async fn create_order(
         &self,
         request: Request<CreateOrderRequest>,
-    ) -> Reply<CreateOrderResponse> {
+    ) -> Answer<CreateOrderResponse> {
         let work = Deadline::for_request(&request, self.timing.budget, ANSWER_MARGIN);
         let answer_by = work.instant() + SETTLE_GRACE;
-        let new = NewOrder::parse(request.into_inner()).map_err(OrderError::from)?;
+        let new = NewOrder::parse(request.into_inner())?;
         let user_id = new.user_id.to_string();
 
-        if let Some(existing) = self
-            .store
-            .by_key(&user_id, &new.idempotency_key)
-            .await
-            .map_err(OrderError::from)?
-        {
+        if let Some(existing) = self.store.by_key(&user_id, &new.idempotency_key).await? {
             return self.replay(&new, existing, answer_by).await;
         }
         // Taken before anything is stored: an order that could only fail is refused up front.
@@ -223,14 +221,9 @@ impl OrderService for Orders {
             .await
             .map_err(OrderError::Users)?
         {
-            return Err(OrderError::UnknownUser(user_id).into());
+            return Err(OrderError::UnknownUser(user_id));
         }
-        let order = match self
-            .store
-            .insert_pending(&new)
-            .await
-            .map_err(OrderError::from)?
-        {
+        let order = match self.store.insert_pending(&new).await? {
             Inserted::New(order) => order,
             Inserted::Existing(existing) => return self.replay(&new, existing, answer_by).await,
         };
@@ -244,20 +237,20 @@ impl OrderService for Orders {
             tokio::spawn(async move { flow.process(order, permits, work).await }.in_current_span());
         match tokio::time::timeout_at(answer_by, saga).await {
             Ok(Ok(result)) => {
-                let order = result.map_err(OrderError::from)?;
+                let order = result?;
                 Ok(Response::new(CreateOrderResponse {
                     order: Some(order.into()),
                 }))
             }
             Ok(Err(join)) => {
                 tracing::error!(order_id = %id, error = %join, "order saga panicked; the recovery sweep will settle it");
-                Err(Status::internal("internal error"))
+                Err(OrderError::Internal(format!("order saga: {join}")))
             }
-            Err(_) => Err(OrderError::StillProcessing(id).into()),
+            Err(_) => Err(OrderError::StillProcessing(id)),
         }
     }
 
-    async fn get_order(&self, request: Request<GetOrderRequest>) -> Reply<GetOrderResponse> {
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Answer<GetOrderResponse> {
         let id = order_id(&request.into_inner().id)?;
         let order = self.existing(&id).await?;
         Ok(Response::new(GetOrderResponse {
@@ -265,7 +258,7 @@ impl OrderService for Orders {
         }))
     }
 
-    async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
+    async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Answer<ListOrdersResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let user_id = match uuid::Uuid::try_parse(request.user_id.trim()) {
@@ -291,7 +284,7 @@ impl OrderService for Orders {
                 .map(|cursor| Some(String::from_utf8_lossy(&cursor).into_owned()))
         };
         let (Some(user_id), Some(size), Some(before)) = (user_id, size, before) else {
-            return Err(OrderError::Invalid(violations).into());
+            return Err(OrderError::Invalid(violations));
         };
         let (orders, more) = self.page(&user_id, before, size as usize).await?;
         let next_page_token = match orders.last() {
@@ -307,21 +300,20 @@ impl OrderService for Orders {
     async fn cancel_order(
         &self,
         request: Request<CancelOrderRequest>,
-    ) -> Reply<CancelOrderResponse> {
+    ) -> Answer<CancelOrderResponse> {
         let request = request.into_inner();
         let id = order_id(&request.id)?;
         let mut violations = FieldViolations::new();
         let Some(reason) = violations.text("reason", text(&request.reason, MAX_REASON_CHARS))
         else {
-            return Err(OrderError::Invalid(violations).into());
+            return Err(OrderError::Invalid(violations));
         };
         let order = self.existing(&id).await?;
         if matches!(order.status, OrderStatus::Pending | OrderStatus::Failed) {
             return Err(OrderError::NotConfirmed {
                 id,
                 status: order.status.as_str(),
-            }
-            .into());
+            });
         }
         let reason = if reason.is_empty() {
             "cancelled by request".to_owned()
@@ -333,26 +325,19 @@ impl OrderService for Orders {
         let cancelled =
             tokio::spawn(async move { flow.cancel(order, &reason).await }.in_current_span())
                 .await
-                .map_err(|join| Status::internal(format!("cancel failed: {join}")))?
-                .map_err(OrderError::from)?;
+                .map_err(|join| OrderError::Internal(format!("cancel failed: {join}")))??;
         Ok(Response::new(CancelOrderResponse {
             order: Some(cancelled.into()),
         }))
     }
 
-    type WatchOrderStream = Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + Send>>;
-
     async fn watch_order(
         &self,
         request: Request<WatchOrderRequest>,
-    ) -> Reply<Self::WatchOrderStream> {
+    ) -> Answer<<Self as OrderService>::WatchOrderStream> {
         let id = order_id(&request.into_inner().id)?;
         let mut follower = self.follower(&id);
-        let first = follower
-            .next()
-            .await
-            .map_err(OrderError::from)?
-            .ok_or(OrderError::NotFound(id))?;
+        let first = follower.next().await?.ok_or(OrderError::NotFound(id))?;
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
             let mut current = Some(first);
@@ -372,7 +357,7 @@ impl OrderService for Orders {
                     next = follower.next() => match next {
                         Ok(next) => next,
                         Err(error) => {
-                            let _ = sender.send(Err(OrderError::from(error).into())).await;
+                            let _ = sender.send(Err(Status::from(OrderError::from(error)))).await;
                             None
                         }
                     },
@@ -384,5 +369,46 @@ impl OrderService for Orders {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(receiver),
         )))
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for Orders {
+    type WatchOrderStream = Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + Send>>;
+    async fn create_order(
+        &self,
+        request: Request<CreateOrderRequest>,
+    ) -> Reply<CreateOrderResponse> {
+        Orders::create_order(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Reply<GetOrderResponse> {
+        Orders::get_order(self, request).await.map_err(Status::from)
+    }
+
+    async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
+        Orders::list_orders(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<CancelOrderRequest>,
+    ) -> Reply<CancelOrderResponse> {
+        Orders::cancel_order(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn watch_order(
+        &self,
+        request: Request<WatchOrderRequest>,
+    ) -> Reply<Self::WatchOrderStream> {
+        Orders::watch_order(self, request)
+            .await
+            .map_err(Status::from)
     }
 }

@@ -35,6 +35,8 @@ impl Payments {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+/// What a handler answers before the trait edge turns its error into a status.
+type Answer<T> = Result<Response<T>, PaymentError>;
 
 /// Checks an amount that must be paid: present, a currency code, more than zero.
 fn positive_amount(
@@ -88,9 +90,10 @@ fn payment(record: PaymentRecord) -> Payment {
     }
 }
 
-#[tonic::async_trait]
-impl PaymentService for Payments {
-    async fn charge(&self, request: Request<ChargeRequest>) -> Reply<ChargeResponse> {
+/// The handlers, in the service's own error type; [`PaymentService`] turns it into a status
+/// once.
+impl Payments {
+    async fn charge(&self, request: Request<ChargeRequest>) -> Answer<ChargeResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let order_id = violations.text("order_id", required_text(&request.order_id, MAX_KEY_CHARS));
@@ -100,14 +103,9 @@ impl PaymentService for Payments {
             required_text(&request.idempotency_key, MAX_KEY_CHARS),
         );
         let (Some(order_id), Some(amount), Some(key)) = (order_id, amount, key) else {
-            return Err(PaymentError::Invalid(violations).into());
+            return Err(PaymentError::Invalid(violations));
         };
-        let record = match self
-            .store
-            .charge(&order_id, amount, &key)
-            .await
-            .map_err(PaymentError::from)?
-        {
+        let record = match self.store.charge(&order_id, amount, &key).await? {
             Charged::New(record) => {
                 tracing::info!(payment_id = %record.id, %order_id, amount = amount.minor(), currency = %amount.currency(), "charged");
                 record
@@ -119,7 +117,7 @@ impl PaymentService for Payments {
                     || record.amount != amount.minor()
                     || record.currency != amount.currency().as_str() =>
             {
-                return Err(PaymentError::KeyReused(key).into());
+                return Err(PaymentError::KeyReused(key));
             }
             Charged::Existing(record) => record,
         };
@@ -128,7 +126,7 @@ impl PaymentService for Payments {
         }))
     }
 
-    async fn refund(&self, request: Request<RefundRequest>) -> Reply<RefundResponse> {
+    async fn refund(&self, request: Request<RefundRequest>) -> Answer<RefundResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let target = match &request.target {
@@ -160,20 +158,16 @@ impl PaymentService for Payments {
         let (Some(target), Some(amount), Some(key), Some(reason), true) =
             (target, amount, key, reason, violations.is_empty())
         else {
-            return Err(PaymentError::Invalid(violations).into());
+            return Err(PaymentError::Invalid(violations));
         };
 
         let current = match target {
-            Target::PaymentId(id) => match self.store.get(&id).await.map_err(PaymentError::from)? {
+            Target::PaymentId(id) => match self.store.get(&id).await? {
                 Some(current) => current,
-                None => return Err(PaymentError::NotFound(id).into()),
+                None => return Err(PaymentError::NotFound(id)),
             },
             // A charge the caller never saw answered may still be on its way: void it.
-            Target::ChargeIdempotencyKey(charge_key) => self
-                .store
-                .void_charge(&charge_key)
-                .await
-                .map_err(PaymentError::from)?,
+            Target::ChargeIdempotencyKey(charge_key) => self.store.void_charge(&charge_key).await?,
         };
         if let Some(amount) = amount
             && !current.is_voided()
@@ -184,7 +178,7 @@ impl PaymentService for Payments {
                 "amount.currency_code",
                 format!("must be the charge's currency, {}", current.currency),
             );
-            return Err(PaymentError::Invalid(violations).into());
+            return Err(PaymentError::Invalid(violations));
         }
         let requested = amount.map_or(current.remaining(), |a| a.minor());
         // Nothing to move (voided, or a full refund of a fully refunded charge): answer as is.
@@ -196,40 +190,25 @@ impl PaymentService for Payments {
         let refunded = self
             .store
             .refund(&current.id, requested, &key, &reason)
-            .await
-            .map_err(PaymentError::from)?;
+            .await?;
         let record = match refunded {
             Refunded::Done(record) => {
                 tracing::info!(payment_id = %record.id, amount = requested, reason, "refunded");
                 record
             }
             Refunded::Replayed => {
-                let earlier = self
-                    .store
-                    .refund_payment(&key)
-                    .await
-                    .map_err(PaymentError::from)?;
+                let earlier = self.store.refund_payment(&key).await?;
                 if earlier.as_deref() != Some(current.id.as_str()) {
-                    return Err(PaymentError::KeyReused(key).into());
+                    return Err(PaymentError::KeyReused(key));
                 }
-                self.store
-                    .get(&current.id)
-                    .await
-                    .map_err(PaymentError::from)?
-                    .unwrap_or(current)
+                self.store.get(&current.id).await?.unwrap_or(current)
             }
             Refunded::Exceeds => {
-                let latest = self
-                    .store
-                    .get(&current.id)
-                    .await
-                    .map_err(PaymentError::from)?
-                    .unwrap_or(current);
+                let latest = self.store.get(&current.id).await?.unwrap_or(current);
                 return Err(PaymentError::ExceedsCharge {
                     requested,
                     remaining: latest.remaining(),
-                }
-                .into());
+                });
             }
         };
         Ok(Response::new(RefundResponse {
@@ -237,17 +216,34 @@ impl PaymentService for Payments {
         }))
     }
 
-    async fn get_payment(&self, request: Request<GetPaymentRequest>) -> Reply<GetPaymentResponse> {
+    async fn get_payment(&self, request: Request<GetPaymentRequest>) -> Answer<GetPaymentResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(id) = violations.text("id", required_text(&request.id, MAX_KEY_CHARS)) else {
-            return Err(PaymentError::Invalid(violations).into());
+            return Err(PaymentError::Invalid(violations));
         };
-        match self.store.get(&id).await.map_err(PaymentError::from)? {
+        match self.store.get(&id).await? {
             Some(record) => Ok(Response::new(GetPaymentResponse {
                 payment: Some(payment(record)),
             })),
-            None => Err(PaymentError::NotFound(id).into()),
+            None => Err(PaymentError::NotFound(id)),
         }
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentService for Payments {
+    async fn charge(&self, request: Request<ChargeRequest>) -> Reply<ChargeResponse> {
+        Payments::charge(self, request).await.map_err(Status::from)
+    }
+
+    async fn refund(&self, request: Request<RefundRequest>) -> Reply<RefundResponse> {
+        Payments::refund(self, request).await.map_err(Status::from)
+    }
+
+    async fn get_payment(&self, request: Request<GetPaymentRequest>) -> Reply<GetPaymentResponse> {
+        Payments::get_payment(self, request)
+            .await
+            .map_err(Status::from)
     }
 }

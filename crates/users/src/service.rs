@@ -40,52 +40,51 @@ impl Users {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+/// What a handler answers before the trait edge turns its error into a status.
+type Answer<T> = Result<Response<T>, UserError>;
 
 /// The id of a request, or a violation against `field`.
 fn user_id(violations: &mut FieldViolations, field: &str, raw: &str) -> Option<UserId> {
     violations.check(field, UserId::parse(raw))
 }
 
-#[tonic::async_trait]
-impl UserService for Users {
-    async fn create_user(&self, request: Request<CreateUserRequest>) -> Reply<CreateUserResponse> {
+/// The handlers, in the service's own error type; [`UserService`] turns it into a status
+/// once.
+impl Users {
+    async fn create_user(&self, request: Request<CreateUserRequest>) -> Answer<CreateUserResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let name = violations.check("name", UserName::parse(&request.name));
         let email = violations.check("email", Email::parse(&request.email));
         let (Some(name), Some(email)) = (name, email) else {
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         };
-        let record = self
-            .store
-            .insert(&name, &email)
-            .await
-            .map_err(UserError::from)?;
+        let record = self.store.insert(&name, &email).await?;
         Ok(Response::new(CreateUserResponse {
             user: Some(record.into()),
         }))
     }
 
-    async fn get_user(&self, request: Request<GetUserRequest>) -> Reply<GetUserResponse> {
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Answer<GetUserResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(id) = user_id(&mut violations, "id", &request.id) else {
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         };
-        match self.store.get(&id).await.map_err(UserError::from)? {
+        match self.store.get(&id).await? {
             Some(record) => Ok(Response::new(GetUserResponse {
                 user: Some(record.into()),
             })),
-            None => Err(UserError::NotFound(id.to_string()).into()),
+            None => Err(UserError::NotFound(id.to_string())),
         }
     }
 
-    async fn update_user(&self, request: Request<UpdateUserRequest>) -> Reply<UpdateUserResponse> {
+    async fn update_user(&self, request: Request<UpdateUserRequest>) -> Answer<UpdateUserResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(user) = request.user else {
             violations.add("user", ModelError::Missing.to_string());
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         };
         let id = user_id(&mut violations, "user.id", &user.id);
         let mut paths = request
@@ -108,35 +107,34 @@ impl UserService for Users {
             }
         }
         let Some(id) = id.filter(|_| violations.is_empty()) else {
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         };
         match self
             .store
             .update(&id, name.as_ref(), email.as_ref())
-            .await
-            .map_err(UserError::from)?
+            .await?
         {
             Some(record) => Ok(Response::new(UpdateUserResponse {
                 user: Some(record.into()),
             })),
-            None => Err(UserError::NotFound(id.to_string()).into()),
+            None => Err(UserError::NotFound(id.to_string())),
         }
     }
 
-    async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Reply<DeleteUserResponse> {
+    async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Answer<DeleteUserResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(id) = user_id(&mut violations, "id", &request.id) else {
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         };
-        if self.store.delete(&id).await.map_err(UserError::from)? {
+        if self.store.delete(&id).await? {
             Ok(Response::new(DeleteUserResponse {}))
         } else {
-            Err(UserError::NotFound(id.to_string()).into())
+            Err(UserError::NotFound(id.to_string()))
         }
     }
 
-    async fn list_users(&self, request: Request<ListUsersRequest>) -> Reply<ListUsersResponse> {
+    async fn list_users(&self, request: Request<ListUsersRequest>) -> Answer<ListUsersResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let size = violations.check(
@@ -154,14 +152,10 @@ impl UserService for Users {
                 .map(|cursor| Some(String::from_utf8_lossy(&cursor).into_owned()))
         };
         let (Some(size), Some(after)) = (size, after) else {
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         };
         // One more than the page tells whether another page follows.
-        let mut records = self
-            .store
-            .list(after.as_deref(), size + 1)
-            .await
-            .map_err(UserError::from)?;
+        let mut records = self.store.list(after.as_deref(), size + 1).await?;
         let next_page_token = if records.len() > size as usize {
             records.truncate(size as usize);
             records
@@ -180,7 +174,7 @@ impl UserService for Users {
     async fn batch_get_users(
         &self,
         request: Request<BatchGetUsersRequest>,
-    ) -> Reply<BatchGetUsersResponse> {
+    ) -> Answer<BatchGetUsersResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         if request.ids.len() > MAX_BATCH {
@@ -188,7 +182,7 @@ impl UserService for Users {
                 "ids",
                 format!("at most {MAX_BATCH} ids, got {}", request.ids.len()),
             );
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         }
         let mut ids: Vec<UserId> = Vec::with_capacity(request.ids.len());
         let mut seen = HashSet::with_capacity(request.ids.len());
@@ -200,13 +194,12 @@ impl UserService for Users {
             }
         }
         if !violations.is_empty() {
-            return Err(UserError::Invalid(violations).into());
+            return Err(UserError::Invalid(violations));
         }
         let mut found: HashMap<String, User> = self
             .store
             .batch_get(&ids)
-            .await
-            .map_err(UserError::from)?
+            .await?
             .into_iter()
             .map(|record| (record.id.clone(), record.into()))
             .collect();
@@ -218,5 +211,43 @@ impl UserService for Users {
             }
         }
         Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for Users {
+    async fn create_user(&self, request: Request<CreateUserRequest>) -> Reply<CreateUserResponse> {
+        Users::create_user(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Reply<GetUserResponse> {
+        Users::get_user(self, request).await.map_err(Status::from)
+    }
+
+    async fn update_user(&self, request: Request<UpdateUserRequest>) -> Reply<UpdateUserResponse> {
+        Users::update_user(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Reply<DeleteUserResponse> {
+        Users::delete_user(self, request)
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn list_users(&self, request: Request<ListUsersRequest>) -> Reply<ListUsersResponse> {
+        Users::list_users(self, request).await.map_err(Status::from)
+    }
+
+    async fn batch_get_users(
+        &self,
+        request: Request<BatchGetUsersRequest>,
+    ) -> Reply<BatchGetUsersResponse> {
+        Users::batch_get_users(self, request)
+            .await
+            .map_err(Status::from)
     }
 }
