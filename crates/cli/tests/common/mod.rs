@@ -5,6 +5,14 @@
 
 pub mod shop;
 
+/// Held by a test that times what happens under load, so that no other such test runs beside it.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until no other load-timing test runs; the test runs alone while it holds the guard.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    ALONE.lock().await
+}
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};

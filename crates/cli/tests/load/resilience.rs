@@ -2,8 +2,6 @@
 //! failing downstream, fails fast, bounds what the downstream sees, and recovers. Every figure is
 //! read from the processes' own `/metrics`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -18,6 +16,7 @@ use crate::common::{PATIENCE, metric, order_request, scrape, serve_args, start};
 
 #[tokio::test]
 async fn losing_a_replica_under_load_fails_no_call() {
+    let _alone = crate::common::alone().await;
     let data = tempfile::tempdir().expect("data dir");
     let database = format!("sqlite://{}", data.path().join("users.db").display());
     // One after another: the first applies the migrations to the shared database.
@@ -142,6 +141,7 @@ async fn losing_a_replica_under_load_fails_no_call() {
 
 #[tokio::test]
 async fn a_breaker_opens_on_a_failing_downstream_fails_fast_and_recovers() {
+    let _alone = crate::common::alone().await;
     let mut shop = Shop::start(
         &[
             "--fail-rate",

@@ -1,8 +1,6 @@
 //! Recovery after an outage: orders left unsettled while payments was dead are all settled, in
 //! parallel, within seconds of its return.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use orderly::orders::v1::OrderStatus;
@@ -12,6 +10,7 @@ use crate::common::shop::{Shop, load};
 
 #[tokio::test]
 async fn two_hundred_orders_left_by_a_dead_payments_settle_within_ten_seconds_of_its_return() {
+    let _alone = crate::common::alone().await;
     let mut shop = Shop::start(
         &[],
         &[

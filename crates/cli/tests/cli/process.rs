@@ -1,8 +1,6 @@
 //! The `orderly` binary as a process: it survives SIGKILL without losing acknowledged writes, and
 //! shuts down gracefully on SIGTERM. Readiness comes from its JSON log lines on stdout.
 
-mod common;
-
 use nix::sys::signal::Signal;
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, User, UserServiceClient};
 use orderly_testkit::db::{TestBackend, TestDatabase};
@@ -13,7 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 fn serve_users(url: &str, extra: &[&str]) -> Vec<String> {
-    common::serve_args("users", "127.0.0.1:0", url, extra)
+    crate::common::serve_args("users", "127.0.0.1:0", url, extra)
 }
 
 async fn start_users(url: &str, extra: &[&str]) -> Orderly {
@@ -164,7 +162,7 @@ async fn sigterm_drains_health_refuses_new_calls_and_finishes_in_flight_ones() {
 async fn up_keeps_its_data_across_restarts() {
     let data = tempfile::tempdir().expect("data dir");
     let dir = data.path().to_str().expect("utf-8 path");
-    let args = common::up_args(dir);
+    let args = crate::common::up_args(dir);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = Orderly::start(&args).await;
     let user = first
@@ -205,8 +203,8 @@ async fn start_target(
 ) -> Orderly {
     let url = format!("sqlite://{}", dir.join(format!("{target}.db")).display());
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    common::start(
-        &common::serve_args(target, "127.0.0.1:0", &url, &extra),
+    crate::common::start(
+        &crate::common::serve_args(target, "127.0.0.1:0", &url, &extra),
         service,
     )
     .await
@@ -245,7 +243,7 @@ async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consisten
         .into_inner()
         .user
         .expect("user");
-    let request = common::order_request(&user.id, "crash-1");
+    let request = crate::common::order_request(&user.id, "crash-1");
     let mut client = OrderServiceClient::new(orders.channel().await);
     let placing = tokio::spawn(async move { client.create_order(request).await });
     let accepted = orders.log("order accepted").await;

@@ -1,8 +1,6 @@
 //! The built `orderly up` over HTTP: the gateway in front of every service, in one process, with
 //! its data kept across a restart.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -151,7 +149,7 @@ async fn check_succeeds_only_against_a_ready_process() {
     }
     suite.signal(Signal::SIGTERM);
     assert!(suite.exit().await.success());
-    let closed = common::free_port();
+    let closed = crate::common::free_port();
     assert!(
         !check(format!("127.0.0.1:{closed}")).await.success(),
         "nothing listens there"

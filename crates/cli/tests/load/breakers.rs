@@ -3,8 +3,6 @@
 //! it within two seconds; refused orders store nothing; and a healed downstream is found by the
 //! first orders after the cool-down, also after a long idle spell.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use orderly::orders::v1::OrderStatus;
@@ -12,15 +10,10 @@ use orderly::orders::v1::OrderStatus;
 use crate::common::shop::{Shop, load};
 use crate::common::{PATIENCE, metric, order_request, scrape};
 
-/// These tests time what a breaker does under load (opened within two seconds, shares of
-/// confirmed orders): each runs its shop alone, so that four shops of four processes on two
-/// cores do not make the timings each other's.
-static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Charge fails `rate` of its calls for 15 s under 20 concurrent orders: retries, inside their 20%
 /// budget, absorb what they can, and the breaker, which counts calls, never opens.
 async fn retries_absorb(rate: &str) {
-    let _alone = ALONE.lock().await;
+    let _alone = crate::common::alone().await;
     let shop = Shop::start(&["--fail-rate", rate, "--fault-methods", "Charge"], &[]).await;
     let tally = load(&shop, 20, Duration::from_secs(15), "absorb").await;
     let placed = tally.confirmed + tally.failed;
@@ -85,7 +78,7 @@ async fn forty_percent_failing_charges_never_open_the_breaker() {
 
 #[tokio::test]
 async fn a_dead_downstream_opens_the_breaker_fast_refuses_up_front_and_is_found_again_after_idle() {
-    let _alone = ALONE.lock().await;
+    let _alone = crate::common::alone().await;
     let mut shop = Shop::start(
         &["--fail-rate", "1", "--fault-methods", "Charge"],
         &["--breaker-cool-down", "1s"],
@@ -133,7 +126,7 @@ async fn a_dead_downstream_opens_the_breaker_fast_refuses_up_front_and_is_found_
 /// stored) or processed, never stored and then failed for the breaker.
 #[tokio::test]
 async fn a_burst_on_a_half_open_breaker_is_refused_or_processed_never_half_done() {
-    let _alone = ALONE.lock().await;
+    let _alone = crate::common::alone().await;
     let mut shop = Shop::start(
         &["--fail-rate", "1", "--fault-methods", "Charge"],
         &[

@@ -2,8 +2,6 @@
 //! hop, received by a real OTLP collector running in this test; logs that name the same trace;
 //! metrics that count the calls on both ends; and a dead collector that costs the calls nothing.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -432,13 +430,16 @@ async fn metrics_count_every_call_on_both_ends() {
         ) >= 1.0,
         "pool gauges"
     );
-    assert_eq!(common::http_get(suite.admin, "/healthz").await.0, 200);
     assert_eq!(
-        common::http_get(suite.admin, "/readyz").await.0,
+        crate::common::http_get(suite.admin, "/healthz").await.0,
+        200
+    );
+    assert_eq!(
+        crate::common::http_get(suite.admin, "/readyz").await.0,
         200,
         "every server is SERVING"
     );
-    assert_eq!(common::http_get(suite.admin, "/nope").await.0, 404);
+    assert_eq!(crate::common::http_get(suite.admin, "/nope").await.0, 404);
 
     suite.signal(Signal::SIGTERM);
     assert!(suite.exit().await.success());

@@ -1,0 +1,11 @@
+//! The `orderly` binary as users run it: `serve` and `up` as child processes (health, reflection,
+//! shutdown, the gateway, telemetry export), and the deploy files that start it (compose, Docker,
+//! Prometheus, Grafana).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod deploy;
+mod gateway;
+mod process;
+mod telemetry;
