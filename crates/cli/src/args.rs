@@ -28,6 +28,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Exit 0 when a process's admin port says it is ready (for container health checks).
     Check(CheckArgs),
+    /// Drive load against a running suite and summarise what it saw.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// A service `orderly serve` can run.

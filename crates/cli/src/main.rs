@@ -5,8 +5,10 @@
 //! - `orderly serve --target users|orders|payments|delivery|gateway`: one service, for containers
 //!   and replicas.
 //! - `orderly check`: a container health check against a process's admin port.
+//! - `orderly bench SCENARIO`: load against a running suite (see [`bench`]).
 
 mod args;
+mod bench;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -42,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         });
     match cli.command {
         Command::Check(args) => check(&args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Up(args) => traced(format, "orderly", up(args)).await,
         Command::Serve(args) => {
             let name = format!("orderly-{}", args.target.name());

@@ -1,0 +1,342 @@
+//! What `orderly bench` calls: each scenario prepares what its calls need (users to read, users to
+//! order for) and then makes one kind of call, or a weighted mix of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderly::common::v1::{Address, Money};
+use orderly::orders::v1::{
+    CancelOrderRequest, CreateOrderRequest, LineItem, ListOrdersRequest, OrderServiceClient,
+    OrderStatus, WatchOrderRequest,
+};
+use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use super::load::Caller;
+use super::rest::Pool;
+
+/// The name of a gRPC status code as the gRPC specification spells it (`DEADLINE_EXCEEDED`).
+pub fn code_name(status: &Status) -> String {
+    let camel = format!("{:?}", status.code());
+    let mut name = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// The outcome of a gRPC call.
+fn outcome<T>(result: &Result<T, Status>) -> String {
+    match result {
+        Ok(_) => "OK".to_owned(),
+        Err(status) => code_name(status),
+    }
+}
+
+/// `message` as a request with a deadline and, when sampled, a trace context.
+fn request<M>(message: M, timeout: Duration, traceparent: Option<String>) -> Request<M> {
+    let mut request = Request::new(message);
+    request.set_timeout(timeout);
+    if let Some(value) = traceparent.and_then(|v| v.parse().ok()) {
+        request.metadata_mut().insert("traceparent", value);
+    }
+    request
+}
+
+/// `count` separate connections to `url`.
+pub async fn connect(url: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..count.max(1) {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Creates `count` users for a run labelled `run`; returns their ids.
+pub async fn create_users(
+    client: &mut UserServiceClient<Channel>,
+    run: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for i in 0..count.max(1) {
+        let user = client
+            .create_user(CreateUserRequest {
+                name: format!("Bench {i}"),
+                email: format!("bench-{run}-{i}@example.com"),
+            })
+            .await?
+            .into_inner()
+            .user
+            .ok_or_else(|| anyhow::anyhow!("CreateUser answered without a user"))?;
+        ids.push(user.id);
+    }
+    Ok(ids)
+}
+
+/// One order of one book, for `user_id`, under `key`.
+pub fn order(user_id: &str, key: String) -> CreateOrderRequest {
+    CreateOrderRequest {
+        user_id: user_id.to_owned(),
+        items: vec![LineItem {
+            sku: "BENCH-1".into(),
+            quantity: 1,
+            unit_price: Some(Money {
+                currency_code: "EUR".into(),
+                amount_minor: 1999,
+            }),
+        }],
+        shipping_address: Some(Address {
+            recipient: "Bench".into(),
+            line1: "1 Load Way".into(),
+            line2: String::new(),
+            city: "Oslo".into(),
+            postal_code: "0150".into(),
+            country_code: "NO".into(),
+        }),
+        idempotency_key: key,
+    }
+}
+
+/// GetUser over a fixed set of users.
+#[derive(Debug, Clone)]
+pub struct GetUser {
+    /// Clients, one per connection.
+    pub clients: Arc<[UserServiceClient<Channel>]>,
+    /// The users read, in turn.
+    pub ids: Arc<[String]>,
+    /// Each call's deadline.
+    pub timeout: Duration,
+}
+
+impl Caller for GetUser {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+        let i = usize::try_from(n).unwrap_or_default();
+        let mut client = self.clients[i % self.clients.len()].clone();
+        let id = self.ids[i % self.ids.len()].clone();
+        let request = request(GetUserRequest { id }, self.timeout, traceparent);
+        async move { outcome(&client.get_user(request).await) }
+    }
+}
+
+/// CreateOrder, each under a fresh idempotency key.
+#[derive(Debug, Clone)]
+pub struct CreateOrder {
+    /// Clients, one per connection.
+    pub clients: Arc<[OrderServiceClient<Channel>]>,
+    /// The users who order, in turn.
+    pub users: Arc<[String]>,
+    /// Makes this run's keys unique.
+    pub run: Arc<str>,
+    /// Each call's deadline.
+    pub timeout: Duration,
+}
+
+impl Caller for CreateOrder {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+        let i = usize::try_from(n).unwrap_or_default();
+        let mut client = self.clients[i % self.clients.len()].clone();
+        let message = order(
+            &self.users[i % self.users.len()],
+            format!("{}-{n}", self.run),
+        );
+        let request = request(message, self.timeout, traceparent);
+        async move { outcome(&client.create_order(request).await) }
+    }
+}
+
+/// GET /v1/users/{id} through the gateway, over HTTP/1.1 keep-alive connections.
+#[derive(Debug, Clone)]
+pub struct RestGetUser {
+    /// The gateway's connections.
+    pub pool: Pool,
+    /// The users read, in turn.
+    pub ids: Arc<[String]>,
+}
+
+impl Caller for RestGetUser {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+        let i = usize::try_from(n).unwrap_or_default();
+        let path = format!("/v1/users/{}", self.ids[i % self.ids.len()]);
+        let pool = self.pool.clone();
+        async move {
+            let headers: Vec<(&str, String)> = traceparent
+                .map(|t| ("traceparent", t))
+                .into_iter()
+                .collect();
+            match pool.send("GET", &path, &headers, Vec::new()).await {
+                Ok((status, _)) => status.to_string(),
+                Err(_) => "CONNECTION_ERROR".to_owned(),
+            }
+        }
+    }
+}
+
+/// The storefront's actions, in the order of `--weights`.
+pub const ACTIONS: [&str; 5] = [
+    "create-user",
+    "get-user",
+    "list-orders",
+    "place-order",
+    "cancel-order",
+];
+
+/// A shop's clients at once: each call is one action drawn by weight. Placing an order watches it
+/// until it settles; cancelling takes a confirmed order placed earlier in the run.
+#[derive(Debug, Clone)]
+pub struct Storefront {
+    /// Users clients, one per connection.
+    pub users: Arc<[UserServiceClient<Channel>]>,
+    /// Orders clients, one per connection.
+    pub orders: Arc<[OrderServiceClient<Channel>]>,
+    /// Users that exist (grows as the run creates more).
+    pub known_users: Arc<Mutex<Vec<String>>>,
+    /// Confirmed orders not cancelled yet.
+    pub confirmed: Arc<Mutex<Vec<String>>>,
+    /// Weights of [`ACTIONS`].
+    pub weights: [u32; 5],
+    /// Makes this run's emails and keys unique.
+    pub run: Arc<str>,
+    /// Each call's deadline.
+    pub timeout: Duration,
+}
+
+impl Storefront {
+    fn pick(&self) -> &'static str {
+        let total: u32 = self.weights.iter().sum();
+        let mut draw = fastrand::u32(0..total.max(1));
+        for (action, weight) in ACTIONS.iter().zip(self.weights) {
+            if draw < weight {
+                return action;
+            }
+            draw -= weight;
+        }
+        ACTIONS[1]
+    }
+
+    async fn some_user(&self) -> String {
+        let users = self.known_users.lock().await;
+        users
+            .get(fastrand::usize(0..users.len().max(1)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn act(&self, action: &'static str, n: u64, trace: Option<String>) -> String {
+        // With no confirmed order to cancel yet, the shopper browses instead.
+        let to_cancel = if action == "cancel-order" {
+            self.confirmed.lock().await.pop()
+        } else {
+            None
+        };
+        let action = if action == "cancel-order" && to_cancel.is_none() {
+            "get-user"
+        } else {
+            action
+        };
+        let i = usize::try_from(n).unwrap_or_default();
+        let mut users = self.users[i % self.users.len()].clone();
+        let mut orders = self.orders[i % self.orders.len()].clone();
+        let timeout = self.timeout;
+        let result: Result<(), Status> = match action {
+            "create-user" => {
+                let message = CreateUserRequest {
+                    name: "Shopper".into(),
+                    email: format!("shopper-{}-{n}@example.com", self.run),
+                };
+                match users.create_user(request(message, timeout, trace)).await {
+                    Ok(reply) => {
+                        if let Some(user) = reply.into_inner().user {
+                            self.known_users.lock().await.push(user.id);
+                        }
+                        Ok(())
+                    }
+                    Err(status) => Err(status),
+                }
+            }
+            "list-orders" => {
+                let message = ListOrdersRequest {
+                    user_id: self.some_user().await,
+                    page_size: 10,
+                    page_token: String::new(),
+                };
+                orders
+                    .list_orders(request(message, timeout, trace))
+                    .await
+                    .map(drop)
+            }
+            "place-order" => {
+                let message = order(&self.some_user().await, format!("{}-{n}", self.run));
+                self.place(&mut orders, request(message, timeout, trace))
+                    .await
+            }
+            "cancel-order" => {
+                let message = CancelOrderRequest {
+                    id: to_cancel.unwrap_or_default(),
+                    reason: "changed my mind".into(),
+                };
+                orders
+                    .cancel_order(request(message, timeout, trace))
+                    .await
+                    .map(drop)
+            }
+            _ => {
+                let message = GetUserRequest {
+                    id: self.some_user().await,
+                };
+                users
+                    .get_user(request(message, timeout, trace))
+                    .await
+                    .map(drop)
+            }
+        };
+        format!("{action}:{}", outcome(&result))
+    }
+
+    /// Places an order and follows it until it settles; a confirmed one may be cancelled later.
+    async fn place(
+        &self,
+        orders: &mut OrderServiceClient<Channel>,
+        request: Request<CreateOrderRequest>,
+    ) -> Result<(), Status> {
+        let mut placed = orders
+            .create_order(request)
+            .await?
+            .into_inner()
+            .order
+            .unwrap_or_default();
+        if placed.status() == OrderStatus::Pending {
+            let watch = WatchOrderRequest {
+                id: placed.id.clone(),
+            };
+            let mut stream = orders.watch_order(watch).await?.into_inner();
+            while let Some(update) = stream.message().await? {
+                if let Some(order) = update.order {
+                    placed = order;
+                }
+            }
+        }
+        if placed.status() == OrderStatus::Confirmed {
+            self.confirmed.lock().await.push(placed.id);
+        }
+        Ok(())
+    }
+}
+
+impl Caller for Storefront {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+        let action = self.pick();
+        let this = self.clone();
+        async move { this.act(action, n, traceparent).await }
+    }
+}
