@@ -144,6 +144,19 @@ impl Shop {
         }
     }
 
+    /// How many orders the orders database holds, for anyone (read from the file, as an auditor
+    /// would).
+    pub async fn orders_in_database(&self) -> i64 {
+        let url = format!("sqlite://{}", self.data.path().join("orders.db").display());
+        let pool = orderly_kit::db::connect(&url, 1).await.expect("orders db");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .expect("count orders");
+        pool.close().await;
+        count
+    }
+
     /// How many orders the store holds for the shopper.
     pub async fn stored_orders(&self) -> usize {
         self.orders().await.len()
