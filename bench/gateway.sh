@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # What the REST gateway costs: GET /v1/users/{id} through the gateway (HTTP/1.1, JSON) against
 # GetUser called on the users service directly (gRPC) in the same `orderly up` process and run,
-# both driven by h2load from a second process.
+# both driven by `orderly bench` from a second process.
 #
 #   bench/gateway.sh [SECONDS] [CONNECTIONS] [ROUNDS]      (defaults: 10 64 3)
 #
-# Rounds alternate direct and gateway runs; the medians are compared. Needs h2load (Debian
-# nghttp2-client) and python3. All traffic stays on 127.0.0.1.
+# Rounds alternate direct and gateway runs; the medians are compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10} conns=${2:-64} rounds=${3:-3}
 # gRPC runs multiplex: conns/4 connections x 4 streams, as many calls in flight as the HTTP/1.1 runs.
 streams=4
-command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; exit 2; }
 cargo build --release --quiet -p orderly-cli --bin orderly
 
 work=$(mktemp -d)
@@ -25,16 +23,15 @@ start_up RUST_LOG=warn,orderly=info,orderly_gateway=info
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]].removeprefix('http://'))" "$1"; }
 gateway_addr=$(wait_line "$work/up.log" '"gateway listening"' | field addr)
 users_addr=$(wait_line "$work/up.log" '"service":"users"' | field url)
-hex=$(get_user_request "$users_addr")
-user_id=$(python3 -c 'import sys; b = bytes.fromhex(sys.argv[1]); print(b[2:].decode())' "$hex")
+user_id=$(make_user "$users_addr")
 curl -sf "http://$gateway_addr/v1/users/$user_id" >/dev/null
 
-echo "GetUser, ${seconds}s per run, ${conns} requests in flight, ${rounds} alternating rounds, h2load on 1 thread, $(nproc) cores"
+echo "GetUser, ${seconds}s per run, ${conns} requests in flight, ${rounds} alternating rounds, orderly bench, $(nproc) cores"
 row run req/s p50_ms p90_ms p99_ms failed
 direct_runs=() gateway_runs=()
 for round in $(seq 1 "$rounds"); do
-  d=$(conns=$((conns / streams)) measure "$users_addr" "$hex")
-  g=$(measure_http "http://$gateway_addr/v1/users/$user_id")
+  d=$(conns=$((conns / streams)) measure "$users_addr" "$user_id")
+  g=$(measure_http "$gateway_addr" "$user_id")
   row "round $round: gRPC direct" $d
   row "round $round: REST via gateway" $g
   ratio "$d" "$g" "round $round gateway/direct"

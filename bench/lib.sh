@@ -1,4 +1,5 @@
-# Shared by the benchmarks: start servers, make a user, drive GetUser with h2load, report.
+# Shared by the benchmarks: start servers, make a user, drive GetUser with `orderly bench` (h2load
+# as a cross-check where installed), report.
 # Source it from a script that has set `work` (a temporary directory) and `pids` (an array).
 
 # Waits for a line matching $2 in file $1 and prints it.
@@ -35,8 +36,8 @@ start_up() {
 # Prints field $1 of the JSON log line of `orderly up` that matches $2.
 up_field() { wait_line "$work/up.log" "$2" | python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])" "$1"; }
 
-# Creates a user through the users service at $1 and prints the hex of a GetUserRequest for it.
-get_user_request() {
+# Creates a user through the users service at $1 and prints its id.
+make_user() {
   python3 - "$work/create.bin" <<'PY'
 import struct, sys, uuid
 def field(num, s): b = s.encode(); return bytes([num << 3 | 2, len(b)]) + b
@@ -49,31 +50,35 @@ PY
 import sys
 d = open(sys.argv[1], "rb").read()[5:]
 assert d[0] == 0x0a and d[2] == 0x0a, "CreateUser failed"
-user_id = d[4:4 + d[3]]
-print((bytes([0x0a, len(user_id)]) + user_id).hex())' "$work/created.bin"
+print(d[4:4 + d[3]].decode())' "$work/created.bin"
 }
 
-# Drives the unary gRPC method $2 at $1 with h2load, the request being the protobuf message whose
-# hex is $3, and h2load options "${@:4}". First one call with curl prints its grpc-status trailer:
-# h2load counts HTTP statuses only, and a failed gRPC call is still HTTP 200.
-grpc_load() {
-  local addr=$1 method=$2 hex=$3 body="$work/grpc-body-$RANDOM.bin"
-  shift 3
-  command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; return 2; }
-  python3 -c 'import struct, sys; m = bytes.fromhex(sys.argv[2]); open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(m)) + m)' \
-    "$body" "$hex"
-  echo "one call: $(curl -s --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
-    --data-binary @"$body" -o /dev/null -D - "http://$addr$method" 2>/dev/null | tr -d '\r' | grep -i '^grpc-status' || echo 'no grpc-status trailer')"
-  h2load "$@" -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "http://$addr$method"
+# Prints "requests/s p50 p90 p99 failed" (ms) from an `orderly bench --output json` summary on stdin.
+summary_row() {
+  python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read()); l = s["latency"]
+print("%.0f %.2f %.2f %.2f %d" % (s["rate"], l["p50_ms"], l["p90_ms"], l["p99_ms"], s["errors"]))'
 }
 
-# Drives GetUser ($2: request hex) at $1 and prints: requests/s, p50, p90, p99 (ms), failed.
+# Drives GetUser of user $2 at $1 with `orderly bench` ($conns connections, $conns x $streams calls
+# in flight, $seconds counted after a second's warm-up) and prints: requests/s, p50, p90, p99 (ms),
+# failed.
 measure() {
-  local addr=$1 hex=$2 log="$work/h2load-$RANDOM.tsv" out
-  out=$(grpc_load "$addr" /orderly.users.v1.UserService/GetUser "$hex" \
-    -c "$conns" -m "$streams" -t 1 -D "$seconds" --log-file="$log" 2>&1) \
+  target/release/orderly bench get-user --users-url "http://$1" --user-ids "$2" \
+    --connections "$conns" --concurrency $((conns * streams)) --duration "${seconds}s" --warmup 1s \
+    --output json 2>/dev/null | summary_row
+}
+
+# The same load as `measure`, driven by h2load instead (a cross-check of the load tool): GetUser
+# of user $2 at $1.
+measure_h2load() {
+  local addr=$1 body="$work/grpc-body-$RANDOM.bin" log="$work/h2load-$RANDOM.tsv" out
+  python3 -c 'import struct, sys; u = sys.argv[2].encode(); m = bytes([0x0a, len(u)]) + u; open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(m)) + m)' \
+    "$body" "$2"
+  out=$(h2load -c "$conns" -m "$streams" -t 1 -D "$seconds" --log-file="$log" -d "$body" \
+    -H 'content-type: application/grpc' -H 'te: trailers' "http://$addr/orderly.users.v1.UserService/GetUser" 2>&1) \
     || { echo "$out" >&2; return 1; }
-  echo "$out" | grep -q "grpc-status: 0" || { echo "the probe call failed: $out" >&2; return 1; }
   python3 - "$log" "$out" <<'PY'
 import re, sys
 lat = sorted(int(line.split("\t")[2]) / 1000 for line in open(sys.argv[1]) if line.strip())
@@ -85,20 +90,13 @@ print(f"{rps:.0f} {pct(50):.2f} {pct(90):.2f} {pct(99):.2f} {failed}")
 PY
 }
 
-# Drives GET $1 over HTTP/1.1 with $conns connections and prints: requests/s, p50, p90, p99 (ms), failed.
+# Drives GET /v1/users/$2 through the gateway at $1 over HTTP/1.1 with `orderly bench`, $conns
+# keep-alive connections each with one request in flight, and prints: requests/s, p50, p90, p99
+# (ms), failed.
 measure_http() {
-  local log="$work/h1-$RANDOM.tsv" out
-  out=$(h2load --h1 -c "$conns" -t 1 -D "$seconds" --log-file="$log" "$1" 2>&1) || { echo "$out" >&2; return 1; }
-  echo "$out" | grep -qE "status codes: [1-9][0-9]* 2xx" || { echo "no successful requests: $out" >&2; return 1; }
-  python3 - "$log" "$out" <<'PY'
-import re, sys
-lat = sorted(int(line.split("\t")[2]) / 1000 for line in open(sys.argv[1]) if line.strip())
-text = sys.argv[2]
-rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", text).group(1))
-failed = int(re.search(r"(\d+) failed", text).group(1)) + int(re.search(r"(\d+) 4xx, (\d+) 5xx", text).group(2))
-pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
-print(f"{rps:.0f} {pct(50):.2f} {pct(90):.2f} {pct(99):.2f} {failed}")
-PY
+  target/release/orderly bench rest-get-user --gateway-url "http://$1" --user-ids "$2" \
+    --connections "$conns" --concurrency "$conns" --duration "${seconds}s" --warmup 1s \
+    --output json 2>/dev/null | summary_row
 }
 
 # The run (a `measure` result) of median throughput among the arguments.

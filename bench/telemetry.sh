@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
 # The cost of telemetry on GetUser: the same users service with tracing off (OTEL_SDK_DISABLED)
 # and on (10% of traces sampled, exported over OTLP to a local sink), measured in the same run by
-# h2load from a second process; the ratio is the figure that matters (goal: within 10%).
+# orderly bench from a second process; the ratio is the figure that matters (goal: within 10%).
 #
 #   bench/telemetry.sh [SECONDS] [CONNECTIONS] [STREAMS] [ROUNDS]    (defaults: 10 16 32 3)
 #
 # This machine is noisy (the same server measures ±30% from one run to the next), so off and on
 # alternate for ROUNDS rounds and the ratio is taken between the medians.
 #
-# Needs h2load (Debian nghttp2-client) and python3. All traffic stays on 127.0.0.1.
+# Needs curl and python3. All traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10} conns=${2:-16} streams=${3:-32} rounds=${4:-3}
-command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; exit 2; }
 cargo build --release --quiet -p orderly-cli --bin orderly --example otlp_sink
 
 work=$(mktemp -d)
@@ -28,14 +27,14 @@ sink_addr=$(wait_line "$work/sink.log" '^listening' | awk '{print $2}')
 BENCH_DB=sqlite://$work/users.db
 start_users off_addr OTEL_SDK_DISABLED=true
 start_users on_addr OTEL_EXPORTER_OTLP_ENDPOINT="http://$sink_addr" OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
-hex=$(get_user_request "$off_addr")
+user_id=$(make_user "$off_addr")
 
-echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, h2load on 1 thread, $(nproc) cores"
+echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, orderly bench, $(nproc) cores"
 row server req/s p50_ms p90_ms p99_ms failed
 offs=() ons=()
 for round in $(seq 1 "$rounds"); do
-  off=$(measure "$off_addr" "$hex"); offs+=("$off"); row "telemetry off (round $round)" $off
-  on=$(measure "$on_addr" "$hex"); ons+=("$on"); row "telemetry on, 10% (round $round)" $on
+  off=$(measure "$off_addr" "$user_id"); offs+=("$off"); row "telemetry off (round $round)" $off
+  on=$(measure "$on_addr" "$user_id"); ons+=("$on"); row "telemetry on, 10% (round $round)" $on
 done
 off=$(median "${offs[@]}") on=$(median "${ons[@]}")
 row "telemetry off (median)" $off

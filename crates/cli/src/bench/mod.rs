@@ -108,6 +108,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     pub users: usize,
 
+    /// Read these users (comma-separated ids) instead of creating any: for servers that only
+    /// answer reads, such as a bare baseline.
+    #[arg(long, value_delimiter = ',')]
+    pub user_ids: Vec<String>,
+
     /// Storefront weights, e.g. `create-user=1,get-user=10,list-orders=3,place-order=3,cancel-order=1`.
     #[arg(
         long,
@@ -193,6 +198,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>(),
         )
     };
+    let given = args.user_ids.clone();
     let tally = load::tally();
     let model_text = match model {
         Model::Closed { concurrency } => format!("closed loop, {concurrency} in flight"),
@@ -207,7 +213,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         ScenarioName::GetUser => {
             let mut clients = users().await?;
-            let ids = scenario::create_users(&mut clients[0], &run, args.users).await?;
+            let ids = if given.is_empty() {
+                scenario::create_users(&mut clients[0], &run, args.users).await?
+            } else {
+                given
+            };
             let caller = GetUser {
                 clients: clients.into(),
                 ids: ids.into(),
@@ -227,8 +237,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             drive(caller, plan, tally.clone()).await
         }
         ScenarioName::RestGetUser => {
-            let mut clients = users().await?;
-            let ids = scenario::create_users(&mut clients[0], &run, args.users).await?;
+            let ids = if given.is_empty() {
+                let mut clients = users().await?;
+                scenario::create_users(&mut clients[0], &run, args.users).await?
+            } else {
+                given
+            };
             let caller = RestGetUser {
                 pool: rest::Pool::new(&args.gateway_url, connections),
                 ids: ids.into(),
