@@ -8,11 +8,12 @@
 //! Calls in the warm-up run but are not counted. Each call has a timeout; one that passes it is
 //! counted as `TIMEOUT`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -56,7 +57,11 @@ pub struct Plan {
 pub trait Caller: Clone + Send + Sync + 'static {
     /// Makes call number `n`, with `traceparent` (a W3C trace context) when it is sampled, and
     /// returns its outcome: a gRPC code name (`OK`), or an HTTP status (`200`).
-    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send;
+    fn call(
+        &self,
+        n: u64,
+        traceparent: Option<String>,
+    ) -> impl Future<Output = Cow<'static, str>> + Send;
 }
 
 /// What a run saw so far, shared by the callers and the progress line.
@@ -85,10 +90,14 @@ impl Tally {
     }
 
     /// Everything counted so far.
-    pub async fn snapshot(&self) -> Record {
+    pub fn snapshot(&self) -> Record {
         let mut all = Record::default();
         for shard in &self.shards {
-            all.merge(&*shard.lock().await);
+            // A poisoned shard still holds what was counted before the panic.
+            let shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.merge(&shard);
         }
         all
     }
@@ -120,7 +129,7 @@ async fn one<C: Caller>(
     };
     let outcome = match tokio::time::timeout(plan.timeout, caller.call(n, header)).await {
         Ok(outcome) => outcome,
-        Err(_) => "TIMEOUT".to_owned(),
+        Err(_) => Cow::Borrowed("TIMEOUT"),
     };
     let latency = due.elapsed();
     if due >= counted_from {
@@ -129,7 +138,7 @@ async fn one<C: Caller>(
         let shard = usize::try_from(n).unwrap_or_default() % SHARDS;
         tally.shards[shard]
             .lock()
-            .await
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .add(latency, &outcome, trace);
     }
 }

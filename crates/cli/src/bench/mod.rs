@@ -265,7 +265,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             drive(caller, plan, tally.clone()).await
         }
     }
-    let record = tally.snapshot().await;
+    let record = tally.snapshot();
     let elapsed = tally.elapsed(args.duration);
     match args.output {
         Output::Text => print!("{}", report::text(&title, &record, elapsed)),
@@ -324,7 +324,7 @@ async fn drive<C: load::Caller>(caller: C, plan: Plan, tally: Arc<load::Tally>) 
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let seen = tally.snapshot().await;
+                let seen = tally.snapshot();
                 let line = format!(
                     "{:>4.0} s  {:>8} calls/s  {} errors  p50 {:.2} ms  p99 {:.2} ms",
                     start.elapsed().as_secs_f64(),

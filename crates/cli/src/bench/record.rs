@@ -45,7 +45,12 @@ impl Record {
             .unwrap_or(u64::MAX)
             .max(1);
         self.latencies.saturating_record(micros);
-        *self.outcomes.entry(outcome.to_owned()).or_default() += 1;
+        match self.outcomes.get_mut(outcome) {
+            Some(count) => *count += 1,
+            None => {
+                self.outcomes.insert(outcome.to_owned(), 1);
+            }
+        }
         if let Some(trace) = trace {
             self.keep_trace(latency, trace);
         }

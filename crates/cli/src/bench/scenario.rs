@@ -1,6 +1,7 @@
 //! What `orderly bench` calls: each scenario prepares what its calls need (users to read, users to
 //! order for) and then makes one kind of call, or a weighted mix of them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,29 +13,39 @@ use orderly::orders::v1::{
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 
 use super::load::Caller;
 use super::rest::Pool;
 
 /// The name of a gRPC status code as the gRPC specification spells it (`DEADLINE_EXCEEDED`).
-pub fn code_name(status: &Status) -> String {
-    let camel = format!("{:?}", status.code());
-    let mut name = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
-    name
 }
 
 /// The outcome of a gRPC call.
-fn outcome<T>(result: &Result<T, Status>) -> String {
+fn outcome<T>(result: &Result<T, Status>) -> Cow<'static, str> {
     match result {
-        Ok(_) => "OK".to_owned(),
-        Err(status) => code_name(status),
+        Ok(_) => Cow::Borrowed("OK"),
+        Err(status) => Cow::Borrowed(code_name(status.code())),
     }
 }
 
@@ -120,7 +131,11 @@ pub struct GetUser {
 }
 
 impl Caller for GetUser {
-    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+    fn call(
+        &self,
+        n: u64,
+        traceparent: Option<String>,
+    ) -> impl Future<Output = Cow<'static, str>> + Send {
         let i = usize::try_from(n).unwrap_or_default();
         let mut client = self.clients[i % self.clients.len()].clone();
         let id = self.ids[i % self.ids.len()].clone();
@@ -143,7 +158,11 @@ pub struct CreateOrder {
 }
 
 impl Caller for CreateOrder {
-    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+    fn call(
+        &self,
+        n: u64,
+        traceparent: Option<String>,
+    ) -> impl Future<Output = Cow<'static, str>> + Send {
         let i = usize::try_from(n).unwrap_or_default();
         let mut client = self.clients[i % self.clients.len()].clone();
         let message = order(
@@ -165,7 +184,11 @@ pub struct RestGetUser {
 }
 
 impl Caller for RestGetUser {
-    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+    fn call(
+        &self,
+        n: u64,
+        traceparent: Option<String>,
+    ) -> impl Future<Output = Cow<'static, str>> + Send {
         let i = usize::try_from(n).unwrap_or_default();
         let path = format!("/v1/users/{}", self.ids[i % self.ids.len()]);
         let pool = self.pool.clone();
@@ -175,8 +198,8 @@ impl Caller for RestGetUser {
                 .into_iter()
                 .collect();
             match pool.send("GET", &path, &headers, Vec::new()).await {
-                Ok((status, _)) => status.to_string(),
-                Err(_) => "CONNECTION_ERROR".to_owned(),
+                Ok((status, _)) => Cow::Owned(status.to_string()),
+                Err(_) => Cow::Borrowed("CONNECTION_ERROR"),
             }
         }
     }
@@ -232,7 +255,7 @@ impl Storefront {
             .unwrap_or_default()
     }
 
-    async fn act(&self, action: &'static str, n: u64, trace: Option<String>) -> String {
+    async fn act(&self, action: &'static str, n: u64, trace: Option<String>) -> Cow<'static, str> {
         // With no confirmed order to cancel yet, the shopper browses instead.
         let to_cancel = if action == "cancel-order" {
             self.confirmed.lock().await.pop()
@@ -300,7 +323,7 @@ impl Storefront {
                     .map(drop)
             }
         };
-        format!("{action}:{}", outcome(&result))
+        Cow::Owned(format!("{action}:{}", outcome(&result)))
     }
 
     /// Places an order and follows it until it settles; a confirmed one may be cancelled later.
@@ -334,7 +357,11 @@ impl Storefront {
 }
 
 impl Caller for Storefront {
-    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = String> + Send {
+    fn call(
+        &self,
+        n: u64,
+        traceparent: Option<String>,
+    ) -> impl Future<Output = Cow<'static, str>> + Send {
         let action = self.pick();
         let this = self.clone();
         async move { this.act(action, n, traceparent).await }
