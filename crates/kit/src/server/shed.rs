@@ -91,8 +91,12 @@ impl Algorithm for Tolerant {
     }
 
     fn update(&mut self, rtt: Duration, num_inflight: usize, is_error: bool, is_canceled: bool) {
-        self.0
-            .update(rtt.max(TOLERATED_LATENCY), num_inflight, is_error, is_canceled);
+        self.0.update(
+            rtt.max(TOLERATED_LATENCY),
+            num_inflight,
+            is_error,
+            is_canceled,
+        );
     }
 }
 
