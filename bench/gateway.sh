@@ -31,7 +31,7 @@ row run req/s p50_ms p90_ms p99_ms failed
 direct_runs=() gateway_runs=()
 for round in $(seq 1 "$rounds"); do
   d=$(conns=$((conns / streams)) measure "$users_addr" "$user_id")
-  g=$(measure_http "$gateway_addr" "$user_id")
+  g=$(measure_http "$gateway_addr" "/v1/users/$user_id")
   row "round $round: gRPC direct" $d
   row "round $round: REST via gateway" $g
   ratio "$d" "$g" "round $round gateway/direct"

@@ -5,11 +5,10 @@
 #
 #   bench/heavy_lists.sh [SECONDS]      (default: 10)
 #
-# Needs h2load (Debian nghttp2-client), curl and python3. All traffic stays on 127.0.0.1.
+# Load from `orderly bench rest-get`. Needs curl and python3. All traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-command -v h2load >/dev/null || { echo "h2load missing: apt-get install -y nghttp2-client" >&2; exit 2; }
 cargo build --release --quiet -p orderly-cli --bin orderly
 
 work=$(mktemp -d)
@@ -20,6 +19,7 @@ source bench/lib.sh
 
 start_up
 rest=$(up_field rest '"orderly is up')
+gateway=${rest#http://}
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$up_pid/status"; }
 
 user() { curl -sf "$rest/v1/users" -H 'content-type: application/json' -d "{\"name\":\"$1\",\"email\":\"$1-$RANDOM@example.com\"}" \
@@ -45,23 +45,26 @@ before=$(rss)
     peak=$(awk -v a="$peak" -v b="$(rss)" 'BEGIN { print (b > a) ? b : a }'); echo "$peak" >"$work/peak"; sleep 0.1
   done ) 2>/dev/null &
 pids+=($!)
-h2load --h1 -c 150 -t 1 -D "$seconds" "$rest/v1/orders?user_id=$heavy&page_size=400" >"$work/burst.txt" 2>&1 &
+target/release/orderly bench rest-get --gateway-url "$rest" --path "/v1/orders?user_id=$heavy&page_size=400" \
+  --connections 150 --concurrency 150 --duration "${seconds}s" --warmup 0s --output json >"$work/burst.json" 2>/dev/null &
 burst=$!
-conns=4 light_run=$(measure_http "$rest/v1/orders/$order")
+conns=4 light_run=$(measure_http "$gateway" "/v1/orders/$order")
 wait "$burst"
 peak=$(cat "$work/peak")
 sleep 5
 after=$(rss)
 sleep 10
 later=$(rss)
-python3 - "$work/burst.txt" "$light_run" "$before" "$peak" "$after" "$later" <<'PY'
-import re, sys
-burst = open(sys.argv[1]).read()
-rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", burst).group(1)
-codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", burst).groups()
+python3 - "$work/burst.json" "$light_run" "$before" "$peak" "$after" "$later" <<'PY'
+import json, sys
+burst = json.load(open(sys.argv[1]))
+outcomes = burst["outcomes"]
+answered = sum(n for code, n in outcomes.items() if code.startswith("2"))
+shed = outcomes.get("429", 0)
+server_errors = sum(n for code, n in outcomes.items() if code.startswith("5"))
 light = sys.argv[2].split()
 before, peak, after, later = (float(x) for x in sys.argv[3:7])
-print(f"burst: {rps} listings/s, {codes[0]} answered, {codes[2]} shed (429), {codes[3]} 5xx")
+print(f"burst: {burst['rate']:.0f} listing calls/s, {answered} answered, {shed} shed (429), {server_errors} 5xx")
 print(f"the other user's GetOrder during the burst: {light[0]} req/s, p50 {light[1]} ms, p99 {light[3]} ms, {light[4]} failed (target p99 < 100 ms, none failed)")
 print(f"RSS: {before:.1f} MB before, {peak:.1f} MB at peak, {after:.1f} MB 5 s after ({after / before:.2f}x), {later:.1f} MB 15 s after ({later / before:.2f}x) (target <= 2x)")
 PY

@@ -90,11 +90,11 @@ print(f"{rps:.0f} {pct(50):.2f} {pct(90):.2f} {pct(99):.2f} {failed}")
 PY
 }
 
-# Drives GET /v1/users/$2 through the gateway at $1 over HTTP/1.1 with `orderly bench`, $conns
+# Drives GET $2 (a path) through the gateway at $1 over HTTP/1.1 with `orderly bench`, $conns
 # keep-alive connections each with one request in flight, and prints: requests/s, p50, p90, p99
 # (ms), failed.
 measure_http() {
-  target/release/orderly bench rest-get-user --gateway-url "http://$1" --user-ids "$2" \
+  target/release/orderly bench rest-get --gateway-url "http://$1" --path "$2" \
     --connections "$conns" --concurrency "$conns" --duration "${seconds}s" --warmup 1s \
     --output json 2>/dev/null | summary_row
 }

@@ -35,6 +35,8 @@ pub enum ScenarioName {
     CreateOrder,
     /// GET /v1/users/{id} through the gateway over HTTP/1.1.
     RestGetUser,
+    /// GET of the one path given by --path through the gateway over HTTP/1.1.
+    RestGet,
     /// A weighted mix of what a shop's clients do (see --weights).
     Storefront,
 }
@@ -103,6 +105,10 @@ pub struct BenchArgs {
     /// The longest one call may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+
+    /// The path (and query) of `rest-get`, e.g. `/v1/orders?user_id=ID&page_size=400`.
+    #[arg(long, default_value = "/healthz")]
+    pub path: String,
 
     /// How many users to create before the run.
     #[arg(long, default_value_t = 100)]
@@ -249,6 +255,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             drive(caller, plan, tally.clone()).await
         }
+        ScenarioName::RestGet => {
+            let caller = scenario::RestGet {
+                pool: rest::Pool::new(&args.gateway_url, connections),
+                path: args.path.clone().into(),
+            };
+            drive(caller, plan, tally.clone()).await
+        }
         ScenarioName::Storefront => {
             let weights = weights(&args.weights)?;
             let mut user_clients = users().await?;
@@ -302,6 +315,7 @@ fn scenario_name(name: ScenarioName) -> &'static str {
         ScenarioName::GetUser => "get-user",
         ScenarioName::CreateOrder => "create-order",
         ScenarioName::RestGetUser => "rest-get-user",
+        ScenarioName::RestGet => "rest-get",
         ScenarioName::Storefront => "storefront",
     }
 }

@@ -205,6 +205,35 @@ impl Caller for RestGetUser {
     }
 }
 
+/// GET of one fixed path through the gateway, over HTTP/1.1 keep-alive connections.
+#[derive(Debug, Clone)]
+pub struct RestGet {
+    /// The gateway's connections.
+    pub pool: Pool,
+    /// The path and query, e.g. `/v1/orders?user_id=...&page_size=400`.
+    pub path: Arc<str>,
+}
+
+impl Caller for RestGet {
+    fn call(
+        &self,
+        _: u64,
+        traceparent: Option<String>,
+    ) -> impl Future<Output = Cow<'static, str>> + Send {
+        let (pool, path) = (self.pool.clone(), self.path.clone());
+        async move {
+            let headers: Vec<(&str, String)> = traceparent
+                .map(|t| ("traceparent", t))
+                .into_iter()
+                .collect();
+            match pool.send("GET", &path, &headers, Vec::new()).await {
+                Ok((status, _)) => Cow::Owned(status.to_string()),
+                Err(_) => Cow::Borrowed("CONNECTION_ERROR"),
+            }
+        }
+    }
+}
+
 /// The storefront's actions, in the order of `--weights`.
 pub const ACTIONS: [&str; 5] = [
     "create-user",
