@@ -6,12 +6,13 @@
 #
 #   bench/overload.sh [SECONDS] [LIGHT]      (defaults: 10 4)
 #
-# The load is crates/cli/examples/order_load.rs (a fresh idempotency key per call; a shed caller
-# waits its RetryInfo delay), from a second process. All traffic stays on 127.0.0.1.
+# The load is `orderly bench create-order --honor-retry-info` (closed loop, a fresh idempotency key
+# per call, a shed caller waiting its RetryInfo delay), from a second process; latencies are the
+# accepted calls'. All traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10} light=${2:-4}
-cargo build --release --quiet -p orderly-cli --bin orderly --example order_load
+cargo build --release --quiet -p orderly-cli --bin orderly
 
 work=$(mktemp -d)
 pids=()
@@ -23,7 +24,17 @@ start_up
 users_url=$(up_field users '"orderly is up')
 orders_url=$(up_field orders '"orderly is up')
 
-load() { target/release/examples/order_load "$users_url" "$orders_url" "$1" "$2"; }
+# One run: $1 callers for $2 seconds; prints goodput (successful CreateOrders/s), the accepted
+# calls' p50/p99, and the accepted, shed and failed counts, as one JSON line.
+load() {
+  target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
+    --users 1 --connections 4 --concurrency "$1" --duration "${2}s" --warmup 0s --honor-retry-info \
+    --output json 2>/dev/null | python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read()); o = s["outcomes"]; ok = o.get("OK", 0); shed = o.get("RESOURCE_EXHAUSTED", 0)
+print(json.dumps({"goodput": round(ok / s["seconds"], 1), "p50_ms": s["latency_successful"]["p50_ms"],
+  "p99_ms": s["latency_successful"]["p99_ms"], "accepted": ok, "shed": shed, "failed": s["calls"] - ok - shed}))'
+}
 get() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 load "$light" 3 >/dev/null   # warm up: connections, caches, the limiter's baseline

@@ -51,17 +51,35 @@ pub struct Plan {
     pub timeout: Duration,
     /// The share of calls, 0 to 1, that carry a sampled W3C trace context.
     pub trace_sample: f64,
+    /// Closed loop: a caller refused with RetryInfo waits the delay before its next call, as a
+    /// well-behaved client does (the open loop keeps its schedule regardless).
+    pub honor_retry_info: bool,
+}
+
+/// How one call ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// A gRPC code name (`OK`), an HTTP status (`200`), `TIMEOUT`; in a mix, `action:CODE`.
+    pub label: Cow<'static, str>,
+    /// How long the server asked the caller to wait before trying again (gRPC RetryInfo).
+    pub retry_after: Option<Duration>,
+}
+
+impl Outcome {
+    /// An outcome with nothing to wait for.
+    pub fn of(label: &'static str) -> Self {
+        Self {
+            label: Cow::Borrowed(label),
+            retry_after: None,
+        }
+    }
 }
 
 /// One call of a scenario, as the load models drive it.
 pub trait Caller: Clone + Send + Sync + 'static {
     /// Makes call number `n`, with `traceparent` (a W3C trace context) when it is sampled, and
-    /// returns its outcome: a gRPC code name (`OK`), or an HTTP status (`200`).
-    fn call(
-        &self,
-        n: u64,
-        traceparent: Option<String>,
-    ) -> impl Future<Output = Cow<'static, str>> + Send;
+    /// returns how it ended.
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send;
 }
 
 /// What a run saw so far, shared by the callers and the progress line.
@@ -111,7 +129,7 @@ fn traceparent() -> (String, String) {
 }
 
 /// Makes call `n` (sampled at `plan.trace_sample`) and counts it in `tally` if it was due at or
-/// after `counted_from`, its latency measured from `due`.
+/// after `counted_from`, its latency measured from `due`; returns the delay the server asked for.
 async fn one<C: Caller>(
     caller: &C,
     n: u64,
@@ -119,7 +137,7 @@ async fn one<C: Caller>(
     counted_from: Instant,
     plan: &Plan,
     tally: &Tally,
-) {
+) -> Option<Duration> {
     let sampled = plan.trace_sample > 0.0 && fastrand::f64() < plan.trace_sample;
     let (header, trace) = if sampled {
         let (header, trace) = traceparent();
@@ -129,7 +147,7 @@ async fn one<C: Caller>(
     };
     let outcome = match tokio::time::timeout(plan.timeout, caller.call(n, header)).await {
         Ok(outcome) => outcome,
-        Err(_) => Cow::Borrowed("TIMEOUT"),
+        Err(_) => Outcome::of("TIMEOUT"),
     };
     let latency = due.elapsed();
     if due >= counted_from {
@@ -139,8 +157,9 @@ async fn one<C: Caller>(
         tally.shards[shard]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add(latency, &outcome, trace);
+            .add(latency, &outcome.label, trace);
     }
+    outcome.retry_after
 }
 
 /// Runs `caller` under `plan`, starting at `start`; `tally` fills as calls end. Returns when every
@@ -160,7 +179,10 @@ pub async fn run<C: Caller>(caller: C, plan: Plan, start: Instant, tally: Arc<Ta
                             return;
                         }
                         let n = tally.started.fetch_add(1, Ordering::Relaxed);
-                        one(&caller, n, due, counted_from, &plan, &tally).await;
+                        let wait = one(&caller, n, due, counted_from, &plan, &tally).await;
+                        if let Some(wait) = wait.filter(|_| plan.honor_retry_info) {
+                            tokio::time::sleep_until((Instant::now() + wait).min(end)).await;
+                        }
                     }
                 });
             }
@@ -178,7 +200,9 @@ pub async fn run<C: Caller>(caller: C, plan: Plan, start: Instant, tally: Arc<Ta
                 tokio::time::sleep_until(due).await;
                 let (caller, tally) = (caller.clone(), tally.clone());
                 tally.started.fetch_add(1, Ordering::Relaxed);
-                calls.spawn(async move { one(&caller, n, due, counted_from, &plan, &tally).await });
+                calls.spawn(async move {
+                    one(&caller, n, due, counted_from, &plan, &tally).await;
+                });
                 n += 1;
                 // Reap what ended, so a long run does not keep every finished task.
                 while calls.try_join_next().is_some() {}

@@ -130,6 +130,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     pub trace_sample: f64,
 
+    /// Closed loop: a caller refused with RetryInfo waits that long before its next call, as a
+    /// well-behaved client does.
+    #[arg(long)]
+    pub honor_retry_info: bool,
+
     /// Conditions the run must meet, e.g. `p99<50ms,errors<0.1%,rate>=1000`; the command fails
     /// when one does not hold.
     #[arg(long = "assert")]
@@ -183,6 +188,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         timeout: args.timeout,
         trace_sample: args.trace_sample.clamp(0.0, 1.0),
+        honor_retry_info: args.honor_retry_info,
     };
     let run = format!("{:x}", fastrand::u64(..));
     let connections = args.connections.max(1);

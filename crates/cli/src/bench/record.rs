@@ -14,6 +14,8 @@ const SLOWEST_KEPT: usize = 5;
 pub struct Record {
     /// Latencies of every counted call, in microseconds.
     pub latencies: Histogram<u64>,
+    /// Latencies of the successful calls only (a refusal is fast and would flatter the others).
+    pub successful: Histogram<u64>,
     /// Calls by outcome: a gRPC code name (`OK`, `UNAVAILABLE`), an HTTP status, or `TIMEOUT`.
     pub outcomes: BTreeMap<String, u64>,
     /// The slowest calls that carried a sampled trace: (latency, trace id), slowest first.
@@ -22,10 +24,14 @@ pub struct Record {
 
 impl Default for Record {
     fn default() -> Self {
+        // An hour in microseconds; three significant digits.
+        let histogram = || {
+            Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .unwrap_or_else(|error| panic!("fixed histogram bounds: {error}"))
+        };
         Self {
-            // An hour in microseconds; three significant digits.
-            latencies: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .unwrap_or_else(|error| panic!("fixed histogram bounds: {error}")),
+            latencies: histogram(),
+            successful: histogram(),
             outcomes: BTreeMap::new(),
             slowest_traces: Vec::new(),
         }
@@ -45,6 +51,9 @@ impl Record {
             .unwrap_or(u64::MAX)
             .max(1);
         self.latencies.saturating_record(micros);
+        if is_success(outcome) {
+            self.successful.saturating_record(micros);
+        }
         match self.outcomes.get_mut(outcome) {
             Some(count) => *count += 1,
             None => {
@@ -67,6 +76,7 @@ impl Record {
     pub fn merge(&mut self, other: &Record) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latencies.add(&other.latencies);
+        let _ = self.successful.add(&other.successful);
         for (outcome, count) in &other.outcomes {
             *self.outcomes.entry(outcome.clone()).or_default() += count;
         }
@@ -92,6 +102,11 @@ impl Record {
     /// The latency at quantile `q` (0 to 1).
     pub fn quantile(&self, q: f64) -> Duration {
         Duration::from_micros(self.latencies.value_at_quantile(q))
+    }
+
+    /// The latency of the successful calls at quantile `q` (0 to 1).
+    pub fn successful_quantile(&self, q: f64) -> Duration {
+        Duration::from_micros(self.successful.value_at_quantile(q))
     }
 
     /// The longest latency.

@@ -23,6 +23,13 @@ pub fn json(title: &str, record: &Record, elapsed: Duration) -> Value {
         latency.insert(format!("{name}_ms"), json!(ms(record.quantile(q))));
     }
     latency.insert("max_ms".into(), json!(ms(record.max())));
+    let mut successful = serde_json::Map::new();
+    for (name, q) in QUANTILES {
+        successful.insert(
+            format!("{name}_ms"),
+            json!(ms(record.successful_quantile(q))),
+        );
+    }
     json!({
         "run": title,
         "seconds": elapsed.as_secs_f64(),
@@ -30,6 +37,7 @@ pub fn json(title: &str, record: &Record, elapsed: Duration) -> Value {
         "rate": calls as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
         "errors": record.errors(),
         "latency": latency,
+        "latency_successful": successful,
         "outcomes": record.outcomes,
         "slowest_traces": record.slowest_traces.iter()
             .map(|(latency, trace)| json!({"trace_id": trace, "latency_ms": ms(*latency)}))
@@ -59,6 +67,13 @@ pub fn text(title: &str, record: &Record, elapsed: Duration) -> String {
         quantiles.join(", "),
         ms(record.max())
     );
+    if record.errors() > 0 && !record.successful.is_empty() {
+        let successful: Vec<String> = QUANTILES
+            .iter()
+            .map(|(name, q)| format!("{name} {:.2} ms", ms(record.successful_quantile(*q))))
+            .collect();
+        let _ = writeln!(out, "  successful {}", successful.join(", "));
+    }
     let outcomes: Vec<String> = record
         .outcomes
         .iter()

@@ -11,41 +11,26 @@ use orderly::orders::v1::{
     OrderStatus, WatchOrderRequest,
 };
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
+use orderly_kit::status::code_name;
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
 
-use super::load::Caller;
+use super::load::{Caller, Outcome};
 use super::rest::Pool;
 
-/// The name of a gRPC status code as the gRPC specification spells it (`DEADLINE_EXCEEDED`).
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// The outcome of a gRPC call.
-fn outcome<T>(result: &Result<T, Status>) -> Cow<'static, str> {
+/// The outcome of a gRPC call, with the delay a refusal asked for (RetryInfo).
+fn outcome<T>(result: &Result<T, Status>) -> Outcome {
     match result {
-        Ok(_) => Cow::Borrowed("OK"),
-        Err(status) => Cow::Borrowed(code_name(status.code())),
+        Ok(_) => Outcome::of("OK"),
+        Err(status) => Outcome {
+            label: Cow::Borrowed(code_name(status.code())),
+            retry_after: (status.code() == Code::ResourceExhausted)
+                .then(|| status.get_details_retry_info())
+                .flatten()
+                .and_then(|info| info.retry_delay),
+        },
     }
 }
 
@@ -131,11 +116,7 @@ pub struct GetUser {
 }
 
 impl Caller for GetUser {
-    fn call(
-        &self,
-        n: u64,
-        traceparent: Option<String>,
-    ) -> impl Future<Output = Cow<'static, str>> + Send {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send {
         let i = usize::try_from(n).unwrap_or_default();
         let mut client = self.clients[i % self.clients.len()].clone();
         let id = self.ids[i % self.ids.len()].clone();
@@ -158,11 +139,7 @@ pub struct CreateOrder {
 }
 
 impl Caller for CreateOrder {
-    fn call(
-        &self,
-        n: u64,
-        traceparent: Option<String>,
-    ) -> impl Future<Output = Cow<'static, str>> + Send {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send {
         let i = usize::try_from(n).unwrap_or_default();
         let mut client = self.clients[i % self.clients.len()].clone();
         let message = order(
@@ -184,11 +161,7 @@ pub struct RestGetUser {
 }
 
 impl Caller for RestGetUser {
-    fn call(
-        &self,
-        n: u64,
-        traceparent: Option<String>,
-    ) -> impl Future<Output = Cow<'static, str>> + Send {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send {
         let i = usize::try_from(n).unwrap_or_default();
         let path = format!("/v1/users/{}", self.ids[i % self.ids.len()]);
         let pool = self.pool.clone();
@@ -198,8 +171,11 @@ impl Caller for RestGetUser {
                 .into_iter()
                 .collect();
             match pool.send("GET", &path, &headers, Vec::new()).await {
-                Ok((status, _)) => Cow::Owned(status.to_string()),
-                Err(_) => Cow::Borrowed("CONNECTION_ERROR"),
+                Ok((status, _)) => Outcome {
+                    label: Cow::Owned(status.to_string()),
+                    retry_after: None,
+                },
+                Err(_) => Outcome::of("CONNECTION_ERROR"),
             }
         }
     }
@@ -215,11 +191,7 @@ pub struct RestGet {
 }
 
 impl Caller for RestGet {
-    fn call(
-        &self,
-        _: u64,
-        traceparent: Option<String>,
-    ) -> impl Future<Output = Cow<'static, str>> + Send {
+    fn call(&self, _: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send {
         let (pool, path) = (self.pool.clone(), self.path.clone());
         async move {
             let headers: Vec<(&str, String)> = traceparent
@@ -227,8 +199,11 @@ impl Caller for RestGet {
                 .into_iter()
                 .collect();
             match pool.send("GET", &path, &headers, Vec::new()).await {
-                Ok((status, _)) => Cow::Owned(status.to_string()),
-                Err(_) => Cow::Borrowed("CONNECTION_ERROR"),
+                Ok((status, _)) => Outcome {
+                    label: Cow::Owned(status.to_string()),
+                    retry_after: None,
+                },
+                Err(_) => Outcome::of("CONNECTION_ERROR"),
             }
         }
     }
@@ -284,7 +259,7 @@ impl Storefront {
             .unwrap_or_default()
     }
 
-    async fn act(&self, action: &'static str, n: u64, trace: Option<String>) -> Cow<'static, str> {
+    async fn act(&self, action: &'static str, n: u64, trace: Option<String>) -> Outcome {
         // With no confirmed order to cancel yet, the shopper browses instead.
         let to_cancel = if action == "cancel-order" {
             self.confirmed.lock().await.pop()
@@ -352,7 +327,11 @@ impl Storefront {
                     .map(drop)
             }
         };
-        Cow::Owned(format!("{action}:{}", outcome(&result)))
+        let outcome = outcome(&result);
+        Outcome {
+            label: Cow::Owned(format!("{action}:{}", outcome.label)),
+            ..outcome
+        }
     }
 
     /// Places an order and follows it until it settles; a confirmed one may be cancelled later.
@@ -386,11 +365,7 @@ impl Storefront {
 }
 
 impl Caller for Storefront {
-    fn call(
-        &self,
-        n: u64,
-        traceparent: Option<String>,
-    ) -> impl Future<Output = Cow<'static, str>> + Send {
+    fn call(&self, n: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send {
         let action = self.pick();
         let this = self.clone();
         async move { this.act(action, n, traceparent).await }
