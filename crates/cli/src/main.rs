@@ -5,7 +5,7 @@
 //! - `orderly serve --target users|orders|payments|delivery|gateway`: one service, for containers
 //!   and replicas.
 //! - `orderly check`: a container health check against a process's admin port.
-//! - `orderly bench SCENARIO`: load against a running suite (see [`bench`]).
+//! - `orderly bench SCENARIO`: load against a running suite (see [`mod@bench`]).
 
 mod args;
 mod bench;
