@@ -199,7 +199,6 @@ pub async fn run<C: Caller>(caller: C, plan: Plan, start: Instant, tally: Arc<Ta
                 }
                 tokio::time::sleep_until(due).await;
                 let (caller, tally) = (caller.clone(), tally.clone());
-                tally.started.fetch_add(1, Ordering::Relaxed);
                 calls.spawn(async move {
                     one(&caller, n, due, counted_from, &plan, &tally).await;
                 });

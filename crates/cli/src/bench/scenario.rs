@@ -165,19 +165,18 @@ impl Caller for RestGetUser {
         let i = usize::try_from(n).unwrap_or_default();
         let path = format!("/v1/users/{}", self.ids[i % self.ids.len()]);
         let pool = self.pool.clone();
-        async move {
-            let headers: Vec<(&str, String)> = traceparent
-                .map(|t| ("traceparent", t))
-                .into_iter()
-                .collect();
-            match pool.send("GET", &path, &headers, Vec::new()).await {
-                Ok((status, _)) => Outcome {
-                    label: Cow::Owned(status.to_string()),
-                    retry_after: None,
-                },
-                Err(_) => Outcome::of("CONNECTION_ERROR"),
-            }
-        }
+        async move { rest_get(&pool, &path, traceparent).await }
+    }
+}
+
+/// The outcome of `GET path` through `pool`: the HTTP status, or `CONNECTION_ERROR`.
+async fn rest_get(pool: &Pool, path: &str, traceparent: Option<String>) -> Outcome {
+    match pool.get(path, traceparent).await {
+        Ok(status) => Outcome {
+            label: Cow::Owned(status.to_string()),
+            retry_after: None,
+        },
+        Err(_) => Outcome::of("CONNECTION_ERROR"),
     }
 }
 
@@ -193,19 +192,7 @@ pub struct RestGet {
 impl Caller for RestGet {
     fn call(&self, _: u64, traceparent: Option<String>) -> impl Future<Output = Outcome> + Send {
         let (pool, path) = (self.pool.clone(), self.path.clone());
-        async move {
-            let headers: Vec<(&str, String)> = traceparent
-                .map(|t| ("traceparent", t))
-                .into_iter()
-                .collect();
-            match pool.send("GET", &path, &headers, Vec::new()).await {
-                Ok((status, _)) => Outcome {
-                    label: Cow::Owned(status.to_string()),
-                    retry_after: None,
-                },
-                Err(_) => Outcome::of("CONNECTION_ERROR"),
-            }
-        }
+        async move { rest_get(&pool, &path, traceparent).await }
     }
 }
 
