@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use orderly::orders::v1::{
     CancelOrderRequest, CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderServiceClient,
-    order_service_methods,
 };
 use orderly_kit::client::downstream::Safety;
 use orderly_kit::status::present;
@@ -98,7 +97,6 @@ pub async fn create_order(
     let reply = gateway
         .call_response(
             &gateway.orders,
-            order_service_methods::CREATE_ORDER,
             Safety::Idempotent,
             forward,
             message,
@@ -159,7 +157,6 @@ pub async fn get_order(
         gateway
             .call(
                 &gateway.orders,
-                order_service_methods::GET_ORDER,
                 Safety::Idempotent,
                 forward,
                 GetOrderRequest { id },
@@ -195,7 +192,6 @@ pub async fn list_orders(
     let reply = gateway
         .call(
             &gateway.orders,
-            order_service_methods::LIST_ORDERS,
             Safety::Idempotent,
             forward,
             message,
@@ -238,7 +234,6 @@ pub async fn cancel_order(
     let reply = gateway
         .call(
             &gateway.orders,
-            order_service_methods::CANCEL_ORDER,
             Safety::NotIdempotent,
             forward,
             message,

@@ -6,10 +6,10 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use orderly_kit::client::ClientError;
+use orderly_kit::client::call::CallChannel;
 use orderly_kit::client::deadline::Deadline;
 use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
 use orderly_kit::metadata::{FAULT_CODE as CODE_HEADER, FAULT_DELAY as DELAY_HEADER};
-use orderly_kit::observe::trace::TracedChannel;
 use tonic::Status;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
@@ -35,28 +35,17 @@ impl Gateway {
         timeout: Duration,
     ) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new(
-                "users",
-                orderly::users::v1::user_service_server::SERVICE_NAME,
-                users_url,
-                calls,
-            )?,
-            orders: Downstream::new(
-                "orders",
-                orderly::orders::v1::order_service_server::SERVICE_NAME,
-                orders_url,
-                calls,
-            )?,
+            users: Downstream::new("users", users_url, calls)?,
+            orders: Downstream::new("orders", orders_url, calls)?,
             timeout,
         })
     }
 
-    /// Calls the unary `method` of `downstream` with `message` through `send`, within the request
+    /// Calls `downstream` with `message` through `send` (one unary method of its typed client), within the request
     /// timeout, passing on the request's [`Forward`]ed headers; a failure becomes its [`Problem`].
     pub async fn call<M, T, F, Fut>(
         &self,
         downstream: &Downstream,
-        method: &'static str,
         safety: Safety,
         forward: Forward,
         message: M,
@@ -65,10 +54,10 @@ impl Gateway {
     where
         M: Clone + Send,
         T: Send + 'static,
-        F: Fn(TracedChannel, tonic::Request<M>) -> Fut + Send,
+        F: Fn(CallChannel, tonic::Request<M>) -> Fut + Send,
         Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
     {
-        self.call_response(downstream, method, safety, forward, message, send)
+        self.call_response(downstream, safety, forward, message, send)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -77,7 +66,6 @@ impl Gateway {
     pub async fn call_response<M, T, F, Fut>(
         &self,
         downstream: &Downstream,
-        method: &'static str,
         safety: Safety,
         forward: Forward,
         message: M,
@@ -86,12 +74,11 @@ impl Gateway {
     where
         M: Clone + Send,
         T: Send + 'static,
-        F: Fn(TracedChannel, tonic::Request<M>) -> Fut + Send,
+        F: Fn(CallChannel, tonic::Request<M>) -> Fut + Send,
         Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
     {
         downstream
             .unary(
-                method,
                 Deadline::after(self.timeout),
                 safety,
                 message,

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use orderly::users::v1::{
     CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, UpdateUserRequest,
-    UserServiceClient, user_service_methods,
+    UserServiceClient,
 };
 use orderly_kit::client::downstream::Safety;
 use orderly_kit::status::present;
@@ -68,7 +68,6 @@ pub async fn create_user(
         gateway
             .call(
                 &gateway.users,
-                user_service_methods::CREATE_USER,
                 Safety::NotIdempotent,
                 forward,
                 message,
@@ -106,7 +105,6 @@ pub async fn get_user(
         gateway
             .call(
                 &gateway.users,
-                user_service_methods::GET_USER,
                 Safety::Idempotent,
                 forward,
                 GetUserRequest { id },
@@ -172,7 +170,6 @@ pub async fn update_user(
         gateway
             .call(
                 &gateway.users,
-                user_service_methods::UPDATE_USER,
                 Safety::NotIdempotent,
                 forward,
                 message,
@@ -203,7 +200,6 @@ pub async fn delete_user(
     gateway
         .call(
             &gateway.users,
-            user_service_methods::DELETE_USER,
             Safety::NotIdempotent,
             forward,
             DeleteUserRequest { id },
@@ -237,7 +233,6 @@ pub async fn list_users(
         gateway
             .call(
                 &gateway.users,
-                user_service_methods::LIST_USERS,
                 Safety::Idempotent,
                 forward,
                 message,

@@ -118,7 +118,6 @@ async fn get(
     let id = id.to_owned();
     downstream
         .unary(
-            "GetUser",
             Deadline::after(deadline),
             safety,
             GetUserRequest { id },
@@ -143,13 +142,8 @@ async fn retries_are_spaced_by_growing_jittered_delays() {
         cap: Duration::from_secs(1),
         max_attempts: 3,
     };
-    let downstream = Downstream::new(
-        "flaky",
-        "orderly.users.v1.UserService",
-        &format!("http://{addr}"),
-        &config(backoff),
-    )
-    .expect("downstream");
+    let downstream =
+        Downstream::new("flaky", &format!("http://{addr}"), &config(backoff)).expect("downstream");
 
     let runs = 20;
     for run in 0..runs {
@@ -206,7 +200,6 @@ async fn only_retryable_failures_of_safe_calls_are_retried() {
     let calls = server.calls.clone();
     let downstream = Downstream::new(
         "bad",
-        "orderly.users.v1.UserService",
         &format!("http://{}", serve(server).await),
         &config(backoff),
     )
@@ -222,7 +215,6 @@ async fn only_retryable_failures_of_safe_calls_are_retried() {
     let calls = server.calls.clone();
     let downstream = Downstream::new(
         "down",
-        "orderly.users.v1.UserService",
         &format!("http://{}", serve(server).await),
         &config(backoff),
     )
@@ -257,13 +249,8 @@ async fn retries_stop_at_the_deadline() {
         cap: Duration::from_secs(1),
         max_attempts: 10,
     };
-    let downstream = Downstream::new(
-        "slow",
-        "orderly.users.v1.UserService",
-        &format!("http://{addr}"),
-        &config(backoff),
-    )
-    .expect("downstream");
+    let downstream =
+        Downstream::new("slow", &format!("http://{addr}"), &config(backoff)).expect("downstream");
     let started = Instant::now();
     get(
         &downstream,
@@ -281,7 +268,6 @@ async fn retries_stop_at_the_deadline() {
 
     let spent = downstream
         .call(
-            "GetUser",
             Deadline::after(Duration::ZERO),
             Safety::Idempotent,
             |_, _| async { Ok(()) },
@@ -314,13 +300,8 @@ async fn the_retry_budget_stops_a_retry_storm() {
         breaker: no_breaker(),
         ..DownstreamConfig::default()
     };
-    let downstream = Downstream::new(
-        "storm",
-        "orderly.users.v1.UserService",
-        &format!("http://{addr}"),
-        &config,
-    )
-    .expect("downstream");
+    let downstream =
+        Downstream::new("storm", &format!("http://{addr}"), &config).expect("downstream");
     for i in 0..50 {
         get(
             &downstream,
@@ -360,13 +341,7 @@ async fn a_dns_name_is_resolved_to_replicas_in_rotation() {
         cap: Duration::from_millis(50),
         max_attempts: 3,
     };
-    let downstream = Downstream::new(
-        "dns",
-        "orderly.users.v1.UserService",
-        &address,
-        &config(backoff),
-    )
-    .expect("downstream");
+    let downstream = Downstream::new("dns", &address, &config(backoff)).expect("downstream");
     for i in 0..5 {
         get(
             &downstream,
@@ -378,4 +353,89 @@ async fn a_dns_name_is_resolved_to_replicas_in_rotation() {
         .expect("served via DNS");
     }
     assert_eq!(calls.lock().expect("lock").len(), 5);
+}
+
+#[tokio::test]
+async fn the_breaker_counts_calls_of_the_method_the_typed_client_called() {
+    use orderly::users::v1::user_service_methods::GET_USER;
+    let breaker = BreakerConfig {
+        minimum_calls: 4,
+        ..BreakerConfig::default()
+    };
+    let backoff = Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(5),
+        max_attempts: 3,
+    };
+
+    // Every call's first attempt fails and its retry succeeds: half the attempts fail, no call does.
+    let downstream = Downstream::new(
+        "half",
+        &format!("http://{}", serve(flaky(1, Code::Unavailable)).await),
+        &DownstreamConfig {
+            breaker: breaker.clone(),
+            ..config(backoff)
+        },
+    )
+    .expect("downstream");
+    for n in 0..10 {
+        get(
+            &downstream,
+            &format!("u{n}"),
+            Duration::from_secs(2),
+            Safety::Idempotent,
+        )
+        .await
+        .expect("retried to success");
+    }
+    assert!(
+        downstream.admit(GET_USER).is_ok(),
+        "absorbed failures leave the breaker closed"
+    );
+
+    // Every call fails: the breaker of GetUser, named by the generated client, opens, and the next
+    // call is refused before it reaches the server.
+    let server = flaky(usize::MAX, Code::Unavailable);
+    let calls = server.calls.clone();
+    let downstream = Downstream::new(
+        "down",
+        &format!("http://{}", serve(server).await),
+        &DownstreamConfig {
+            breaker,
+            ..config(Backoff {
+                max_attempts: 1,
+                ..backoff
+            })
+        },
+    )
+    .expect("downstream");
+    for n in 0..4 {
+        let failed = get(
+            &downstream,
+            &format!("d{n}"),
+            Duration::from_secs(2),
+            Safety::Idempotent,
+        )
+        .await
+        .expect_err("down");
+        assert_eq!(failed.code(), Code::Unavailable);
+    }
+    assert!(downstream.admit(GET_USER).is_err(), "the breaker opened");
+    let refused = get(
+        &downstream,
+        "late",
+        Duration::from_secs(2),
+        Safety::Idempotent,
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        orderly_kit::client::breaker::is_open(&refused),
+        "{refused:?}"
+    );
+    assert_eq!(
+        calls.lock().expect("lock").len(),
+        4,
+        "the refused call never left"
+    );
 }

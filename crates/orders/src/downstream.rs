@@ -5,16 +5,13 @@
 
 use orderly::delivery::v1::{
     CancelDeliveryRequest, Delivery, DeliveryServiceClient, ScheduleDeliveryRequest,
-    delivery_service_methods, delivery_service_server,
+    delivery_service_methods,
 };
 use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{
     ChargeRequest, Payment, PaymentServiceClient, RefundRequest, payment_service_methods,
-    payment_service_server,
 };
-use orderly::users::v1::{
-    GetUserRequest, UserServiceClient, user_service_methods, user_service_server,
-};
+use orderly::users::v1::{GetUserRequest, UserServiceClient};
 use orderly_kit::client::ClientError;
 use orderly_kit::client::breaker::Permit;
 use orderly_kit::client::deadline::Deadline;
@@ -66,24 +63,9 @@ impl Downstreams {
     /// Clients of the services at `urls`; they connect on first use.
     pub fn new(urls: &DownstreamUrls, config: &DownstreamConfig) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new(
-                "users",
-                user_service_server::SERVICE_NAME,
-                &urls.users,
-                config,
-            )?,
-            payments: Downstream::new(
-                "payments",
-                payment_service_server::SERVICE_NAME,
-                &urls.payments,
-                config,
-            )?,
-            delivery: Downstream::new(
-                "delivery",
-                delivery_service_server::SERVICE_NAME,
-                &urls.delivery,
-                config,
-            )?,
+            users: Downstream::new("users", &urls.users, config)?,
+            payments: Downstream::new("payments", &urls.payments, config)?,
+            delivery: Downstream::new("delivery", &urls.delivery, config)?,
         })
     }
 
@@ -110,7 +92,6 @@ impl Downstreams {
         let found = self
             .users
             .unary(
-                user_service_methods::GET_USER,
                 deadline,
                 Safety::Idempotent,
                 request,
@@ -173,7 +154,6 @@ impl Downstreams {
         };
         self.payments
             .unary(
-                payment_service_methods::REFUND,
                 deadline,
                 Safety::Idempotent,
                 request,
@@ -225,7 +205,6 @@ impl Downstreams {
         };
         self.delivery
             .unary(
-                delivery_service_methods::CANCEL_DELIVERY,
                 deadline,
                 Safety::Idempotent,
                 request,

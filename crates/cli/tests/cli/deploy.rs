@@ -272,6 +272,7 @@ fn the_dashboard_charts_metrics_the_code_records() {
         "client/breaker",
         "db/mod",
         "client/downstream",
+        "client/call",
         "observe/metrics",
         "server/shed",
         "http/web",

@@ -34,13 +34,8 @@ async fn losing_a_replica_under_load_fails_no_call() {
         .iter()
         .map(|r| format!("http://{}", r.addr))
         .collect();
-    let users = Downstream::new(
-        "users",
-        "orderly.users.v1.UserService",
-        &urls.join(","),
-        &DownstreamConfig::default(),
-    )
-    .expect("downstream");
+    let users = Downstream::new("users", &urls.join(","), &DownstreamConfig::default())
+        .expect("downstream");
 
     let mut direct = UserServiceClient::new(replicas[0].channel().await);
     let mut ids = Vec::new();
@@ -66,7 +61,6 @@ async fn losing_a_replica_under_load_fails_no_call() {
         async move {
             users
                 .unary(
-                    "GetUser",
                     Deadline::after(Duration::from_secs(2)),
                     Safety::Idempotent,
                     GetUserRequest { id },

@@ -1,9 +1,10 @@
 //! One downstream service as its callers see it: a shared channel (one replica or several, see
-//! [`crate::client::balance`]) and a `call` that gives every attempt a deadline, retries what is safe to
-//! retry with jittered exponential backoff inside a retry budget, and counts the call (once, after
-//! its retries) in the circuit breaker of the downstream's method.
+//! [`crate::client::balance`]) under the [`CallLayer`] (breaker, span and metric per call, keyed by
+//! the called method), and a `call` that gives every attempt a deadline and retries what is safe
+//! to retry with jittered exponential backoff inside a retry budget. The attempts of one call share
+//! a [`CallScope`], so the breaker counts the call once, after its retries.
 //!
-//! - Breaker: a call takes a [`Permit`] before its first attempt, or is refused at once while the
+//! - Breaker: a call takes a [`Permit`] on its first attempt, or is refused at once while the
 //!   breaker is open. Work that must not start unless the call can be made takes the permit itself
 //!   first ([`Downstream::admit`]) and hands it to [`Downstream::unary_with`].
 //!
@@ -15,25 +16,23 @@
 //! - Budget: tower's `TpsBudget` lets retries add at most a fixed share of recent calls, in the
 //!   spirit of gRPC's retry throttling, so a failing downstream never sees a retry storm.
 //!
-//! Metrics: `rpc_client_duration_seconds` (whole call, final status), `orderly_client_retries_total`,
-//! `orderly_client_retry_budget_exhausted_total`.
+//! Metrics: `orderly_client_retries_total`, `orderly_client_retry_budget_exhausted_total` (and the
+//! layer's `rpc_client_duration_seconds`).
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
+use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
-use tracing::Instrument;
 
 use crate::client::backoff::Backoff;
-use crate::client::breaker::{Breaker, BreakerConfig, Outcome, Permit, is_open};
+use crate::client::breaker::{BreakerConfig, Permit, is_open};
+use crate::client::call::{Breakers, CallChannel, CallLayer, CallScope, Protected, Scoped};
 use crate::client::deadline::Deadline;
 use crate::client::{ClientConfig, ClientError, channel};
-use crate::observe::trace::{InjectContext, TracedChannel, client_span, record_status};
 
 /// Whether a call may be sent again after a failure whose outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +119,12 @@ impl Default for CallArgs {
     }
 }
 
-/// One downstream service: its channel, breaker and retry budget.
+/// One downstream service: its channel, breakers and retry budget.
 #[derive(Clone)]
 pub struct Downstream {
     name: &'static str,
-    service: &'static str,
-    channel: TracedChannel,
-    breakers: Arc<Mutex<HashMap<&'static str, Breaker>>>,
-    breaker_config: BreakerConfig,
+    channel: Protected<tonic::transport::Channel>,
+    breakers: Arc<Breakers>,
     budget: Arc<TpsBudget>,
     backoff: Backoff,
 }
@@ -159,21 +156,18 @@ pub fn is_retryable(status: &Status, safety: Safety) -> bool {
 }
 
 impl Downstream {
-    /// The downstream `name` (as in breaker metrics and errors), whose gRPC service is `service`
-    /// (e.g. `orderly.users.v1.UserService`), at `address` (one URL, a comma-separated list, or
-    /// `dns://host:port`).
+    /// The downstream `name` (as in breaker metrics and errors) at `address` (one URL, a
+    /// comma-separated list, or `dns://host:port`).
     pub fn new(
         name: &'static str,
-        service: &'static str,
         address: &str,
         config: &DownstreamConfig,
     ) -> Result<Self, ClientError> {
+        let breakers = Arc::new(Breakers::new(name, config.breaker.clone()));
         Ok(Self {
             name,
-            service,
-            channel: InterceptedService::new(channel(address, &config.client)?, InjectContext),
-            breakers: Arc::default(),
-            breaker_config: config.breaker.clone(),
+            channel: CallLayer::new(breakers.clone()).layer(channel(address, &config.client)?),
+            breakers,
             budget: Arc::new(TpsBudget::new(
                 config.budget_window,
                 config.min_retries_per_second,
@@ -183,22 +177,10 @@ impl Downstream {
         })
     }
 
-    /// The breaker of `method`, made on its first call.
-    fn breaker(&self, method: &'static str) -> Breaker {
-        let mut breakers = self
-            .breakers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        breakers
-            .entry(method)
-            .or_insert_with(|| Breaker::new(self.name, method, &self.breaker_config))
-            .clone()
-    }
-
     /// Leave to call `method` once, taken before the work that needs the call starts; UNAVAILABLE
     /// (with RetryInfo) while its breaker is open or its probes are taken.
-    pub fn admit(&self, method: &'static str) -> Result<Permit, Status> {
-        self.breaker(method).try_acquire()
+    pub fn admit(&self, method: &str) -> Result<Permit, Status> {
+        self.breakers.get(method).try_acquire()
     }
 
     /// The downstream's name, as in metrics and errors.
@@ -206,36 +188,29 @@ impl Downstream {
         self.name
     }
 
-    /// Calls `method` through `attempt`, which makes one try on the channel it is given with the
+    /// Makes one call through `attempt`, which makes one try on the channel it is given with the
     /// deadline it is given (stamp it with [`Deadline::bound`]).
     ///
     /// The returned future is boxed: it keeps the compiler's `Send` checks of callers' futures
     /// simple, at the cost of one allocation per call.
     pub fn call<'a, T, F, Fut>(
         &'a self,
-        method: &'static str,
         deadline: Deadline,
         safety: Safety,
         attempt: F,
     ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
     where
-        F: FnMut(TracedChannel, Deadline) -> Fut + Send + 'a,
+        F: FnMut(CallChannel, Deadline) -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        let span = client_span(self.service, method);
-        let permit = self.admit(method);
-        Box::pin(
-            self.call_inner(method, permit, deadline, safety, attempt, span.clone())
-                .instrument(span),
-        )
+        Box::pin(self.run(None, deadline, safety, attempt))
     }
 
-    /// Calls the unary `method` with `message`: each attempt sends a copy of it, stamped with the
-    /// time left before `deadline`, through `send`.
+    /// Makes one unary call with `message`: each attempt sends a copy of it, stamped with the time
+    /// left before `deadline`, through `send`.
     pub fn unary<'a, M, T, F, Fut>(
         &'a self,
-        method: &'static str,
         deadline: Deadline,
         safety: Safety,
         message: M,
@@ -243,12 +218,11 @@ impl Downstream {
     ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
     where
         M: Clone + Send + 'a,
-        F: FnMut(TracedChannel, tonic::Request<M>) -> Fut + Send + 'a,
+        F: FnMut(CallChannel, tonic::Request<M>) -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self.admit(method);
-        self.unary_inner(method, permit, deadline, safety, message, send)
+        self.unary_inner(None, deadline, safety, message, send)
     }
 
     /// Like [`Downstream::unary`], under a permit taken earlier with [`Downstream::admit`].
@@ -262,18 +236,16 @@ impl Downstream {
     ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
     where
         M: Clone + Send + 'a,
-        F: FnMut(TracedChannel, tonic::Request<M>) -> Fut + Send + 'a,
+        F: FnMut(CallChannel, tonic::Request<M>) -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        let method = permit.breaker().method();
-        self.unary_inner(method, Ok(permit), deadline, safety, message, send)
+        self.unary_inner(Some(permit), deadline, safety, message, send)
     }
 
     fn unary_inner<'a, M, T, F, Fut>(
         &'a self,
-        method: &'static str,
-        permit: Result<Permit, Status>,
+        permit: Option<Permit>,
         deadline: Deadline,
         safety: Safety,
         message: M,
@@ -281,105 +253,67 @@ impl Downstream {
     ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>
     where
         M: Clone + Send + 'a,
-        F: FnMut(TracedChannel, tonic::Request<M>) -> Fut + Send + 'a,
+        F: FnMut(CallChannel, tonic::Request<M>) -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        let span = client_span(self.service, method);
         let attempt = move |channel, deadline: Deadline| {
-            // `call_inner` starts no attempt once the deadline passed, so there is time left to send.
+            // `run` starts no attempt once the deadline passed, so there is time left to send.
             let mut request = tonic::Request::new(message.clone());
             request.set_timeout(deadline.remaining());
             send(channel, request)
         };
-        Box::pin(
-            self.call_inner(method, permit, deadline, safety, attempt, span.clone())
-                .instrument(span),
-        )
+        Box::pin(self.run(permit, deadline, safety, attempt))
     }
 
-    async fn call_inner<T, F, Fut>(
+    /// One call: its attempts share a scope, which is ended with the final result.
+    async fn run<T, F, Fut>(
         &self,
-        method: &'static str,
-        permit: Result<Permit, Status>,
+        permit: Option<Permit>,
         deadline: Deadline,
         safety: Safety,
         mut attempt: F,
-        span: tracing::Span,
     ) -> Result<T, Status>
     where
-        F: FnMut(TracedChannel, Deadline) -> Fut + Send,
+        F: FnMut(CallChannel, Deadline) -> Fut + Send,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
-        let started = Instant::now();
-        let budget = deadline.remaining();
-        let result = match permit {
-            Ok(permit) => {
-                let result = self
-                    .attempts(method, permit.breaker(), deadline, safety, &mut attempt)
-                    .await;
-                let outcome = Outcome::of(&result, budget, permit.breaker().config());
-                permit.record(outcome);
-                result
-            }
-            Err(refused) => Err(refused),
-        };
-        let code = match &result {
-            Ok(_) => 0,
-            Err(status) => status.code() as i32,
-        };
-        record_status(&span, code, code != 0);
-        metrics::histogram!(
-            "rpc_client_duration_seconds",
-            "rpc_system" => "grpc",
-            "rpc_service" => self.service,
-            "rpc_method" => method,
-            "rpc_grpc_status_code" => code.to_string(),
-        )
-        .record(started.elapsed().as_secs_f64());
+        let scope = CallScope::new(deadline.remaining(), permit);
+        let result = self.attempts(&scope, deadline, safety, &mut attempt).await;
+        scope.finish(&result);
         result
     }
 
-    /// The attempts of one admitted call, until one succeeds or no retry is allowed.
+    /// The attempts of one call, until one succeeds or no retry is allowed.
     async fn attempts<T, F, Fut>(
         &self,
-        method: &'static str,
-        breaker: &Breaker,
+        scope: &CallScope,
         deadline: Deadline,
         safety: Safety,
         attempt: &mut F,
     ) -> Result<T, Status>
     where
-        F: FnMut(TracedChannel, Deadline) -> Fut + Send,
+        F: FnMut(CallChannel, Deadline) -> Fut + Send,
         Fut: Future<Output = Result<T, Status>> + Send + 'static,
         T: Send + 'static,
     {
         self.budget.deposit();
+        let name = self.name;
         let mut retry = 0;
         loop {
             if deadline.is_expired() {
                 return Err(Status::deadline_exceeded(format!(
-                    "deadline exceeded before calling {}.{method}",
-                    self.name
+                    "deadline exceeded before calling {name}"
                 )));
             }
-            let one = attempt(self.channel.clone(), deadline);
-            let name = self.name;
-            let call = async move {
-                one.await.map_err(|status| {
-                    // tonic's own timeout ends a call as CANCELLED; past the deadline, say so.
-                    if status.code() == Code::Cancelled && deadline.is_expired() {
-                        Status::deadline_exceeded(format!(
-                            "deadline exceeded calling {name}.{method}"
-                        ))
-                    } else {
-                        status
-                    }
-                })
-            };
-            let failure = match call.await {
+            let one = attempt(Scoped::new(self.channel.clone(), scope.clone()), deadline);
+            let failure = match one.await {
                 Ok(value) => return Ok(value),
+                // tonic's own timeout ends a call as CANCELLED; past the deadline, say so.
+                Err(status) if status.code() == Code::Cancelled && deadline.is_expired() => {
+                    Status::deadline_exceeded(format!("deadline exceeded calling {name}"))
+                }
                 Err(status) => status,
             };
             if !is_retryable(&failure, safety) || retry + 1 >= self.backoff.max_attempts {
@@ -387,16 +321,17 @@ impl Downstream {
             }
             let delay = self.backoff.delay(retry);
             // Other calls opened the breaker meanwhile: this one stops with them.
-            if delay >= deadline.remaining() || breaker.is_cooling_down() {
+            if delay >= deadline.remaining() || scope.is_cooling_down() {
                 return Err(failure);
             }
+            let (service, method) = scope.names().unwrap_or((name, ""));
             if !self.budget.withdraw() {
-                metrics::counter!("orderly_client_retry_budget_exhausted_total", "rpc_service" => self.service).increment(1);
+                metrics::counter!("orderly_client_retry_budget_exhausted_total", "rpc_service" => service).increment(1);
                 return Err(failure);
             }
-            metrics::counter!("orderly_client_retries_total", "rpc_service" => self.service, "rpc_method" => method)
+            metrics::counter!("orderly_client_retries_total", "rpc_service" => service, "rpc_method" => method)
                 .increment(1);
-            tracing::debug!(downstream = self.name, method, retry, ?delay, status = %failure, "retrying");
+            tracing::debug!(downstream = name, method, retry, ?delay, status = %failure, "retrying");
             tokio::time::sleep(delay).await;
             retry += 1;
         }

@@ -4,12 +4,14 @@
 //!
 //! Each downstream's calls go through [`downstream::Downstream`]: a deadline from the caller's
 //! budget ([`deadline`]), retries within a budget with jittered backoff ([`backoff`]), and a
-//! circuit breaker per method ([`breaker`]). Several replicas are balanced by health
+//! circuit breaker per method ([`breaker`]), applied with the call's span and metric by a layer
+//! over the channel ([`call`]). Several replicas are balanced by health
 //! ([`balance`]).
 
 pub mod backoff;
 pub mod balance;
 pub mod breaker;
+pub mod call;
 pub mod deadline;
 pub mod downstream;
 pub mod endpoint;

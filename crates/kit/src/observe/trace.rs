@@ -1,6 +1,6 @@
 //! Traces across calls: a server span for every call a server answers, continuing the caller's
-//! W3C trace context from the request headers, and the context of the current span injected into
-//! every outgoing call's metadata. Spans follow the OpenTelemetry RPC semantic conventions
+//! W3C trace context from the request headers, and the context of each client call's span written
+//! into its request headers (by [`crate::client::call`]). Spans follow the OpenTelemetry RPC semantic conventions
 //! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, server and client kinds);
 //! a failed call marks its span as an error.
 //!
@@ -12,8 +12,6 @@ use std::task::{Context, Poll};
 
 use opentelemetry::propagation::{Extractor, Injector};
 use tonic::Code;
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::service::Interceptor;
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -134,27 +132,13 @@ where
     }
 }
 
-/// A tonic interceptor that writes the current span's trace context (and baggage) into an
-/// outgoing call's metadata.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InjectContext;
-
-impl Interceptor for InjectContext {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let context = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
-        });
-        Ok(request)
-    }
+/// Writes the trace context (and baggage) of `span` into an outgoing call's `headers`.
+pub fn inject_context(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let context = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut HeadersMut(headers))
+    });
 }
-
-/// A channel whose calls carry the caller's trace context.
-pub type TracedChannel =
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, InjectContext>;
 
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -168,13 +152,13 @@ impl Extractor for Headers<'_> {
     }
 }
 
-struct Metadata<'a>(&'a mut MetadataMap);
+struct HeadersMut<'a>(&'a mut http::HeaderMap);
 
-impl Injector for Metadata<'_> {
+impl Injector for HeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
         if let (Ok(key), Ok(value)) = (
-            MetadataKey::from_bytes(key.as_bytes()),
-            MetadataValue::try_from(value),
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::try_from(value),
         ) {
             self.0.insert(key, value);
         }
