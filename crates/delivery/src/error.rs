@@ -17,7 +17,7 @@ pub enum DeliveryError {
     NotFound(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] orderly_kit::db::QueryError),
 }
 
 impl From<DeliveryError> for Status {

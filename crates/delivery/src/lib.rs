@@ -44,9 +44,9 @@ pub async fn serve(
         descriptor_set: orderly::FILE_DESCRIPTOR_SET,
     };
     let tuning = server.clone();
-    run_with_database(service, server, listener, shutdown, |pool| {
+    run_with_database(service, server, listener, shutdown, |db| {
         Ok(orderly_kit::tune_service!(
-            DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(pool))),
+            DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(db))),
             tuning
         ))
     })

@@ -2,10 +2,9 @@
 //! cancel that comes first leave a cancelled record that a late schedule will find.
 
 use orderly::common::v1::Address;
-use orderly_kit::db::is_unique_violation;
+use orderly_kit::db::{Database, QueryError, Row};
+use orderly_kit::params;
 use orderly_kit::time::now_micros;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
 
 /// The schema, applied at start.
 pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] = &[(
@@ -70,13 +69,13 @@ pub struct DeliveryRecord {
 /// Queries on the deliveries table.
 #[derive(Debug, Clone)]
 pub struct DeliveryStore {
-    pool: AnyPool,
+    db: Database,
 }
 
 impl DeliveryStore {
-    /// A store over `pool`, whose database has [`MIGRATIONS`] applied.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// A store over `db`, which has [`MIGRATIONS`] applied.
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 
     /// Schedules the delivery of `order_id` to `address`, or returns the order's delivery if it
@@ -85,7 +84,7 @@ impl DeliveryStore {
         &self,
         order_id: &str,
         address: &Address,
-    ) -> Result<DeliveryRecord, sqlx::Error> {
+    ) -> Result<DeliveryRecord, QueryError> {
         let now = now_micros();
         let record = DeliveryRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -102,25 +101,21 @@ impl DeliveryStore {
 
     /// Cancels the delivery of `order_id`. With none yet, records a cancelled one so that a late
     /// schedule books nothing. Cancelling a cancelled delivery changes nothing.
-    pub async fn cancel(
-        &self,
-        order_id: &str,
-        reason: &str,
-    ) -> Result<DeliveryRecord, sqlx::Error> {
+    pub async fn cancel(&self, order_id: &str, reason: &str) -> Result<DeliveryRecord, QueryError> {
         let now = now_micros();
-        let row = sqlx::query(
-            "UPDATE deliveries SET status = 'CANCELLED', reason = $2, update_time = $3 \
-             WHERE order_id = $1 AND status = 'SCHEDULED' \
-             RETURNING id, order_id, recipient, line1, line2, city, postal_code, country_code, status, reason, eta, \
-             create_time, update_time",
-        )
-        .bind(order_id.to_owned())
-        .bind(reason.to_owned())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return record(&row);
+        let cancelled = self
+            .db
+            .write_returning(
+                "UPDATE deliveries SET status = 'CANCELLED', reason = $2, update_time = $3 \
+                 WHERE order_id = $1 AND status = 'SCHEDULED' \
+                 RETURNING id, order_id, recipient, line1, line2, city, postal_code, country_code, status, reason, eta, \
+                 create_time, update_time",
+                params![order_id, reason, now],
+                record,
+            )
+            .await?;
+        if let Some(cancelled) = cancelled {
+            return Ok(cancelled);
         }
         let tombstone = DeliveryRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -144,29 +139,33 @@ impl DeliveryStore {
     async fn insert_or_existing(
         &self,
         record: DeliveryRecord,
-    ) -> Result<DeliveryRecord, sqlx::Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries (id, order_id, recipient, line1, line2, city, postal_code, country_code, status, \
-             reason, eta, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(&record.id)
-        .bind(&record.order_id)
-        .bind(&record.address.recipient)
-        .bind(&record.address.line1)
-        .bind(&record.address.line2)
-        .bind(&record.address.city)
-        .bind(&record.address.postal_code)
-        .bind(&record.address.country_code)
-        .bind(record.status.as_str())
-        .bind(&record.reason)
-        .bind(record.eta)
-        .bind(record.create_time)
-        .bind(record.update_time)
-        .execute(&self.pool)
-        .await;
+    ) -> Result<DeliveryRecord, QueryError> {
+        let a = &record.address;
+        let inserted = self
+            .db
+            .execute(
+                "INSERT INTO deliveries (id, order_id, recipient, line1, line2, city, postal_code, country_code, status, \
+                 reason, eta, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                params![
+                    &record.id,
+                    &record.order_id,
+                    &a.recipient,
+                    &a.line1,
+                    &a.line2,
+                    &a.city,
+                    &a.postal_code,
+                    &a.country_code,
+                    record.status.as_str(),
+                    &record.reason,
+                    record.eta,
+                    record.create_time,
+                    record.update_time,
+                ],
+            )
+            .await;
         match inserted {
             Ok(_) => Ok(record),
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 self.by_order(&record.order_id).await?.ok_or(error)
             }
             Err(error) => Err(error),
@@ -174,45 +173,45 @@ impl DeliveryStore {
     }
 
     /// The delivery with `id`.
-    pub async fn get(&self, id: &str) -> Result<Option<DeliveryRecord>, sqlx::Error> {
-        let row = sqlx::query(select_deliveries!("WHERE id = $1"))
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| record(&row)).transpose()
+    pub async fn get(&self, id: &str) -> Result<Option<DeliveryRecord>, QueryError> {
+        self.db
+            .fetch_optional(select_deliveries!("WHERE id = $1"), params![id], record)
+            .await
     }
 
     /// The delivery of `order_id`.
-    pub async fn by_order(&self, order_id: &str) -> Result<Option<DeliveryRecord>, sqlx::Error> {
-        let row = sqlx::query(select_deliveries!("WHERE order_id = $1"))
-            .bind(order_id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| record(&row)).transpose()
+    pub async fn by_order(&self, order_id: &str) -> Result<Option<DeliveryRecord>, QueryError> {
+        self.db
+            .fetch_optional(
+                select_deliveries!("WHERE order_id = $1"),
+                params![order_id],
+                record,
+            )
+            .await
     }
 }
 
-fn record(row: &AnyRow) -> Result<DeliveryRecord, sqlx::Error> {
-    let status: String = row.try_get("status")?;
+fn record(row: &Row<'_>) -> Result<DeliveryRecord, QueryError> {
+    let status = row.text("status")?;
     Ok(DeliveryRecord {
-        id: row.try_get("id")?,
-        order_id: row.try_get("order_id")?,
+        id: row.text("id")?,
+        order_id: row.text("order_id")?,
         address: Address {
-            recipient: row.try_get("recipient")?,
-            line1: row.try_get("line1")?,
-            line2: row.try_get("line2")?,
-            city: row.try_get("city")?,
-            postal_code: row.try_get("postal_code")?,
-            country_code: row.try_get("country_code")?,
+            recipient: row.text("recipient")?,
+            line1: row.text("line1")?,
+            line2: row.text("line2")?,
+            city: row.text("city")?,
+            postal_code: row.text("postal_code")?,
+            country_code: row.text("country_code")?,
         },
         status: if status == "CANCELLED" {
             Status::Cancelled
         } else {
             Status::Scheduled
         },
-        reason: row.try_get("reason")?,
-        eta: row.try_get("eta")?,
-        create_time: row.try_get("create_time")?,
-        update_time: row.try_get("update_time")?,
+        reason: row.text("reason")?,
+        eta: row.int("eta")?,
+        create_time: row.int("create_time")?,
+        update_time: row.int("update_time")?,
     })
 }

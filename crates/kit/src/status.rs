@@ -138,28 +138,21 @@ pub fn present<T>(message: Option<T>, what: &str) -> Result<T, Status> {
     message.ok_or_else(|| Status::internal(format!("the service answered without a {what}")))
 }
 
-/// The status of a database failure. Failing to reach the database is UNAVAILABLE (worth a retry);
-/// anything else is INTERNAL. Details are logged, never sent: they can leak schema and data.
+/// The status of a database failure. A database that cannot be reached or is busy is UNAVAILABLE
+/// (worth a retry); a value it cannot take is INVALID_ARGUMENT (the request's fault, logged as a
+/// gap in validation); anything else is INTERNAL. Details are logged, never sent: they can leak
+/// schema and data.
 #[cfg(feature = "db")]
-pub fn database(error: &sqlx::Error) -> Status {
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(%error, "database unavailable");
-            Status::unavailable("database unavailable")
-        }
-        // A value the database cannot take (SQLSTATE class 22, "data exception": a byte it cannot
-        // encode, a number out of range) is the request's fault, and must not read as a broken
-        // service: validation should have caught it, so it is logged as a gap.
-        sqlx::Error::Database(database)
-            if database.code().is_some_and(|code| code.starts_with("22")) =>
-        {
-            tracing::error!(%error, "the database refused a value that validation let through");
-            Status::invalid_argument("the request holds a value that cannot be stored")
-        }
-        other => {
-            tracing::error!(error = %other, "database error");
-            Status::internal("internal error")
-        }
+pub fn database(error: &crate::db::QueryError) -> Status {
+    if error.is_unavailable() {
+        tracing::warn!(%error, "database unavailable");
+        Status::unavailable("database unavailable")
+    } else if error.is_bad_value() {
+        tracing::error!(%error, "the database refused a value that validation let through");
+        Status::invalid_argument("the request holds a value that cannot be stored")
+    } else {
+        tracing::error!(%error, "database error");
+        Status::internal("internal error")
     }
 }
 

@@ -45,7 +45,7 @@ pub enum OrderError {
     Flow(#[from] FlowError),
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] orderly_kit::db::QueryError),
     /// A bug on this side (a task that panicked): logged with its detail, answered as INTERNAL
     /// without it.
     #[error("internal error: {0}")]

@@ -25,7 +25,7 @@ use crate::store::OrderStore;
 pub enum FlowError {
     /// The orders database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] orderly_kit::db::QueryError),
     /// The order vanished from under the saga.
     #[error("order {0} disappeared")]
     Missing(String),

@@ -35,7 +35,7 @@ impl Follower {
 
     /// The order's next version (its current one on the first call), or `None` if it does not
     /// exist.
-    pub async fn next(&mut self) -> Result<Option<OrderRecord>, sqlx::Error> {
+    pub async fn next(&mut self) -> Result<Option<OrderRecord>, orderly_kit::db::QueryError> {
         loop {
             let Some(order) = self.store.get(&self.id).await? else {
                 return Ok(None);

@@ -137,8 +137,8 @@ pub async fn serve(
     };
     let tuning = server.clone();
     let mut sweeping = None;
-    let result = run_with_database(service, server, listener, stop.wait(), |pool| {
-        let store = OrderStore::new(pool);
+    let result = run_with_database(service, server, listener, stop.wait(), |db| {
+        let store = OrderStore::new(db);
         let downstreams = Downstreams::new(&config.downstream, &config.calls)?;
         let changes = Changes::default();
         let flow = Flow::new(

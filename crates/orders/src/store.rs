@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 
 use orderly::common::v1::Address;
-use orderly_kit::db::is_unique_violation;
+use orderly_kit::db::{Database, Param, QueryError, Row};
+use orderly_kit::params;
 use orderly_kit::time::now_micros;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::model::{ItemRecord, NewOrder, OrderRecord, Phase, Status};
 
@@ -54,18 +53,18 @@ struct Change<'a> {
 /// Queries on the orders tables.
 #[derive(Debug, Clone)]
 pub struct OrderStore {
-    pool: AnyPool,
+    db: Database,
 }
 
 impl OrderStore {
-    /// A store over `pool`, whose database has [`MIGRATIONS`] applied.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// A store over `db`, which has [`MIGRATIONS`] applied.
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 
     /// Stores a new PENDING order and its items in one transaction, or finds the order its
     /// (user, idempotency key) pair made before.
-    pub async fn insert_pending(&self, order: &NewOrder) -> Result<Inserted, sqlx::Error> {
+    pub async fn insert_pending(&self, order: &NewOrder) -> Result<Inserted, QueryError> {
         let now = now_micros();
         let record = OrderRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -93,39 +92,41 @@ impl OrderStore {
                 })
                 .collect(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let a = &record.address;
-        let inserted = sqlx::query(
-            "INSERT INTO orders (id, user_id, idempotency_key, status, phase, status_reason, currency, total, \
-             recipient, line1, line2, city, postal_code, country_code, payment_id, delivery_id, version, \
-             create_time, update_time, request_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-        )
-        .bind(&record.id)
-        .bind(&record.user_id)
-        .bind(&record.idempotency_key)
-        .bind(record.status.as_str())
-        .bind(record.phase.as_str())
-        .bind(&record.status_reason)
-        .bind(&record.currency)
-        .bind(record.total)
-        .bind(&a.recipient)
-        .bind(&a.line1)
-        .bind(&a.line2)
-        .bind(&a.city)
-        .bind(&a.postal_code)
-        .bind(&a.country_code)
-        .bind(&record.payment_id)
-        .bind(&record.delivery_id)
-        .bind(record.version)
-        .bind(record.create_time)
-        .bind(record.update_time)
-        .bind(&record.request_hash)
-        .execute(&mut *tx)
-        .await;
+        let inserted = tx
+            .execute(
+                "INSERT INTO orders (id, user_id, idempotency_key, status, phase, status_reason, currency, total, \
+                 recipient, line1, line2, city, postal_code, country_code, payment_id, delivery_id, version, \
+                 create_time, update_time, request_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                params![
+                    &record.id,
+                    &record.user_id,
+                    &record.idempotency_key,
+                    record.status.as_str(),
+                    record.phase.as_str(),
+                    &record.status_reason,
+                    &record.currency,
+                    record.total,
+                    &a.recipient,
+                    &a.line1,
+                    &a.line2,
+                    &a.city,
+                    &a.postal_code,
+                    &a.country_code,
+                    &record.payment_id,
+                    &record.delivery_id,
+                    record.version,
+                    record.create_time,
+                    record.update_time,
+                    &record.request_hash,
+                ],
+            )
+            .await;
         match inserted {
             Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 tx.rollback().await?;
                 let existing = self
                     .by_key(&record.user_id, &record.idempotency_key)
@@ -135,26 +136,23 @@ impl OrderStore {
             Err(error) => return Err(error),
         }
         for (position, item) in record.items.iter().enumerate() {
-            sqlx::query("INSERT INTO order_items (order_id, position, sku, quantity, unit_price) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&record.id)
-                .bind(position as i64)
-                .bind(&item.sku)
-                .bind(item.quantity)
-                .bind(item.unit_price)
-                .execute(&mut *tx)
-                .await?;
+            tx.execute(
+                "INSERT INTO order_items (order_id, position, sku, quantity, unit_price) VALUES ($1, $2, $3, $4, $5)",
+                params![&record.id, position as i64, &item.sku, item.quantity, item.unit_price],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Inserted::New(record))
     }
 
     /// The order with `id`, with its items.
-    pub async fn get(&self, id: &str) -> Result<Option<OrderRecord>, sqlx::Error> {
-        let row = sqlx::query(select_orders!("WHERE id = $1"))
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
+    pub async fn get(&self, id: &str) -> Result<Option<OrderRecord>, QueryError> {
+        let found = self
+            .db
+            .fetch_optional(select_orders!("WHERE id = $1"), params![id], order)
             .await?;
-        self.with_items(row.iter().map(order).collect::<Result<_, _>>()?)
+        self.with_items(found.into_iter().collect())
             .await
             .map(|mut v| v.pop())
     }
@@ -164,15 +162,16 @@ impl OrderStore {
         &self,
         user_id: &str,
         key: &str,
-    ) -> Result<Option<OrderRecord>, sqlx::Error> {
-        let row = sqlx::query(select_orders!(
-            "WHERE user_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(user_id.to_owned())
-        .bind(key.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
-        self.with_items(row.iter().map(order).collect::<Result<_, _>>()?)
+    ) -> Result<Option<OrderRecord>, QueryError> {
+        let found = self
+            .db
+            .fetch_optional(
+                select_orders!("WHERE user_id = $1 AND idempotency_key = $2"),
+                params![user_id, key],
+                order,
+            )
+            .await?;
+        self.with_items(found.into_iter().collect())
             .await
             .map(|mut v| v.pop())
     }
@@ -183,42 +182,41 @@ impl OrderStore {
         user_id: &str,
         before: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<OrderRecord>, sqlx::Error> {
-        let rows = match before {
+    ) -> Result<Vec<OrderRecord>, QueryError> {
+        let limit = i64::from(limit);
+        let orders = match before {
             None => {
-                sqlx::query(select_orders!(
-                    "WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
-                ))
-                .bind(user_id.to_owned())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
+                self.db
+                    .fetch_all(
+                        select_orders!("WHERE user_id = $1 ORDER BY id DESC LIMIT $2"),
+                        params![user_id, limit],
+                        order,
+                    )
+                    .await?
             }
             Some(before) => {
-                sqlx::query(select_orders!(
-                    "WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-                ))
-                .bind(user_id.to_owned())
-                .bind(before.to_owned())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
+                self.db
+                    .fetch_all(
+                        select_orders!("WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+                        params![user_id, before, limit],
+                        order,
+                    )
+                    .await?
             }
         };
-        self.with_items(rows.iter().map(order).collect::<Result<_, _>>()?)
-            .await
+        self.with_items(orders).await
     }
 
     /// Ids of orders with work under way (any phase but settled) untouched since `before` (µs):
     /// the recovery sweep's to-do list.
-    pub async fn unsettled_since(&self, before: i64) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query("SELECT id FROM orders WHERE phase <> '' AND update_time < $1 ORDER BY update_time LIMIT 1000")
-            .bind(before)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect()
+    pub async fn unsettled_since(&self, before: i64) -> Result<Vec<String>, QueryError> {
+        self.db
+            .fetch_all(
+                "SELECT id FROM orders WHERE phase <> '' AND update_time < $1 ORDER BY update_time LIMIT 1000",
+                params![before],
+                |row| row.text("id"),
+            )
+            .await
     }
 
     /// FANOUT → CONFIRMED with its payment and delivery; `false` if the order was claimed by a
@@ -228,7 +226,7 @@ impl OrderStore {
         id: &str,
         payment_id: &str,
         delivery_id: &str,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, QueryError> {
         self.change(Change {
             id,
             from: (Status::Pending, &[Phase::Fanout]),
@@ -240,7 +238,7 @@ impl OrderStore {
     }
 
     /// Claims a PENDING order for compensation, recording why; `false` if it already settled.
-    pub async fn begin_compensation(&self, id: &str, reason: &str) -> Result<bool, sqlx::Error> {
+    pub async fn begin_compensation(&self, id: &str, reason: &str) -> Result<bool, QueryError> {
         self.change(Change {
             id,
             from: (Status::Pending, &[Phase::Fanout, Phase::Compensating]),
@@ -252,7 +250,7 @@ impl OrderStore {
     }
 
     /// COMPENSATING → FAILED, once the charge and the delivery are undone.
-    pub async fn fail(&self, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn fail(&self, id: &str) -> Result<bool, QueryError> {
         self.change(Change {
             id,
             from: (Status::Pending, &[Phase::Compensating]),
@@ -264,7 +262,7 @@ impl OrderStore {
     }
 
     /// Claims a CONFIRMED order for cancelling, recording why; `false` if it is not confirmed.
-    pub async fn begin_cancel(&self, id: &str, reason: &str) -> Result<bool, sqlx::Error> {
+    pub async fn begin_cancel(&self, id: &str, reason: &str) -> Result<bool, QueryError> {
         self.change(Change {
             id,
             from: (Status::Confirmed, &[Phase::Settled, Phase::Cancelling]),
@@ -276,7 +274,7 @@ impl OrderStore {
     }
 
     /// CANCELLING → CANCELLED, once the charge and the delivery are undone.
-    pub async fn cancelled(&self, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn cancelled(&self, id: &str) -> Result<bool, QueryError> {
         self.change(Change {
             id,
             from: (Status::Confirmed, &[Phase::Cancelling]),
@@ -288,7 +286,7 @@ impl OrderStore {
     }
 
     /// Applies one conditional transition; whether the order was in the `from` state.
-    async fn change(&self, change: Change<'_>) -> Result<bool, sqlx::Error> {
+    async fn change(&self, change: Change<'_>) -> Result<bool, QueryError> {
         // Phases are fixed identifiers, never user input.
         let phases: Vec<String> = change
             .from
@@ -303,25 +301,30 @@ impl OrderStore {
              WHERE id = $1 AND status = $8 AND phase IN ({})",
             phases.join(", ")
         );
-        let result = sqlx::query(AssertSqlSafe(sql))
-            .bind(change.id.to_owned())
-            .bind(change.to.0.as_str())
-            .bind(change.to.1.as_str())
-            .bind(change.reason.map(str::to_owned))
-            .bind(change.payment_and_delivery.map(|(p, _)| p.to_owned()))
-            .bind(change.payment_and_delivery.map(|(_, d)| d.to_owned()))
-            .bind(now_micros())
-            .bind(change.from.0.as_str())
-            .execute(&self.pool)
+        let changed = self
+            .db
+            .execute(
+                &sql,
+                params![
+                    change.id,
+                    change.to.0.as_str(),
+                    change.to.1.as_str(),
+                    change.reason,
+                    change.payment_and_delivery.map(|(p, _)| p),
+                    change.payment_and_delivery.map(|(_, d)| d),
+                    now_micros(),
+                    change.from.0.as_str(),
+                ],
+            )
             .await?;
-        Ok(result.rows_affected() > 0)
+        Ok(changed > 0)
     }
 
     /// Attaches each order's items, keeping the orders' order.
     async fn with_items(
         &self,
         mut orders: Vec<OrderRecord>,
-    ) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    ) -> Result<Vec<OrderRecord>, QueryError> {
         if orders.is_empty() {
             return Ok(orders);
         }
@@ -331,18 +334,23 @@ impl OrderStore {
              ORDER BY order_id, position",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for order in &orders {
-            query = query.bind(order.id.clone());
-        }
+        let params: Vec<Param<'_>> = orders.iter().map(|o| Param::from(&o.id)).collect();
+        let rows = self
+            .db
+            .fetch_all(&sql, &params, |row| {
+                Ok((
+                    row.text("order_id")?,
+                    ItemRecord {
+                        sku: row.text("sku")?,
+                        quantity: row.int("quantity")?,
+                        unit_price: row.int("unit_price")?,
+                    },
+                ))
+            })
+            .await?;
         let mut items: HashMap<String, Vec<ItemRecord>> = HashMap::new();
-        for row in query.fetch_all(&self.pool).await? {
-            let order_id: String = row.try_get("order_id")?;
-            items.entry(order_id).or_default().push(ItemRecord {
-                sku: row.try_get("sku")?,
-                quantity: row.try_get("quantity")?,
-                unit_price: row.try_get("unit_price")?,
-            });
+        for (order_id, item) in rows {
+            items.entry(order_id).or_default().push(item);
         }
         for order in &mut orders {
             order.items = items.remove(&order.id).unwrap_or_default();
@@ -351,36 +359,33 @@ impl OrderStore {
     }
 }
 
-fn order(row: &AnyRow) -> Result<OrderRecord, sqlx::Error> {
-    let decode = |column: &str, message: &str| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: message.to_owned().into(),
-    };
-    let status: String = row.try_get("status")?;
-    let phase: String = row.try_get("phase")?;
+fn order(row: &Row<'_>) -> Result<OrderRecord, QueryError> {
+    let decode = |column, message| QueryError::Decode { column, message };
+    let status = row.text("status")?;
+    let phase = row.text("phase")?;
     Ok(OrderRecord {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        request_hash: row.try_get("request_hash")?,
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        idempotency_key: row.text("idempotency_key")?,
+        request_hash: row.text("request_hash")?,
         status: Status::parse(&status).ok_or_else(|| decode("status", "unknown order status"))?,
         phase: Phase::parse(&phase).ok_or_else(|| decode("phase", "unknown order phase"))?,
-        status_reason: row.try_get("status_reason")?,
-        currency: row.try_get("currency")?,
-        total: row.try_get("total")?,
+        status_reason: row.text("status_reason")?,
+        currency: row.text("currency")?,
+        total: row.int("total")?,
         address: Address {
-            recipient: row.try_get("recipient")?,
-            line1: row.try_get("line1")?,
-            line2: row.try_get("line2")?,
-            city: row.try_get("city")?,
-            postal_code: row.try_get("postal_code")?,
-            country_code: row.try_get("country_code")?,
+            recipient: row.text("recipient")?,
+            line1: row.text("line1")?,
+            line2: row.text("line2")?,
+            city: row.text("city")?,
+            postal_code: row.text("postal_code")?,
+            country_code: row.text("country_code")?,
         },
-        payment_id: row.try_get("payment_id")?,
-        delivery_id: row.try_get("delivery_id")?,
-        version: row.try_get("version")?,
-        create_time: row.try_get("create_time")?,
-        update_time: row.try_get("update_time")?,
+        payment_id: row.text("payment_id")?,
+        delivery_id: row.text("delivery_id")?,
+        version: row.int("version")?,
+        create_time: row.int("create_time")?,
+        update_time: row.int("update_time")?,
         items: Vec::new(),
     })
 }

@@ -28,7 +28,7 @@ pub enum PaymentError {
     },
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] orderly_kit::db::QueryError),
 }
 
 impl From<PaymentError> for Status {

@@ -45,9 +45,9 @@ pub async fn serve(
         descriptor_set: orderly::FILE_DESCRIPTOR_SET,
     };
     let tuning = server.clone();
-    run_with_database(service, server, listener, shutdown, |pool| {
+    run_with_database(service, server, listener, shutdown, |db| {
         Ok(orderly_kit::tune_service!(
-            PaymentServiceServer::new(Payments::new(PaymentStore::new(pool))),
+            PaymentServiceServer::new(Payments::new(PaymentStore::new(db))),
             tuning
         ))
     })

@@ -3,10 +3,9 @@
 //! the update that records it carries that condition itself.
 
 use orderly::money::Money;
-use orderly_kit::db::is_unique_violation;
+use orderly_kit::db::{Database, QueryError, Row};
+use orderly_kit::params;
 use orderly_kit::time::now_micros;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
 
 /// The schema, applied at start.
 pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] = &[(
@@ -87,13 +86,13 @@ pub enum Refunded {
 /// Queries on the payments and refunds tables.
 #[derive(Debug, Clone)]
 pub struct PaymentStore {
-    pool: AnyPool,
+    db: Database,
 }
 
 impl PaymentStore {
-    /// A store over `pool`, whose database has [`MIGRATIONS`] applied.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// A store over `db`, which has [`MIGRATIONS`] applied.
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 
     /// Charges `amount` for `order_id` under `key`, or finds what `key` made before.
@@ -102,7 +101,7 @@ impl PaymentStore {
         order_id: &str,
         amount: Money,
         key: &str,
-    ) -> Result<Charged, sqlx::Error> {
+    ) -> Result<Charged, QueryError> {
         let now = now_micros();
         let record = PaymentRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -116,7 +115,7 @@ impl PaymentStore {
         };
         match self.insert(&record).await {
             Ok(()) => Ok(Charged::New(record)),
-            Err(error) if is_unique_violation(&error) => match self.by_key(key).await? {
+            Err(error) if error.is_unique_violation() => match self.by_key(key).await? {
                 Some(existing) => Ok(Charged::Existing(existing)),
                 None => Err(error),
             },
@@ -126,7 +125,7 @@ impl PaymentStore {
 
     /// Records that the charge of `key` must never be made, unless it already was; returns the
     /// payment `key` stands for, voided or real.
-    pub async fn void_charge(&self, key: &str) -> Result<PaymentRecord, sqlx::Error> {
+    pub async fn void_charge(&self, key: &str) -> Result<PaymentRecord, QueryError> {
         let now = now_micros();
         let tombstone = PaymentRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -140,45 +139,47 @@ impl PaymentStore {
         };
         match self.insert(&tombstone).await {
             Ok(()) => Ok(tombstone),
-            Err(error) if is_unique_violation(&error) => self.by_key(key).await?.ok_or(error),
+            Err(error) if error.is_unique_violation() => self.by_key(key).await?.ok_or(error),
             Err(error) => Err(error),
         }
     }
 
-    async fn insert(&self, record: &PaymentRecord) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO payments (id, order_id, currency, amount, refunded, idempotency_key, create_time, update_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&record.id)
-        .bind(&record.order_id)
-        .bind(&record.currency)
-        .bind(record.amount)
-        .bind(record.refunded)
-        .bind(&record.idempotency_key)
-        .bind(record.create_time)
-        .bind(record.update_time)
-        .execute(&self.pool)
-        .await
-        .map(drop)
+    async fn insert(&self, record: &PaymentRecord) -> Result<(), QueryError> {
+        self.db
+            .execute(
+                "INSERT INTO payments (id, order_id, currency, amount, refunded, idempotency_key, create_time, update_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                params![
+                    &record.id,
+                    &record.order_id,
+                    &record.currency,
+                    record.amount,
+                    record.refunded,
+                    &record.idempotency_key,
+                    record.create_time,
+                    record.update_time,
+                ],
+            )
+            .await
+            .map(drop)
     }
 
     /// The payment with `id`.
-    pub async fn get(&self, id: &str) -> Result<Option<PaymentRecord>, sqlx::Error> {
-        let row = sqlx::query(select_payments!("WHERE id = $1"))
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| record(&row)).transpose()
+    pub async fn get(&self, id: &str) -> Result<Option<PaymentRecord>, QueryError> {
+        self.db
+            .fetch_optional(select_payments!("WHERE id = $1"), params![id], record)
+            .await
     }
 
     /// The payment made with charge idempotency key `key`.
-    pub async fn by_key(&self, key: &str) -> Result<Option<PaymentRecord>, sqlx::Error> {
-        let row = sqlx::query(select_payments!("WHERE idempotency_key = $1"))
-            .bind(key.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| record(&row)).transpose()
+    pub async fn by_key(&self, key: &str) -> Result<Option<PaymentRecord>, QueryError> {
+        self.db
+            .fetch_optional(
+                select_payments!("WHERE idempotency_key = $1"),
+                params![key],
+                record,
+            )
+            .await
     }
 
     /// Refunds `amount` of payment `payment_id` under refund key `key`, in one transaction: the
@@ -190,37 +191,29 @@ impl PaymentStore {
         amount: i64,
         key: &str,
         reason: &str,
-    ) -> Result<Refunded, sqlx::Error> {
+    ) -> Result<Refunded, QueryError> {
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO refunds (id, payment_id, amount, idempotency_key, reason, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(payment_id.to_owned())
-        .bind(amount)
-        .bind(key.to_owned())
-        .bind(reason.to_owned())
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.db.begin().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO refunds (id, payment_id, amount, idempotency_key, reason, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
+                params![&id, payment_id, amount, key, reason, now],
+            )
+            .await;
         match inserted {
             Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
+            Err(error) if error.is_unique_violation() => {
                 tx.rollback().await?;
                 return Ok(Refunded::Replayed);
             }
             Err(error) => return Err(error),
         }
-        let row = sqlx::query(RECORD_REFUND)
-            .bind(payment_id.to_owned())
-            .bind(amount)
-            .bind(now)
-            .fetch_optional(&mut *tx)
+        let payment = tx
+            .fetch_optional(RECORD_REFUND, params![payment_id, amount, now], record)
             .await?;
-        match row {
-            Some(row) => {
-                let payment = record(&row)?;
+        match payment {
+            Some(payment) => {
                 tx.commit().await?;
                 Ok(Refunded::Done(payment))
             }
@@ -232,24 +225,26 @@ impl PaymentStore {
     }
 
     /// The refund key's payment id, when a refund with `key` exists.
-    pub async fn refund_payment(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT payment_id FROM refunds WHERE idempotency_key = $1")
-            .bind(key.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| row.try_get("payment_id")).transpose()
+    pub async fn refund_payment(&self, key: &str) -> Result<Option<String>, QueryError> {
+        self.db
+            .fetch_optional(
+                "SELECT payment_id FROM refunds WHERE idempotency_key = $1",
+                params![key],
+                |row| row.text("payment_id"),
+            )
+            .await
     }
 }
 
-fn record(row: &AnyRow) -> Result<PaymentRecord, sqlx::Error> {
+fn record(row: &Row<'_>) -> Result<PaymentRecord, QueryError> {
     Ok(PaymentRecord {
-        id: row.try_get("id")?,
-        order_id: row.try_get("order_id")?,
-        currency: row.try_get("currency")?,
-        amount: row.try_get("amount")?,
-        refunded: row.try_get("refunded")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        create_time: row.try_get("create_time")?,
-        update_time: row.try_get("update_time")?,
+        id: row.text("id")?,
+        order_id: row.text("order_id")?,
+        currency: row.text("currency")?,
+        amount: row.int("amount")?,
+        refunded: row.int("refunded")?,
+        idempotency_key: row.text("idempotency_key")?,
+        create_time: row.int("create_time")?,
+        update_time: row.int("update_time")?,
     })
 }

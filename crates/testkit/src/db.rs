@@ -5,8 +5,6 @@
 //! Without that variable PostgreSQL tests skip with a message, except under CI (`CI` set), where a
 //! missing PostgreSQL is a failure: CI must run them.
 
-use sqlx::{AssertSqlSafe, Executor};
-
 /// The variable naming the administrative PostgreSQL connection for tests.
 pub const POSTGRES_URL_VAR: &str = "ORDERLY_TEST_POSTGRES_URL";
 
@@ -62,7 +60,7 @@ impl TestDatabase {
                     .await
                     .expect("connect to PostgreSQL");
                 admin
-                    .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&format!("CREATE DATABASE {name}"), &[])
                     .await
                     .expect("create test database");
                 admin.close().await;
@@ -94,7 +92,7 @@ impl TestDatabase {
             && let Ok(admin) = orderly_kit::db::connect(admin_url, 1).await
         {
             let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = admin.execute(AssertSqlSafe(sql)).await;
+            let _ = admin.execute(&sql, &[]).await;
             admin.close().await;
         }
     }

@@ -14,11 +14,12 @@ use orderly::orders::v1::{
 use orderly::payments::v1::PaymentServiceClient;
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
 use orderly_gateway::GatewayConfig;
+use orderly_kit::db::Database;
+use orderly_kit::params;
 use orderly_kit::server::config::ServerConfig;
 use orderly_kit::server::faults::FaultConfig;
 use orderly_kit::shutdown::Shutdown;
 use orderly_orders::downstream::DownstreamUrls;
-use sqlx::{AnyPool, Row};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
@@ -114,8 +115,8 @@ pub struct Stack {
     pub orders_url: String,
     /// Where the gateway listens, when there is one.
     pub gateway: Option<SocketAddr>,
-    payments_db: AnyPool,
-    delivery_db: AnyPool,
+    payments_db: Database,
+    delivery_db: Database,
     stop: Shutdown,
     tasks: JoinSet<Result<(), String>>,
     dbs: Vec<TestDatabase>,
@@ -283,45 +284,40 @@ impl Stack {
 
     /// Net money taken: charged minus refunded, over every payment.
     pub async fn net_charged(&self) -> i64 {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS charged, \
-             CAST(COALESCE(SUM(refunded), 0) AS BIGINT) AS refunded FROM payments",
-        )
-        .fetch_one(&self.payments_db)
-        .await
-        .expect("sum payments");
-        let charged: i64 = row.try_get("charged").expect("charged");
-        let refunded: i64 = row.try_get("refunded").expect("refunded");
-        charged - refunded
+        self.payments_db
+            .fetch_optional(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS charged, \
+                 CAST(COALESCE(SUM(refunded), 0) AS BIGINT) AS refunded FROM payments",
+                &[],
+                |row| Ok(row.int("charged")? - row.int("refunded")?),
+            )
+            .await
+            .expect("sum payments")
+            .expect("one row")
     }
 
     /// (amount, refunded) of each real (not voided) charge for `order_id`.
     pub async fn charges_for(&self, order_id: &str) -> Vec<(i64, i64)> {
-        sqlx::query(
-            "SELECT amount, refunded FROM payments WHERE idempotency_key = $1 AND amount > 0",
-        )
-        .bind(order_id.to_owned())
-        .fetch_all(&self.payments_db)
-        .await
-        .expect("payments of order")
-        .iter()
-        .map(|row| {
-            (
-                row.try_get("amount").expect("amount"),
-                row.try_get("refunded").expect("refunded"),
+        self.payments_db
+            .fetch_all(
+                "SELECT amount, refunded FROM payments WHERE idempotency_key = $1 AND amount > 0",
+                params![order_id],
+                |row| Ok((row.int("amount")?, row.int("refunded")?)),
             )
-        })
-        .collect()
+            .await
+            .expect("payments of order")
     }
 
     /// The status of `order_id`'s delivery, if it has one.
     pub async fn delivery_status(&self, order_id: &str) -> Option<String> {
-        sqlx::query("SELECT status FROM deliveries WHERE order_id = $1")
-            .bind(order_id.to_owned())
-            .fetch_optional(&self.delivery_db)
+        self.delivery_db
+            .fetch_optional(
+                "SELECT status FROM deliveries WHERE order_id = $1",
+                params![order_id],
+                |row| row.text("status"),
+            )
             .await
             .expect("delivery of order")
-            .map(|row| row.try_get("status").expect("status"))
     }
 
     /// Follows `order_id` with WatchOrder until the stream ends; returns every status seen.

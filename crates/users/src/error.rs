@@ -22,7 +22,7 @@ pub enum UserError {
     EmailTaken,
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] orderly_kit::db::QueryError),
 }
 
 impl From<StoreError> for UserError {

@@ -49,9 +49,9 @@ pub async fn serve(
         descriptor_set: orderly::FILE_DESCRIPTOR_SET,
     };
     let tuning = server.clone();
-    run_with_database(service, server, listener, shutdown, |pool| {
+    run_with_database(service, server, listener, shutdown, |db| {
         let users = Users::new(
-            UserStore::new(pool),
+            UserStore::new(db),
             PageTokens::new(&config.page_token_secret),
         );
         Ok(orderly_kit::tune_service!(

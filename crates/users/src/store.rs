@@ -3,9 +3,8 @@
 //! Each write is one statement, so there is nothing half-written to undo: a duplicate email fails
 //! the INSERT or UPDATE itself, through the unique index on the lower-cased address.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, AssertSqlSafe, Row};
-
+use orderly_kit::db::{Database, Param, QueryError, Row};
+use orderly_kit::params;
 use orderly_kit::time::now_micros;
 
 use crate::model::{Email, UserId, UserName, UserRecord};
@@ -32,11 +31,11 @@ pub enum StoreError {
     EmailTaken,
     /// The database failed.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(#[from] QueryError),
 }
 
-fn map_write_error(error: sqlx::Error) -> StoreError {
-    if orderly_kit::db::is_unique_violation(&error) {
+fn map_write_error(error: QueryError) -> StoreError {
+    if error.is_unique_violation() {
         StoreError::EmailTaken
     } else {
         StoreError::Database(error)
@@ -46,13 +45,13 @@ fn map_write_error(error: sqlx::Error) -> StoreError {
 /// Queries on the users table.
 #[derive(Debug, Clone)]
 pub struct UserStore {
-    pool: AnyPool,
+    db: Database,
 }
 
 impl UserStore {
-    /// A store over `pool`, whose database has [`MIGRATIONS`] applied.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// A store over `db`, which has [`MIGRATIONS`] applied.
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 
     /// Stores a new user.
@@ -65,30 +64,30 @@ impl UserStore {
             create_time: now,
             update_time: now,
         };
-        sqlx::query(
-            "INSERT INTO users (id, name, email, email_key, create_time, update_time) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&record.id)
-        .bind(&record.name)
-        .bind(&record.email)
-        .bind(email.key())
-        .bind(record.create_time)
-        .bind(record.update_time)
-        .execute(&self.pool)
-        .await
-        .map_err(map_write_error)?;
+        self.db
+            .execute(
+                "INSERT INTO users (id, name, email, email_key, create_time, update_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                params![
+                    &record.id,
+                    &record.name,
+                    &record.email,
+                    email.key().as_str(),
+                    record.create_time,
+                    record.update_time,
+                ],
+            )
+            .await
+            .map_err(map_write_error)?;
         Ok(record)
     }
 
     /// The user with `id`, if any.
-    pub async fn get(&self, id: &UserId) -> Result<Option<UserRecord>, sqlx::Error> {
-        sqlx::query(select_users!("WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| record(&row))
-            .transpose()
+    pub async fn get(&self, id: &UserId) -> Result<Option<UserRecord>, QueryError> {
+        let id = id.to_string();
+        self.db
+            .fetch_optional(select_users!("WHERE id = $1"), params![&id], record)
+            .await
     }
 
     /// Changes the given fields of user `id`; `None` when there is no such user.
@@ -98,29 +97,34 @@ impl UserStore {
         name: Option<&UserName>,
         email: Option<&Email>,
     ) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
-             email_key = COALESCE($4, email_key), update_time = $5 \
-             WHERE id = $1 RETURNING id, name, email, create_time, update_time",
-        )
-        .bind(id.to_string())
-        .bind(name.map(|n| n.as_str().to_owned()))
-        .bind(email.map(|e| e.as_str().to_owned()))
-        .bind(email.map(Email::key))
-        .bind(now_micros())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_write_error)?;
-        Ok(row.map(|row| record(&row)).transpose()?)
+        let id = id.to_string();
+        let key = email.map(Email::key);
+        self.db
+            .write_returning(
+                "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
+                 email_key = COALESCE($4, email_key), update_time = $5 \
+                 WHERE id = $1 RETURNING id, name, email, create_time, update_time",
+                params![
+                    &id,
+                    name.map(UserName::as_str),
+                    email.map(Email::as_str),
+                    key.as_deref(),
+                    now_micros(),
+                ],
+                record,
+            )
+            .await
+            .map_err(map_write_error)
     }
 
     /// Deletes user `id`; whether there was one.
-    pub async fn delete(&self, id: &UserId) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.pool)
+    pub async fn delete(&self, id: &UserId) -> Result<bool, QueryError> {
+        let id = id.to_string();
+        let deleted = self
+            .db
+            .execute("DELETE FROM users WHERE id = $1", params![&id])
             .await?;
-        Ok(result.rows_affected() > 0)
+        Ok(deleted > 0)
     }
 
     /// Up to `limit` users whose id comes after `after` (all, when `None`), in id order: with
@@ -129,19 +133,18 @@ impl UserStore {
         &self,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<UserRecord>, sqlx::Error> {
-        sqlx::query(select_users!("WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(after.unwrap_or_default().to_owned())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(record)
-            .collect()
+    ) -> Result<Vec<UserRecord>, QueryError> {
+        self.db
+            .fetch_all(
+                select_users!("WHERE id > $1 ORDER BY id LIMIT $2"),
+                params![after.unwrap_or_default(), i64::from(limit)],
+                record,
+            )
+            .await
     }
 
     /// The users among `ids` that exist, in no particular order.
-    pub async fn batch_get(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, sqlx::Error> {
+    pub async fn batch_get(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, QueryError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -151,25 +154,18 @@ impl UserStore {
             concat!(select_users!("WHERE id IN "), "({})"),
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(record)
-            .collect()
+        let ids: Vec<String> = ids.iter().map(UserId::to_string).collect();
+        let params: Vec<Param<'_>> = ids.iter().map(Param::from).collect();
+        self.db.fetch_all(&sql, &params, record).await
     }
 }
 
-fn record(row: &AnyRow) -> Result<UserRecord, sqlx::Error> {
+fn record(row: &Row<'_>) -> Result<UserRecord, QueryError> {
     Ok(UserRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        create_time: row.try_get("create_time")?,
-        update_time: row.try_get("update_time")?,
+        id: row.text("id")?,
+        name: row.text("name")?,
+        email: row.text("email")?,
+        create_time: row.int("create_time")?,
+        update_time: row.int("update_time")?,
     })
 }

@@ -148,13 +148,11 @@ impl Shop {
     /// would).
     pub async fn orders_in_database(&self) -> i64 {
         let url = format!("sqlite://{}", self.data.path().join("orders.db").display());
-        let pool = orderly_kit::db::connect(&url, 1).await.expect("orders db");
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&pool)
+        let db = orderly_kit::db::connect(&url, 1).await.expect("orders db");
+        db.fetch_optional("SELECT COUNT(*) AS n FROM orders", &[], |row| row.int("n"))
             .await
-            .expect("count orders");
-        pool.close().await;
-        count
+            .expect("count orders")
+            .expect("one row")
     }
 
     /// How many orders the store holds for the shopper.

@@ -1,18 +1,23 @@
-//! Database pools from one URL: embedded SQLite (`sqlite://path/to/file.db`, created on start, WAL
-//! mode) or PostgreSQL (`postgres://...`). Services write their queries once, in SQL both understand
-//! (`$1` placeholders, no backend-specific types), against sqlx's `Any` driver.
-//!
-//! SQLite's WAL is checkpointed by a connection of its own in the background, not by whichever
-//! call's commit crosses the auto-checkpoint size: a checkpoint syncs the WAL and the database file
-//! (two fsyncs, 15–25 ms each on this machine's disk), and a call that paid for it was the p99 of
-//! CreateOrder (`bench/overload.sh`: 32 ms at 4 in flight, where p50 is 7 ms).
+//! The database of a service, from one URL: embedded SQLite (`sqlite://path/to/file.db`, created on
+//! start, WAL mode; its module `sqlite.rs` says how it avoids a thread hop per query) or PostgreSQL
+//! (`postgres://...`, sqlx's typed pool). Stores write each query once, in SQL both understand
+//! (`$1` placeholders, TEXT and BIGINT columns), bind [`Param`]s and read [`Row`]s, and do not
+//! know which backend runs it.
 
-use std::path::Path;
+mod postgres;
+mod sqlite;
+mod value;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::PgPool;
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, SqlSafeStr};
+
+pub use value::{Param, Row};
+
+use sqlite::{Sqlite, SqliteTx};
 
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +33,85 @@ pub enum DbError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Connecting failed.
+    /// Connecting to PostgreSQL failed.
     #[error("cannot connect to the database: {0}")]
     Connect(#[from] sqlx::Error),
+    /// Opening or setting up a SQLite file failed.
+    #[error("cannot open the database: {0}")]
+    Open(#[from] QueryError),
     /// The schema could not be migrated.
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] MigrateError),
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// SQLite refused it.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL (or the pool) refused it.
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+    /// A stored value the store cannot read back.
+    #[error("column {column}: {message}")]
+    Decode {
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        message: &'static str,
+    },
+    /// A statement was sent to a transaction that had ended.
+    #[error("the transaction has ended")]
+    Finished,
+}
+
+impl QueryError {
+    /// Whether a unique constraint refused the write, e.g. a duplicate key.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => matches!(
+                error.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            Self::Postgres(sqlx::Error::Database(error)) => error.is_unique_violation(),
+            _ => false,
+        }
+    }
+
+    /// Whether the database could not be reached or was busy: worth a retry, not a broken request.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => matches!(
+                error.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::DiskFull
+            ),
+            Self::Postgres(error) => matches!(
+                error,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether the database refused a value it cannot take (PostgreSQL's SQLSTATE class 22, "data
+    /// exception": a byte it cannot encode, a number out of range; SQLite's "too big"): the
+    /// request's fault, which validation should have caught.
+    pub fn is_bad_value(&self) -> bool {
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                error.code == rusqlite::ErrorCode::TooBig
+            }
+            Self::Postgres(sqlx::Error::Database(error)) => {
+                error.code().is_some_and(|code| code.starts_with("22"))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Where a service keeps its data, and how many connections it may open.
@@ -41,63 +119,9 @@ pub enum DbError {
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` (created when missing) or `postgres://user:password@host/db`.
     pub url: String,
-    /// The most connections the service opens.
+    /// The most connections the service opens to PostgreSQL (SQLite opens a reader per thread
+    /// that reads, and one writer).
     pub max_connections: u32,
-}
-
-/// Connects (see [`connect`]), applies `migrations`, and reports the pool in the metrics
-/// `orderly_db_pool_connections{database, state="idle"|"in_use"}` and
-/// `orderly_db_pool_max_connections{database}`: what a service does at start. `name` labels the
-/// metrics (e.g. `users`).
-pub async fn open(
-    name: &'static str,
-    url: &str,
-    max_connections: u32,
-    migrations: &[EmbeddedMigration],
-) -> Result<AnyPool, DbError> {
-    let pool = connect(url, max_connections).await?;
-    migrate(&pool, migrations).await?;
-    let max = f64::from(pool.options().get_max_connections());
-    metrics::gauge!("orderly_db_pool_max_connections", "database" => name).set(max);
-    tokio::spawn(report_pool(name, pool.clone()));
-    Ok(pool)
-}
-
-/// How often the background checkpointer copies SQLite's WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Checkpoints the SQLite database at `url` every [`CHECKPOINT_EVERY`] on a connection outside
-/// `pool`, until the pool closes. PASSIVE mode neither waits for nor blocks readers and writers;
-/// what it cannot copy yet (pages a reader still sees) it copies next time.
-async fn checkpoint(url: String, pool: AnyPool) {
-    let mut conn = match AnyConnection::connect(&url).await {
-        Ok(conn) => conn,
-        Err(error) => {
-            tracing::warn!(%error, "cannot open the SQLite checkpoint connection; the WAL grows until restart");
-            return;
-        }
-    };
-    while !pool.is_closed() {
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
-        if let Err(error) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            tracing::warn!(%error, "SQLite checkpoint failed; retrying");
-        }
-    }
-    let _ = conn.close().await;
-}
-
-/// Samples the pool's connections every second until it closes. sqlx exposes sizes, not the time
-/// callers wait to acquire, so waiting shows as `in_use` reaching the maximum.
-async fn report_pool(name: &'static str, pool: AnyPool) {
-    while !pool.is_closed() {
-        let size = pool.size();
-        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
-        metrics::gauge!("orderly_db_pool_connections", "database" => name, "state" => "idle")
-            .set(f64::from(idle));
-        metrics::gauge!("orderly_db_pool_connections", "database" => name, "state" => "in_use")
-            .set(f64::from(size - idle));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// Which database a URL names.
@@ -122,100 +146,261 @@ impl Backend {
     }
 }
 
-/// Opens a pool of at most `max_connections` on `url`. SQLite files (and their directories) are
-/// created when missing; an in-memory SQLite database keeps a single connection, since each
-/// connection would otherwise see a database of its own.
-pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError> {
-    install_default_drivers();
-    let backend = Backend::of(url).ok_or_else(|| DbError::UnsupportedUrl(url.to_owned()))?;
-    let mut options = AnyPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(Duration::from_secs(5));
-    let mut url = url.to_owned();
-    let mut file = false;
-    if backend == Backend::Sqlite {
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            options = options
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
-        } else {
-            prepare_sqlite_file(&mut url)?;
-            file = true;
-        }
-        options = options.after_connect(|conn, _meta| {
-            Box::pin(async move {
-                // WAL lets readers run beside the one writer; NORMAL sync is durable across process
-                // crashes; the busy timeout queues writers instead of failing them; checkpoints
-                // are the background checkpointer's, not the committing call's.
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")
-                    .await?;
-                Ok(())
-            })
-        });
-    }
-    let pool = options.connect(&url).await?;
-    if file {
-        tokio::spawn(checkpoint(url, pool.clone()));
-    }
-    Ok(pool)
-}
-
-/// Creates the directory of a SQLite file and asks sqlx to create the file itself.
-fn prepare_sqlite_file(url: &mut String) -> Result<(), DbError> {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = rest.split('?').next().unwrap_or_default();
-    if let Some(dir) = Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
-    if !url.contains("mode=") {
-        url.push_str(if url.contains('?') {
-            "&mode=rwc"
-        } else {
-            "?mode=rwc"
-        });
-    }
-    Ok(())
-}
-
 /// One embedded migration: its version, a description, and its SQL (written for both backends).
 pub type EmbeddedMigration = (i64, &'static str, &'static str);
 
-/// Applies `migrations` that have not run yet, in version order, each in a transaction.
-///
-/// Migrations are embedded with `include_str!` rather than `sqlx::migrate!`: the macro would compile
-/// sqlx's proc-macro crate and a second bundled SQLite for the build host, for no gain here.
-pub async fn migrate(pool: &AnyPool, migrations: &[EmbeddedMigration]) -> Result<(), MigrateError> {
-    let migrations = migrations
-        .iter()
-        .map(|&(version, description, sql)| {
-            Migration::new(
-                version,
-                description.into(),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                false,
-            )
-        })
-        .collect();
-    Migrator::with_migrations(migrations).run(pool).await
+/// A service's database; clones share it.
+#[derive(Debug, Clone)]
+pub struct Database(Inner);
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Sqlite(Arc<Sqlite>),
+    Postgres(PgPool),
 }
 
-/// Whether the database answers a trivial query: the readiness probe of health checks.
-pub async fn ping(pool: &AnyPool) -> bool {
-    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+/// Connects (see [`connect`]), applies `migrations`, and reports the connections every second in
+/// the metrics `orderly_db_pool_connections{database, state="idle"|"in_use"}` (and PostgreSQL's
+/// `orderly_db_pool_max_connections{database}`): what a service does at start. `name` labels the
+/// metrics (e.g. `users`).
+pub async fn open(
+    name: &'static str,
+    url: &str,
+    max_connections: u32,
+    migrations: &[EmbeddedMigration],
+) -> Result<Database, DbError> {
+    let database = connect(url, max_connections).await?;
+    match &database.0 {
+        Inner::Sqlite(sqlite) => {
+            sqlite.migrate(migrations).await?;
+            tokio::spawn(report_sqlite(name, Arc::downgrade(sqlite)));
+        }
+        Inner::Postgres(pool) => {
+            migrator(migrations).run(pool).await?;
+            let max = f64::from(pool.options().get_max_connections());
+            metrics::gauge!("orderly_db_pool_max_connections", "database" => name).set(max);
+            tokio::spawn(report_pool(name, pool.clone()));
+        }
+    }
+    Ok(database)
 }
 
-/// Whether `error` is a violated unique constraint, e.g. a duplicate key.
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+/// Opens the database at `url`: a SQLite file (and its directory) is created when missing; a
+/// PostgreSQL pool opens at most `max_connections`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbError> {
+    match Backend::of(url) {
+        Some(Backend::Sqlite) => Ok(Database(Inner::Sqlite(Sqlite::open(url)?))),
+        Some(Backend::Postgres) => Ok(Database(Inner::Postgres(
+            postgres::connect(url, max_connections).await?,
+        ))),
+        None => Err(DbError::UnsupportedUrl(url.to_owned())),
+    }
+}
+
+/// sqlx's migrator over `migrations`, embedded with `include_str!` rather than `sqlx::migrate!`:
+/// the macro would compile sqlx's proc-macro crate for the build host, for no gain here.
+fn migrator(migrations: &[EmbeddedMigration]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Samples a SQLite database's connections every second until it is dropped.
+async fn report_sqlite(name: &'static str, sqlite: std::sync::Weak<Sqlite>) {
+    while let Some(sqlite) = sqlite.upgrade() {
+        let (idle, in_use) = sqlite.connections();
+        drop(sqlite);
+        report_connections(name, idle as f64, in_use as f64);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn report_connections(name: &'static str, idle: f64, in_use: f64) {
+    metrics::gauge!("orderly_db_pool_connections", "database" => name, "state" => "idle").set(idle);
+    metrics::gauge!("orderly_db_pool_connections", "database" => name, "state" => "in_use")
+        .set(in_use);
+}
+
+/// Samples the pool's connections every second until it closes. sqlx exposes sizes, not the time
+/// callers wait to acquire, so waiting shows as `in_use` reaching the maximum.
+async fn report_pool(name: &'static str, pool: PgPool) {
+    while !pool.is_closed() {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        report_connections(name, f64::from(idle), f64::from(size - idle));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Database {
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self.0 {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The first row `sql` returns, mapped by `map`.
+    pub async fn fetch_optional<T: Send>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl FnOnce(&Row<'_>) -> Result<T, QueryError> + Send,
+    ) -> Result<Option<T>, QueryError> {
+        match &self.0 {
+            Inner::Sqlite(db) => {
+                db.read(|conn| sqlite::fetch_optional(conn, sql, params, map))
+                    .await
+            }
+            Inner::Postgres(pool) => {
+                let row = postgres::query(sql, params).fetch_optional(pool).await?;
+                row.as_ref().map(|row| map(&Row::Postgres(row))).transpose()
+            }
+        }
+    }
+
+    /// Every row `sql` returns, mapped by `map`.
+    pub async fn fetch_all<T: Send>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut map: impl FnMut(&Row<'_>) -> Result<T, QueryError> + Send,
+    ) -> Result<Vec<T>, QueryError> {
+        match &self.0 {
+            Inner::Sqlite(db) => {
+                db.read(|conn| sqlite::fetch_all(conn, sql, params, map))
+                    .await
+            }
+            Inner::Postgres(pool) => postgres::query(sql, params)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| map(&Row::Postgres(row)))
+                .collect(),
+        }
+    }
+
+    /// Runs the write `sql`; the number of rows it changed.
+    pub async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, QueryError> {
+        match &self.0 {
+            Inner::Sqlite(db) => db.write(|conn| sqlite::execute(conn, sql, params)).await,
+            Inner::Postgres(pool) => Ok(postgres::query(sql, params)
+                .execute(pool)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    /// Runs the write `sql`, which returns rows (`RETURNING ...`); its first row, mapped by `map`.
+    pub async fn write_returning<T: Send>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl FnOnce(&Row<'_>) -> Result<T, QueryError> + Send,
+    ) -> Result<Option<T>, QueryError> {
+        match &self.0 {
+            Inner::Sqlite(db) => {
+                db.write(|conn| sqlite::fetch_optional(conn, sql, params, map))
+                    .await
+            }
+            Inner::Postgres(_) => self.fetch_optional(sql, params, map).await,
+        }
+    }
+
+    /// Begins a transaction: rolled back unless [`Transaction::commit`]ted.
+    pub async fn begin(&self) -> Result<Transaction, QueryError> {
+        Ok(Transaction(match &self.0 {
+            Inner::Sqlite(db) => Tx::Sqlite(db.begin().await?),
+            Inner::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        }))
+    }
+
+    /// Whether the database answers a trivial query: the readiness probe of health checks.
+    pub async fn ping(&self) -> bool {
+        self.fetch_optional("SELECT 1", &[], |_| Ok(()))
+            .await
+            .is_ok()
+    }
+
+    /// Closes the database's connections (PostgreSQL's pool; SQLite's close when the last clone
+    /// is dropped).
+    pub async fn close(&self) {
+        if let Inner::Postgres(pool) = &self.0 {
+            pool.close().await;
+        }
+    }
+}
+
+/// A transaction of a [`Database`]: rolled back when dropped uncommitted.
+#[derive(Debug)]
+pub struct Transaction(Tx);
+
+#[derive(Debug)]
+enum Tx {
+    Sqlite(SqliteTx),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Transaction {
+    /// Runs the write `sql` in the transaction; the number of rows it changed.
+    pub async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, QueryError> {
+        match &mut self.0 {
+            Tx::Sqlite(tx) => sqlite::execute(tx.conn()?, sql, params),
+            Tx::Postgres(tx) => Ok(postgres::query(sql, params)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    /// The first row `sql` returns in the transaction, mapped by `map`.
+    pub async fn fetch_optional<T: Send>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl FnOnce(&Row<'_>) -> Result<T, QueryError> + Send,
+    ) -> Result<Option<T>, QueryError> {
+        match &mut self.0 {
+            Tx::Sqlite(tx) => sqlite::fetch_optional(tx.conn()?, sql, params, map),
+            Tx::Postgres(tx) => {
+                let row = postgres::query(sql, params)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                row.as_ref().map(|row| map(&Row::Postgres(row))).transpose()
+            }
+        }
+    }
+
+    /// Makes the transaction's writes durable and visible.
+    pub async fn commit(self) -> Result<(), QueryError> {
+        match self.0 {
+            Tx::Sqlite(tx) => tx.commit(),
+            Tx::Postgres(tx) => Ok(tx.commit().await?),
+        }
+    }
+
+    /// Undoes the transaction's writes.
+    pub async fn rollback(self) -> Result<(), QueryError> {
+        match self.0 {
+            Tx::Sqlite(tx) => {
+                drop(tx);
+                Ok(())
+            }
+            Tx::Postgres(tx) => Ok(tx.rollback().await?),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -235,39 +420,124 @@ mod tests {
 
     #[tokio::test]
     async fn a_sqlite_file_and_its_directory_are_created() {
-        let dir = std::env::temp_dir().join(format!("orderly-kit-db-{}", std::process::id()));
-        let file = dir.join("nested/test.db");
-        let pool = connect(&format!("sqlite://{}", file.display()), 2)
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("nested/test.db");
+        let db = connect(&format!("sqlite://{}", file.display()), 2)
             .await
             .expect("connect");
-        assert!(ping(&pool).await);
+        assert!(db.ping().await);
         assert!(file.exists());
-        pool.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn placeholders_bind_by_number_and_transactions_roll_back() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = connect(
+            &format!("sqlite://{}", dir.path().join("t.db").display()),
+            2,
+        )
+        .await
+        .expect("connect");
+        db.execute(
+            "CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)",
+            &[],
+        )
+        .await
+        .expect("create");
+        // `$2` before `$1` in the text: each binds the parameter of its number.
+        db.execute(
+            "INSERT INTO t (v, k) VALUES ($2, $1)",
+            crate::params!["a", 1],
+        )
+        .await
+        .expect("insert");
+        let v = db
+            .fetch_optional("SELECT v FROM t WHERE k = $1", crate::params!["a"], |row| {
+                row.int("v")
+            })
+            .await
+            .expect("select");
+        assert_eq!(v, Some(1));
+        let duplicate = db
+            .execute(
+                "INSERT INTO t (k, v) VALUES ($1, $2)",
+                crate::params!["a", 2],
+            )
+            .await
+            .expect_err("duplicate");
+        assert!(duplicate.is_unique_violation(), "{duplicate}");
+
+        let mut tx = db.begin().await.expect("begin");
+        tx.execute(
+            "INSERT INTO t (k, v) VALUES ($1, $2)",
+            crate::params!["b", 2],
+        )
+        .await
+        .expect("insert in tx");
+        drop(tx);
+        let count = db
+            .fetch_optional("SELECT COUNT(*) AS n FROM t", &[], |row| row.int("n"))
+            .await
+            .expect("count");
+        assert_eq!(count, Some(1), "an uncommitted transaction leaves nothing");
+    }
+
+    #[tokio::test]
+    async fn sqlite_migrations_run_once_and_continue_from_sqlx_records() {
+        const MIGRATIONS: &[EmbeddedMigration] = &[
+            (1, "t", "CREATE TABLE t (k TEXT PRIMARY KEY)"),
+            (2, "u", "CREATE TABLE u (k TEXT PRIMARY KEY)"),
+        ];
+        let dir = tempfile::tempdir().expect("temporary directory");
+        // A file migrated to version 1 by an earlier release, which recorded it in sqlx's table.
+        let legacy = format!("sqlite://{}", dir.path().join("legacy.db").display());
+        let db = connect(&legacy, 1).await.expect("connect");
+        db.execute(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN NOT NULL)",
+            &[],
+        )
+        .await
+        .expect("sqlx table");
+        db.execute("INSERT INTO _sqlx_migrations VALUES (1, TRUE)", &[])
+            .await
+            .expect("record");
+        db.execute(MIGRATIONS[0].2, &[]).await.expect("version 1");
+        drop(db);
+        for _ in 0..2 {
+            let db = open("test", &legacy, 1, MIGRATIONS).await.expect("open");
+            let tables = db
+                .fetch_all(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('t', 'u')",
+                    &[],
+                    |row| row.text("name"),
+                )
+                .await
+                .expect("tables");
+            assert_eq!(tables.len(), 2, "{tables:?}");
+        }
     }
 
     #[tokio::test]
     async fn commits_reach_the_sqlite_file_without_a_commit_paying_for_it() {
-        let dir = std::env::temp_dir().join(format!("orderly-kit-wal-{}", std::process::id()));
-        let file = dir.join("wal.db");
-        let pool = connect(&format!("sqlite://{}", file.display()), 2)
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("wal.db");
+        let db = connect(&format!("sqlite://{}", file.display()), 2)
             .await
             .expect("connect");
-        sqlx::query("CREATE TABLE t (v TEXT NOT NULL)")
-            .execute(&pool)
+        db.execute("CREATE TABLE t (v TEXT NOT NULL)", &[])
             .await
             .expect("create");
-        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&pool)
+        let auto = db
+            .fetch_optional("PRAGMA wal_autocheckpoint", &[], |row| {
+                row.int("wal_autocheckpoint")
+            })
             .await
             .expect("pragma");
-        assert_eq!(auto, 0, "commits must not checkpoint");
+        assert_eq!(auto, Some(0), "commits must not checkpoint");
         // Well past SQLite's default auto-checkpoint of 1000 pages, which commits no longer run.
         let row = "x".repeat(4000);
         for _ in 0..1500 {
-            sqlx::query("INSERT INTO t (v) VALUES ($1)")
-                .bind(&row)
-                .execute(&pool)
+            db.execute("INSERT INTO t (v) VALUES ($1)", crate::params![&row])
                 .await
                 .expect("insert");
         }
@@ -275,10 +545,8 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let size = || std::fs::metadata(&file).map_or(0, |m| m.len());
         while size() < 1500 * 4000 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            tokio::time::sleep(sqlite::CHECKPOINT_EVERY).await;
         }
         assert!(size() >= 1500 * 4000, "database file is {} bytes", size());
-        pool.close().await;
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

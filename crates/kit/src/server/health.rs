@@ -21,12 +21,12 @@ use tonic_health::server::{HealthReporter, HealthService};
 /// Answers whether the service's dependencies (its database) work, for health checks.
 pub type Readiness = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
-/// A service is ready while the database of `pool` answers a trivial query.
-pub fn database(pool: &sqlx::AnyPool) -> Readiness {
-    let pool = pool.clone();
+/// A service is ready while `database` answers a trivial query.
+pub fn database(database: &crate::db::Database) -> Readiness {
+    let database = database.clone();
     Arc::new(move || {
-        let pool = pool.clone();
-        Box::pin(async move { crate::db::ping(&pool).await })
+        let database = database.clone();
+        Box::pin(async move { database.ping().await })
     })
 }
 

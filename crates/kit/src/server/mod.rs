@@ -118,19 +118,19 @@ impl GrpcServer {
         self
     }
 
-    /// Serves over a service's database pool: health follows the database (see
-    /// [`GrpcServer::readiness`]), and the pool is closed once the server has stopped.
-    pub async fn serve_with_pool(
+    /// Serves over a service's database: health follows it (see [`GrpcServer::readiness`]), and
+    /// it is closed once the server has stopped.
+    pub async fn serve_with_database(
         self,
-        pool: sqlx::AnyPool,
+        database: crate::db::Database,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let result = self
-            .readiness(health::database(&pool))
+            .readiness(health::database(&database))
             .serve(listener, shutdown)
             .await;
-        pool.close().await;
+        database.close().await;
         result
     }
 
@@ -255,15 +255,15 @@ pub struct Bootstrap {
 }
 
 /// The start every service shares: opens and migrates its database, builds the gRPC service from
-/// the pool with `build` (which applies [`crate::tune_service!`]), and serves it with health
+/// the database with `build` (which applies [`crate::tune_service!`]), and serves it with health
 /// (following the database), reflection and the server's limits on `listener` until `shutdown`;
-/// then drains, stops, and closes the pool.
+/// then drains, stops, and closes the database.
 pub async fn run_with_database<S>(
     service: Bootstrap,
     server: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    build: impl FnOnce(sqlx::AnyPool) -> Result<S, StartError>,
+    build: impl FnOnce(crate::db::Database) -> Result<S, StartError>,
 ) -> Result<(), StartError>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
@@ -275,18 +275,18 @@ where
     S::Future: Send + 'static,
 {
     let database = &service.database;
-    let pool = crate::db::open(
+    let database = crate::db::open(
         service.name,
         &database.url,
         database.max_connections,
         service.migrations,
     )
     .await?;
-    let built = build(pool.clone())?;
+    let built = build(database.clone())?;
     GrpcServer::new(server)
         .add_service(built)
         .reflect(service.descriptor_set)
-        .serve_with_pool(pool, listener, shutdown)
+        .serve_with_database(database, listener, shutdown)
         .await?;
     Ok(())
 }
