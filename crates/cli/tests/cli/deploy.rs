@@ -274,6 +274,7 @@ fn the_dashboard_charts_metrics_the_code_records() {
         "client/downstream",
         "client/call",
         "observe/metrics",
+        "observe/rpc",
         "server/shed",
         "http/web",
         "conn",

@@ -13,7 +13,7 @@
 //!
 //! Metrics: `rpc_client_duration_seconds` (whole call, final status).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
@@ -24,14 +24,23 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::client::breaker::{Breaker, BreakerConfig, Outcome, Permit};
+use crate::observe::rpc::RpcMethod;
 use crate::observe::trace::{client_span, inject_context, record_status};
 
-/// The breakers of one downstream, one per method, each made on the method's first call.
+/// The breakers of one downstream, one per method, each made on the method's first call (with
+/// the method's names and metric handles, see [`RpcMethod`]).
 #[derive(Debug)]
 pub struct Breakers {
     name: &'static str,
     config: BreakerConfig,
-    by_method: Mutex<HashMap<&'static str, Breaker>>,
+    by_method: Mutex<HashMap<&'static str, Entry>>,
+}
+
+/// A method's breaker, and its names once a call has named its service.
+#[derive(Debug, Clone)]
+struct Entry {
+    breaker: Breaker,
+    rpc: Arc<OnceLock<Arc<RpcMethod>>>,
 }
 
 impl Breakers {
@@ -44,37 +53,44 @@ impl Breakers {
         }
     }
 
-    /// The breaker of `method`.
-    pub fn get(&self, method: &str) -> Breaker {
-        let mut by_method = self
-            .by_method
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(breaker) = by_method.get(method) {
-            return breaker.clone();
-        }
-        let method = intern(method);
-        let breaker = Breaker::new(self.name, method, &self.config);
-        by_method.insert(method, breaker.clone());
-        breaker
+    /// The breaker of `method` (e.g. a generated `*_service_methods` constant).
+    pub fn get(&self, method: &'static str) -> Breaker {
+        let mut by_method = self.lock();
+        by_method
+            .entry(method)
+            .or_insert_with(|| Entry {
+                breaker: Breaker::new(self.name, method, &self.config),
+                rpc: Arc::default(),
+            })
+            .breaker
+            .clone()
     }
-}
 
-/// The one `&'static str` for `name`. Breakers and metric labels keep method and service names
-/// for the life of the process, and tonic's `GrpcMethod` lends them only for a request's life;
-/// the generated code declares a fixed set of them, so each distinct name is leaked once.
-fn intern(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(known) = names.get(name) {
-        return known;
+    /// The breaker and the [`RpcMethod`] of a call's method.
+    fn for_call(&self, method: &GrpcMethod<'_>) -> (Breaker, Arc<RpcMethod>) {
+        let mut by_method = self.lock();
+        let rpc = || RpcMethod::of(method.service(), method.method());
+        if let Some(entry) = by_method.get(method.method()) {
+            return (entry.breaker.clone(), entry.rpc.get_or_init(rpc).clone());
+        }
+        // `RpcMethod` keeps the names for the life of the process, once each.
+        let rpc = rpc();
+        let breaker = Breaker::new(self.name, rpc.method, &self.config);
+        by_method.insert(
+            rpc.method,
+            Entry {
+                breaker: breaker.clone(),
+                rpc: Arc::new(OnceLock::from(rpc.clone())),
+            },
+        );
+        (breaker, rpc)
     }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(leaked);
-    leaked
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<&'static str, Entry>> {
+        self.by_method
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// One call as its attempts share it: put in each attempt's request extensions by a [`Scoped`]
@@ -97,8 +113,7 @@ struct ScopeState {
 /// What the first attempt of a call set up.
 #[derive(Debug)]
 struct Begun {
-    service: &'static str,
-    method: &'static str,
+    rpc: Arc<RpcMethod>,
     breaker: Breaker,
     /// `None` when the breaker refused the call.
     permit: Option<Permit>,
@@ -125,7 +140,10 @@ impl CallScope {
 
     /// The called service and method, once the first attempt has been made.
     pub fn names(&self) -> Option<(&'static str, &'static str)> {
-        self.lock().call.as_ref().map(|c| (c.service, c.method))
+        self.lock()
+            .call
+            .as_ref()
+            .map(|c| (c.rpc.service, c.rpc.method))
     }
 
     /// Whether the called method's breaker is open and cooling down: another attempt now would
@@ -144,23 +162,18 @@ impl CallScope {
         if let Some(call) = &state.call {
             return Ok(call.span.clone());
         }
-        let (breaker, permit) = match state.admitted.take() {
-            Some(permit) => (permit.breaker().clone(), Ok(permit)),
-            None => {
-                let breaker = breakers.get(method.method());
-                let permit = breaker.try_acquire();
-                (breaker, permit)
-            }
+        let (breaker, rpc) = breakers.for_call(method);
+        let permit = match state.admitted.take() {
+            Some(permit) => Ok(permit),
+            None => breaker.try_acquire(),
         };
-        let service = intern(method.service());
-        let span = client_span(service, breaker.method());
+        let span = client_span(&rpc);
         let (permit, refused) = match permit {
             Ok(permit) => (Some(permit), None),
             Err(refused) => (None, Some(refused)),
         };
         state.call = Some(Begun {
-            service,
-            method: breaker.method(),
+            rpc,
             breaker,
             permit,
             span: span.clone(),
@@ -187,14 +200,9 @@ impl CallScope {
             Err(status) => status.code() as i32,
         };
         record_status(&call.span, code, code != 0);
-        metrics::histogram!(
-            "rpc_client_duration_seconds",
-            "rpc_system" => "grpc",
-            "rpc_service" => call.service,
-            "rpc_method" => call.method,
-            "rpc_grpc_status_code" => code.to_string(),
-        )
-        .record(call.started.elapsed().as_secs_f64());
+        call.rpc
+            .client_duration(code)
+            .record(call.started.elapsed().as_secs_f64());
     }
 }
 

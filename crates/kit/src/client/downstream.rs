@@ -179,7 +179,7 @@ impl Downstream {
 
     /// Leave to call `method` once, taken before the work that needs the call starts; UNAVAILABLE
     /// (with RetryInfo) while its breaker is open or its probes are taken.
-    pub fn admit(&self, method: &str) -> Result<Permit, Status> {
+    pub fn admit(&self, method: &'static str) -> Result<Permit, Status> {
         self.breakers.get(method).try_acquire()
     }
 

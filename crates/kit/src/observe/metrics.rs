@@ -5,9 +5,10 @@
 //! |---|---|---|
 //! | `rpc_server_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code` |
 //! | `rpc_server_requests_in_flight` | gauge | `rpc_service` |
-//! | `rpc_client_duration_seconds` | histogram | as the server's (recorded by [`crate::client::downstream`]) |
+//! | `rpc_client_duration_seconds` | histogram | as the server's (recorded by [`crate::client::call`]) |
 //!
-//! Other modules add theirs: retries and budgets ([`crate::client::downstream`]), breakers
+//! Handles are resolved once per method and code ([`crate::observe::rpc`]). Other modules add
+//! theirs: retries and budgets ([`crate::client::downstream`]), breakers
 //! ([`crate::client::breaker`]), shed calls ([`crate::server::shed`]).
 //!
 //! A response's status is read from its headers: servers send errors as trailers-only responses,
@@ -47,14 +48,6 @@ pub fn install() -> &'static PrometheusHandle {
         }
         handle
     })
-}
-
-/// The gRPC service and method of a request path `/package.Service/Method`.
-pub fn service_and_method(path: &str) -> (String, String) {
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let service = parts.next().unwrap_or_default().to_owned();
-    let method = parts.next().unwrap_or_default().to_owned();
-    (service, method)
 }
 
 /// The gRPC status code in a response's headers, or 0 (OK) when the status will come in trailers.
@@ -98,26 +91,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let (service, method) = service_and_method(request.uri().path());
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let rpc = crate::observe::trace::rpc_method(&mut request);
         let started = Instant::now();
-        let in_flight =
-            metrics::gauge!("rpc_server_requests_in_flight", "rpc_service" => service.clone());
-        in_flight.increment(1.0);
+        rpc.in_flight().increment(1.0);
         let future = self.inner.call(request);
         Box::pin(async move {
             let result = future.await;
-            in_flight.decrement(1.0);
+            rpc.in_flight().decrement(1.0);
             // A transport-level error never reached a handler: UNAVAILABLE (14).
             let code = result.as_ref().map(status_code).unwrap_or(14);
-            metrics::histogram!(
-                "rpc_server_duration_seconds",
-                "rpc_system" => "grpc",
-                "rpc_service" => service,
-                "rpc_method" => method,
-                "rpc_grpc_status_code" => code.to_string(),
-            )
-            .record(started.elapsed().as_secs_f64());
+            rpc.server_duration(code)
+                .record(started.elapsed().as_secs_f64());
             result
         })
     }
@@ -126,15 +111,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_split_into_service_and_method() {
-        assert_eq!(
-            service_and_method("/orderly.users.v1.UserService/GetUser"),
-            ("orderly.users.v1.UserService".into(), "GetUser".into())
-        );
-        assert_eq!(service_and_method("/"), (String::new(), String::new()));
-    }
 
     #[test]
     fn codes_come_from_trailers_only_headers() {

@@ -16,7 +16,10 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::observe::metrics::{service_and_method, status_code};
+use std::sync::Arc;
+
+use crate::observe::metrics::status_code;
+use crate::observe::rpc::RpcMethod;
 
 /// Whether a server span with this status is an error: the codes that mean the server failed.
 pub fn is_server_error(code: i32) -> bool {
@@ -39,32 +42,35 @@ pub fn server_parent(span: &tracing::Span, headers: &http::HeaderMap) {
     let _ = span.set_parent(parent);
 }
 
-/// A span for one call a server answers, its parent taken from the request's headers.
-pub fn server_span(headers: &http::HeaderMap, service: &str, method: &str) -> tracing::Span {
+/// A span for one call of `rpc` a server answers, its parent taken from the request's headers.
+/// With nothing to record it (no tracer), the span is disabled and costs nothing more.
+pub fn server_span(headers: &http::HeaderMap, rpc: &RpcMethod) -> tracing::Span {
     let span = tracing::info_span!(
         "grpc.server",
-        otel.name = format!("{service}/{method}"),
+        otel.name = rpc.name,
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = method,
+        rpc.service = rpc.service,
+        rpc.method = rpc.method,
         rpc.grpc.status_code = tracing::field::Empty,
     );
-    server_parent(&span, headers);
+    if !span.is_disabled() {
+        server_parent(&span, headers);
+    }
     span
 }
 
-/// A span for one call made to a downstream, a child of the current span.
-pub fn client_span(service: &str, method: &str) -> tracing::Span {
+/// A span for one call of `rpc` made to a downstream, a child of the current span.
+pub fn client_span(rpc: &RpcMethod) -> tracing::Span {
     tracing::info_span!(
         "grpc.client",
-        otel.name = format!("{service}/{method}"),
+        otel.name = rpc.name,
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = method,
+        rpc.service = rpc.service,
+        rpc.method = rpc.method,
         rpc.grpc.status_code = tracing::field::Empty,
     )
 }
@@ -108,13 +114,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         if path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") {
             return Box::pin(self.inner.call(request));
         }
-        let (service, method) = service_and_method(path);
-        let span = server_span(request.headers(), &service, &method);
+        let rpc = rpc_method(&mut request);
+        let span = server_span(request.headers(), &rpc);
+        if span.is_disabled() {
+            return Box::pin(self.inner.call(request));
+        }
         let future = span.in_scope(|| self.inner.call(request));
         let recorded = span.clone();
         Box::pin(
@@ -130,6 +139,17 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The method of a request a server answers: from its extensions, where the first layer to ask
+/// leaves it, so that the path is parsed once per call.
+pub fn rpc_method<B>(request: &mut http::Request<B>) -> Arc<RpcMethod> {
+    if let Some(rpc) = request.extensions().get::<Arc<RpcMethod>>() {
+        return rpc.clone();
+    }
+    let rpc = RpcMethod::of_path(request.uri().path());
+    request.extensions_mut().insert(rpc.clone());
+    rpc
 }
 
 /// Writes the trace context (and baggage) of `span` into an outgoing call's `headers`.
