@@ -2,6 +2,31 @@
 # as a cross-check where installed), report.
 # Source it from a script that has set `work` (a temporary directory) and `pids` (an array).
 
+# Builds the Go baseline bench/baselines/$1 into $work/$1 (GOPATH mode, against Debian's Go
+# packages under /usr/share/gocode: no module proxy) and prints its path; prints nothing, with the
+# reason on stderr, where Go or those packages are missing (the benchmark then skips that row).
+build_go() {
+  if ! command -v go >/dev/null; then
+    echo "skipped: the $1 baseline needs Go (Debian: golang-go and the package its main.go names)" >&2
+    return 0
+  fi
+  if ! (cd "bench/baselines/$1" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$work/go-cache" \
+      go build -o "$work/$1" . >"$work/go-build-$1.log" 2>&1); then
+    echo "skipped: the $1 baseline did not build (see its main.go for the Debian packages it needs):" >&2
+    sed 's/^/  /' "$work/go-build-$1.log" >&2
+    return 0
+  fi
+  echo "$work/$1"
+}
+
+# Starts the baseline binary $2 on a free port and stores its address in the variable named $1.
+start_baseline() {
+  local var=$1 log="$work/baseline-$RANDOM.log"
+  "$2" 127.0.0.1:0 >"$log" 2>&1 &
+  pids+=($!)
+  printf -v "$var" '%s' "$(wait_line "$log" '^listening' | awk '{print $2}')"
+}
+
 # Waits for a line matching $2 in file $1 and prints it.
 wait_line() {
   for _ in $(seq 1 300); do grep -m1 "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
@@ -98,6 +123,37 @@ measure_http() {
     --connections "$conns" --concurrency "$conns" --duration "${seconds}s" --warmup 1s \
     --output json 2>/dev/null | summary_row
 }
+
+# Like `measure` (or `measure_h2load` with DRIVER=h2load) against the server of pid $1 at $2 for
+# user $3, with a sixth figure: the server's CPU time per call, in microseconds (user + system,
+# from /proc, over the measured run and its warm-up).
+measure_cpu() {
+  local before after result warmup=1
+  before=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  if [[ ${DRIVER:-orderly} == h2load ]]; then
+    result=$(measure_h2load "$2" "$3") warmup=0
+  else
+    result=$(measure "$2" "$3")
+  fi
+  after=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  python3 - "$result" "$before" "$after" "$seconds" "$(getconf CLK_TCK)" "$warmup" <<'PY'
+import sys
+figures = sys.argv[1].split()
+rate = float(figures[0])
+before, after, seconds, tick, warmup = (float(a) for a in sys.argv[2:7])
+# The CPU time covers the warm-up too (orderly bench's first second), at about the same rate.
+calls = max(rate * (seconds + warmup), 1)
+print(" ".join(figures), "%.1f" % ((after - before) / tick / calls * 1e6))
+PY
+}
+
+# Prints the CPU-per-call ratio of two `measure_cpu` results: $1 the baseline, $2 the measured.
+cpu_ratio() {
+  python3 -c 'import sys; b = float(sys.argv[1].split()[5]); o = float(sys.argv[2].split()[5]); print(f"ratio {sys.argv[3]}: server CPU per call {o/b:.2f}x")' "$1" "$2" "$3"
+}
+
+# Prints a table row of seven columns: label, then the six figures of `measure_cpu`.
+row6() { printf '%-36s %9s %8s %8s %8s %6s %11s\n' "$@"; }
 
 # The run (a `measure` result) of median throughput among the arguments.
 median() { printf '%s\n' "$@" | sort -n -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"; }

@@ -18,7 +18,6 @@
 //! fsyncs, 15-25 ms each on this machine's disk), and a call that paid for it was the p99 of
 //! CreateOrder.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -260,25 +259,28 @@ impl Drop for SqliteTx {
     }
 }
 
-/// `sql` with PostgreSQL's `$N` placeholders written as SQLite's `?N` (the same numbered
-/// parameter; `$N` alone would be a *named* parameter, numbered in order of first appearance).
-/// Orderly's SQL has no `$` but in placeholders.
-fn numbered(sql: &str) -> Cow<'_, str> {
-    if sql.contains('$') {
-        Cow::Owned(sql.replace('$', "?"))
-    } else {
-        Cow::Borrowed(sql)
-    }
-}
-
+/// `sql` prepared (or taken from the connection's cache) with `params` bound.
+///
+/// The SQL keeps PostgreSQL's `$N` placeholders. SQLite reads `$N` as a *named* parameter and
+/// numbers parameters in order of first appearance, so each slot is bound to the parameter its
+/// name gives: `$2` before `$1` in the text still binds the second value.
 fn prepare<'c>(
     conn: &'c Connection,
     sql: &str,
     params: &[Param<'_>],
 ) -> Result<rusqlite::CachedStatement<'c>, QueryError> {
-    let mut statement = conn.prepare_cached(&numbered(sql))?;
-    for (index, param) in params.iter().enumerate() {
-        statement.raw_bind_parameter(index + 1, param)?;
+    let mut statement = conn.prepare_cached(sql)?;
+    for slot in 1..=statement.parameter_count() {
+        let number = statement
+            .parameter_name(slot)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|number| number.parse::<usize>().ok())
+            .filter(|&number| number > 0)
+            .unwrap_or(slot);
+        let param = params
+            .get(number - 1)
+            .ok_or(rusqlite::Error::InvalidParameterCount(number, params.len()))?;
+        statement.raw_bind_parameter(slot, param)?;
     }
     Ok(statement)
 }

@@ -7,9 +7,9 @@
 //! - **Traces**: `tracing` spans become OpenTelemetry spans. W3C `traceparent`/`tracestate` and
 //!   `baggage` are the propagation formats. Export is OTLP over gRPC, configured by the standard
 //!   variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`,
-//!   `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`); with no endpoint nothing is
-//!   exported, but trace ids still flow through calls and logs. `OTEL_SDK_DISABLED=true` turns
-//!   tracing off entirely. Spans are exported in batches from a thread of their own, so a slow or
+//!   `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`). With no endpoint (or
+//!   `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER=none`) no spans are made at all: nothing
+//!   would read them, and making them cost a third of a GetUser's CPU (`bench/getuser.sh`). Spans are exported in batches from a thread of their own, so a slow or
 //!   absent collector never slows a call; [`Telemetry::shutdown`] flushes them.
 
 use std::fmt;
@@ -19,13 +19,16 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Metadata;
 use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
@@ -85,7 +88,7 @@ pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, Telemetr
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
     ]));
-    let provider = if env_is("OTEL_SDK_DISABLED", "true") {
+    let provider = if env_is("OTEL_SDK_DISABLED", "true") || !exporting() {
         None
     } else {
         Some(provider(service_name)?)
@@ -104,7 +107,7 @@ pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, Telemetr
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
             .event_format(JsonLines)
-            .with_filter(logs().and(filter_fn(|metadata| metadata.is_event())))
+            .with_filter(EventsOnly(logs()))
     });
     let pretty = (format == LogFormat::Pretty).then(|| {
         tracing_subscriber::fmt::layer()
@@ -120,22 +123,53 @@ pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, Telemetr
     Ok(Telemetry { provider })
 }
 
-/// A tracer provider with the OTLP exporter when an endpoint is configured.
+/// The events its filter passes, and never a span, decided once per callsite and keeping the
+/// filter's level hint (combining filters with `FilterExt::and` loses the hint, which turns every
+/// `trace_span!` of every crate into a live check, and the registry then makes spans no layer
+/// wants: h2's alone were a tenth of a GetUser's CPU).
+struct EventsOnly(EnvFilter);
+
+impl<S> Filter<S> for EventsOnly {
+    fn enabled(&self, metadata: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        metadata.is_event() && Filter::<S>::enabled(&self.0, metadata, cx)
+    }
+
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if metadata.is_event() {
+            Filter::<S>::callsite_enabled(&self.0, metadata)
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Filter::<S>::max_level_hint(&self.0)
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, cx: &Context<'_, S>) -> bool {
+        Filter::<S>::event_enabled(&self.0, event, cx)
+    }
+}
+
+/// Whether spans are exported: an OTLP endpoint is configured and the exporter is not `none`.
+fn exporting() -> bool {
+    (env_set("OTEL_EXPORTER_OTLP_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        && !env_is("OTEL_TRACES_EXPORTER", "none")
+}
+
+/// A tracer provider exporting over OTLP.
 fn provider(service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
     let mut resource = Resource::builder();
     if !env_set("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name(service_name.to_owned());
     }
-    let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
-    let endpoint =
-        env_set("OTEL_EXPORTER_OTLP_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    if endpoint && !env_is("OTEL_TRACES_EXPORTER", "none") {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
-        builder = builder.with_batch_exporter(exporter);
-    }
-    Ok(builder.build())
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()?;
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource.build())
+        .with_batch_exporter(exporter)
+        .build())
 }
 
 /// One JSON object a line, with the OpenTelemetry trace and span ids of the current span.
