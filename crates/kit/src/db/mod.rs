@@ -483,6 +483,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kept_snapshot_never_hides_a_committed_write() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = connect(
+            &format!("sqlite://{}", dir.path().join("s.db").display()),
+            2,
+        )
+        .await
+        .expect("connect");
+        db.execute(
+            "CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)",
+            &[],
+        )
+        .await
+        .expect("create");
+        let read = || async {
+            db.fetch_optional("SELECT v FROM t WHERE k = 'a'", &[], |row| row.int("v"))
+                .await
+                .expect("read")
+        };
+        assert_eq!(read().await, None);
+        db.execute("INSERT INTO t (k, v) VALUES ('a', 1)", &[])
+            .await
+            .expect("insert");
+        assert_eq!(read().await, Some(1));
+        assert_eq!(read().await, Some(1), "a reused snapshot reads the same");
+        db.execute("UPDATE t SET v = 2 WHERE k = 'a'", &[])
+            .await
+            .expect("update");
+        assert_eq!(read().await, Some(2));
+        let mut tx = db.begin().await.expect("begin");
+        tx.execute("UPDATE t SET v = 3 WHERE k = 'a'", &[])
+            .await
+            .expect("update in tx");
+        assert_eq!(read().await, Some(2), "uncommitted writes are not seen");
+        tx.commit().await.expect("commit");
+        assert_eq!(read().await, Some(3));
+    }
+
+    #[tokio::test]
     async fn sqlite_migrations_run_once_and_continue_from_sqlx_records() {
         const MIGRATIONS: &[EmbeddedMigration] = &[
             (1, "t", "CREATE TABLE t (k TEXT PRIMARY KEY)"),
