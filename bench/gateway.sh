@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the REST gateway costs: GET /v1/users/{id} through the gateway (HTTP/1.1, JSON) against
 # GetUser called on the users service directly (gRPC) in the same `orderly up` process and run,
-# both driven by `orderly bench` from a second process.
+# and against a bare chi server answering the same path from memory (bench/baselines/chi, skipped
+# with a message where Go is missing), all driven by `orderly bench` from a second process.
 #
 #   bench/gateway.sh [SECONDS] [CONNECTIONS] [ROUNDS]      (defaults: 10 64 3)
 #
@@ -25,11 +26,18 @@ gateway_addr=$(wait_line "$work/up.log" '"gateway listening"' | field addr)
 users_addr=$(wait_line "$work/up.log" '"service":"users"' | field url)
 user_id=$(make_user "$users_addr")
 curl -sf "http://$gateway_addr/v1/users/$user_id" >/dev/null
+chi_bin=$(build_go chi)
+[[ -n $chi_bin ]] && start_baseline chi_addr "$chi_bin"
 
 echo "GetUser, ${seconds}s per run, ${conns} requests in flight, ${rounds} alternating rounds, orderly bench, $(nproc) cores"
 row run req/s p50_ms p90_ms p99_ms failed
-direct_runs=() gateway_runs=()
+direct_runs=() gateway_runs=() chi_runs=()
 for round in $(seq 1 "$rounds"); do
+  if [[ -n $chi_bin ]]; then
+    c=$(measure_http "$chi_addr" "/v1/users/$user_id")
+    row "round $round: bare chi (memory)" $c
+    chi_runs+=("$c")
+  fi
   d=$(conns=$((conns / streams)) measure "$users_addr" "$user_id")
   g=$(measure_http "$gateway_addr" "/v1/users/$user_id")
   row "round $round: gRPC direct" $d
@@ -41,3 +49,8 @@ d=$(median "${direct_runs[@]}") g=$(median "${gateway_runs[@]}")
 row "median: gRPC direct (baseline)" $d
 row "median: REST via gateway" $g
 ratio "$d" "$g" "median gateway/direct"
+if [[ -n $chi_bin ]]; then
+  c=$(median "${chi_runs[@]}")
+  row "median: bare chi (memory)" $c
+  ratio "$c" "$g" "median gateway/chi"
+fi

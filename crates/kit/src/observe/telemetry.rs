@@ -24,14 +24,15 @@ use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Registry;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::layer::{Context, Filter};
+use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,29 +96,33 @@ pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, Telemetr
     };
     // RUST_LOG filters the logs only: spans are traced by the sampler's decision, not the log
     // level, so quieting the logs never drops traces.
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("orderly"))
-            .with_filter(LevelFilter::INFO)
-    });
+    // Only the layers in use: an absent (`None`) layer still answers "always" for every callsite,
+    // which would make spans that no layer records.
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
+    if let Some(p) = &provider {
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("orderly"))
+                .with_filter(LevelFilter::INFO)
+                .boxed(),
+        );
+    }
     let logs = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // JSON lines carry the event's own fields and the trace ids, never span fields: the layer
     // takes events only, so it formats nothing when a span starts (a cost on every call).
-    let json = (format == LogFormat::Json).then(|| {
-        tracing_subscriber::fmt::layer()
+    layers.push(match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
             .event_format(JsonLines)
             .with_filter(EventsOnly(logs()))
-    });
-    let pretty = (format == LogFormat::Pretty).then(|| {
-        tracing_subscriber::fmt::layer()
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
             .with_filter(logs())
+            .boxed(),
     });
     tracing_subscriber::registry()
-        .with(otel)
-        .with(json)
-        .with(pretty)
+        .with(layers)
         .try_init()
         .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
     Ok(Telemetry { provider })
