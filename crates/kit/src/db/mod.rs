@@ -429,8 +429,9 @@ mod tests {
         assert!(file.exists());
     }
 
-    #[tokio::test]
-    async fn placeholders_bind_by_number_and_transactions_roll_back() {
+    /// A fresh SQLite database with a table `t (k TEXT PRIMARY KEY, v BIGINT)`; the directory
+    /// goes when the first value is dropped.
+    async fn table_t() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = connect(
             &format!("sqlite://{}", dir.path().join("t.db").display()),
@@ -444,6 +445,12 @@ mod tests {
         )
         .await
         .expect("create");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn placeholders_bind_by_number_and_transactions_roll_back() {
+        let (_dir, db) = table_t().await;
         // `$2` before `$1` in the text: each binds the parameter of its number.
         db.execute(
             "INSERT INTO t (v, k) VALUES ($2, $1)",
@@ -484,19 +491,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_kept_snapshot_never_hides_a_committed_write() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let db = connect(
-            &format!("sqlite://{}", dir.path().join("s.db").display()),
-            2,
-        )
-        .await
-        .expect("connect");
-        db.execute(
-            "CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)",
-            &[],
-        )
-        .await
-        .expect("create");
+        let (_dir, db) = table_t().await;
         let read = || async {
             db.fetch_optional("SELECT v FROM t WHERE k = 'a'", &[], |row| row.int("v"))
                 .await
