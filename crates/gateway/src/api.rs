@@ -8,8 +8,6 @@
 //! handler checks the `:verb` suffix with [`custom_method`]; only one custom method can share a base
 //! path and HTTP method that way (axum panics at start-up on a second).
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter};
@@ -70,7 +68,7 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
                 router.on(method_filter(method), handler.clone())
             })
             .layer(axum::middleware::from_fn_with_state(
-                Route(Arc::from(path.as_str())),
+                Route::new(&path),
                 observe,
             ));
         self.router = self.router.route(&mount_path(&path), mounted);

@@ -9,53 +9,109 @@
 //!
 //! The route is the template (`/v1/users/{id}`), never the raw path, so labels stay few.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Gauge, Histogram};
 use tracing::Instrument;
 
 use crate::observe::trace::server_parent;
 
-/// The route template a request matched, as its spans and metrics name it.
-#[derive(Debug, Clone)]
-pub struct Route(pub Arc<str>);
+/// Distinct (method, status) pairs whose duration histogram a route keeps at hand; rarer ones are
+/// looked up by their labels on each request.
+const KEPT_HISTOGRAMS: usize = 32;
 
-/// An axum middleware (`middleware::from_fn_with_state(Route(..), observe)`) that gives every
+/// The route template a request matched (`/v1/users/{id}`), as its spans and metrics name it, with
+/// the route's metric handles resolved once rather than from label strings on every request.
+#[derive(Debug, Clone)]
+pub struct Route(Arc<RouteState>);
+
+#[derive(Debug)]
+struct RouteState {
+    template: Arc<str>,
+    active: Gauge,
+    durations: RwLock<HashMap<(Method, StatusCode), Histogram>>,
+}
+
+impl Route {
+    /// The route of `template`.
+    pub fn new(template: &str) -> Self {
+        let template: Arc<str> = Arc::from(template);
+        let active = metrics::gauge!(
+            "http_server_active_requests",
+            "http_route" => metrics::SharedString::from_shared(template.clone())
+        );
+        Self(Arc::new(RouteState {
+            template,
+            active,
+            durations: RwLock::default(),
+        }))
+    }
+
+    /// `http_server_request_duration_seconds` of this route's `method` requests answered `status`.
+    fn duration(&self, method: &Method, status: StatusCode) -> Histogram {
+        let key = (method.clone(), status);
+        if let Some(histogram) = self
+            .0
+            .durations
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key)
+        {
+            return histogram.clone();
+        }
+        let histogram = metrics::histogram!(
+            "http_server_request_duration_seconds",
+            "http_request_method" => method.as_str().to_owned(),
+            "http_route" => metrics::SharedString::from_shared(self.0.template.clone()),
+            "http_response_status_code" => status.as_str().to_owned(),
+        );
+        let mut durations = self
+            .0
+            .durations
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if durations.len() < KEPT_HISTOGRAMS {
+            durations.insert(key, histogram.clone());
+        }
+        histogram
+    }
+}
+
+/// An axum middleware (`middleware::from_fn_with_state(Route::new(..), observe)`) that gives every
 /// request to its route a server span and records the route's RED metrics.
-pub async fn observe(State(Route(route)): State<Route>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
+pub async fn observe(State(route): State<Route>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let template = &route.0.template;
     let span = tracing::info_span!(
         "http.server",
-        otel.name = format!("{method} {route}"),
+        otel.name = format!("{method} {template}"),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
-        http.route = %route,
+        http.route = %template,
         url.path = request.uri().path(),
         http.response.status_code = tracing::field::Empty,
     );
-    server_parent(&span, request.headers());
+    if !span.is_disabled() {
+        server_parent(&span, request.headers());
+    }
     let started = Instant::now();
-    // The route's label shares the route's string rather than copying it on every request.
-    let label = || metrics::SharedString::from_shared(route.clone());
-    let active = metrics::gauge!("http_server_active_requests", "http_route" => label());
-    active.increment(1.0);
+    route.0.active.increment(1.0);
     let response = next.run(request).instrument(span.clone()).await;
-    active.decrement(1.0);
+    route.0.active.decrement(1.0);
     let status = response.status();
     span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
-    metrics::histogram!(
-        "http_server_request_duration_seconds",
-        "http_request_method" => method,
-        "http_route" => label(),
-        "http_response_status_code" => status.as_str().to_owned(),
-    )
-    .record(started.elapsed().as_secs_f64());
+    route
+        .duration(&method, status)
+        .record(started.elapsed().as_secs_f64());
     response
 }
