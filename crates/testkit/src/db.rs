@@ -115,6 +115,24 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// (charged, refunded) over every payment in a payments database, read as an auditor would: the
+/// money invariant the saga tests check.
+///
+/// # Panics
+/// When the database cannot be read: the check cannot be made without it.
+pub async fn money_taken(payments: &orderly_kit::db::Database) -> (i64, i64) {
+    payments
+        .fetch_optional(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS charged, \
+             CAST(COALESCE(SUM(refunded), 0) AS BIGINT) AS refunded FROM payments",
+            &[],
+            |row| Ok((row.int("charged")?, row.int("refunded")?)),
+        )
+        .await
+        .expect("sum payments")
+        .expect("one row")
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -284,16 +284,8 @@ impl Stack {
 
     /// Net money taken: charged minus refunded, over every payment.
     pub async fn net_charged(&self) -> i64 {
-        self.payments_db
-            .fetch_optional(
-                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS charged, \
-                 CAST(COALESCE(SUM(refunded), 0) AS BIGINT) AS refunded FROM payments",
-                &[],
-                |row| Ok(row.int("charged")? - row.int("refunded")?),
-            )
-            .await
-            .expect("sum payments")
-            .expect("one row")
+        let (charged, refunded) = crate::db::money_taken(&self.payments_db).await;
+        charged - refunded
     }
 
     /// (amount, refunded) of each real (not voided) charge for `order_id`.

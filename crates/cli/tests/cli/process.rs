@@ -288,16 +288,7 @@ async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consisten
     )
     .await
     .expect("payments db");
-    let (charged, refunded) = money
-        .fetch_optional(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS charged, \
-             CAST(COALESCE(SUM(refunded), 0) AS BIGINT) AS refunded FROM payments",
-            &[],
-            |row| Ok((row.int("charged")?, row.int("refunded")?)),
-        )
-        .await
-        .expect("sum")
-        .expect("one row");
+    let (charged, refunded) = orderly_testkit::db::money_taken(&money).await;
     assert_eq!(
         charged - refunded,
         0,

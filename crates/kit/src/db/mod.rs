@@ -36,6 +36,9 @@ pub enum DbError {
     /// Connecting to PostgreSQL failed.
     #[error("cannot connect to the database: {0}")]
     Connect(#[from] sqlx::Error),
+    /// The SQLite checkpointer thread could not be started.
+    #[error("cannot start the SQLite checkpointer: {0}")]
+    Checkpointer(std::io::Error),
     /// Opening or setting up a SQLite file failed.
     #[error("cannot open the database: {0}")]
     Open(#[from] QueryError),
@@ -244,14 +247,6 @@ async fn report_pool(name: &'static str, pool: PgPool) {
 }
 
 impl Database {
-    /// Which backend this is.
-    pub fn backend(&self) -> Backend {
-        match self.0 {
-            Inner::Sqlite(_) => Backend::Sqlite,
-            Inner::Postgres(_) => Backend::Postgres,
-        }
-    }
-
     /// The first row `sql` returns, mapped by `map`.
     pub async fn fetch_optional<T: Send>(
         &self,

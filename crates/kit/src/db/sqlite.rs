@@ -274,10 +274,7 @@ fn spawn_checkpointer(path: PathBuf, db: Weak<Sqlite>) -> Result<(), DbError> {
                 }
             }
         })
-        .map_err(|source| DbError::CreateDir {
-            path: path.display().to_string(),
-            source,
-        })?;
+        .map_err(DbError::Checkpointer)?;
     Ok(())
 }
 

@@ -66,24 +66,25 @@ impl RpcMethod {
 
     /// `rpc_server_duration_seconds` of calls that ended with `code`.
     pub fn server_duration(&self, code: i32) -> &Histogram {
-        let code = index(code);
-        self.server[code].get_or_init(|| {
-            metrics::histogram!(
-                "rpc_server_duration_seconds",
-                "rpc_system" => "grpc",
-                "rpc_service" => self.service,
-                "rpc_method" => self.method,
-                "rpc_grpc_status_code" => CODES[code],
-            )
-        })
+        self.duration(&self.server, "rpc_server_duration_seconds", code)
     }
 
     /// `rpc_client_duration_seconds` of calls that ended with `code`.
     pub fn client_duration(&self, code: i32) -> &Histogram {
+        self.duration(&self.client, "rpc_client_duration_seconds", code)
+    }
+
+    /// The histogram `name` of this method's calls that ended with `code`, kept in `slots`.
+    fn duration<'a>(
+        &self,
+        slots: &'a [OnceLock<Histogram>; 17],
+        name: &'static str,
+        code: i32,
+    ) -> &'a Histogram {
         let code = index(code);
-        self.client[code].get_or_init(|| {
+        slots[code].get_or_init(|| {
             metrics::histogram!(
-                "rpc_client_duration_seconds",
+                name,
                 "rpc_system" => "grpc",
                 "rpc_service" => self.service,
                 "rpc_method" => self.method,
