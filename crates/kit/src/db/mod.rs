@@ -381,7 +381,7 @@ impl Transaction {
     /// Makes the transaction's writes durable and visible.
     pub async fn commit(self) -> Result<(), QueryError> {
         match self.0 {
-            Tx::Sqlite(tx) => tx.commit(),
+            Tx::Sqlite(tx) => tx.commit().await,
             Tx::Postgres(tx) => Ok(tx.commit().await?),
         }
     }
@@ -509,6 +509,128 @@ mod tests {
         assert_eq!(read().await, Some(2), "uncommitted writes are not seen");
         tx.commit().await.expect("commit");
         assert_eq!(read().await, Some(3));
+    }
+
+    /// Commits so far on a SQLite database.
+    fn commits(db: &Database) -> u64 {
+        match &db.0 {
+            Inner::Sqlite(sqlite) => sqlite.commits(),
+            Inner::Postgres(_) => 0,
+        }
+    }
+
+    /// Lets every other task of this (current-thread) runtime run until it waits.
+    async fn let_others_queue() {
+        tokio::task::yield_now().await;
+    }
+
+    #[tokio::test]
+    async fn writes_queued_together_share_one_commit_and_each_is_durable_when_answered() {
+        let (_dir, db) = table_t().await;
+        let before = commits(&db);
+        let mut open = db.begin().await.expect("begin");
+        open.execute("INSERT INTO t (k, v) VALUES ('first', 0)", &[])
+            .await
+            .expect("insert");
+        let writers: Vec<_> = (1..=20)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.execute(
+                        "INSERT INTO t (k, v) VALUES ($1, $2)",
+                        crate::params![&format!("k{i}"), i],
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let_others_queue().await;
+        open.commit().await.expect("commit");
+        for writer in writers {
+            assert_eq!(writer.await.expect("join").expect("insert"), 1);
+        }
+        let count = db
+            .fetch_optional("SELECT COUNT(*) AS n FROM t", &[], |row| row.int("n"))
+            .await
+            .expect("count");
+        assert_eq!(count, Some(21), "every answered write is committed");
+        assert_eq!(
+            commits(&db) - before,
+            1,
+            "21 writes queued together, one commit"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_in_a_batch_undoes_only_its_own_statements() {
+        let (_dir, db) = table_t().await;
+        let mut open = db.begin().await.expect("begin");
+        open.execute("INSERT INTO t (k, v) VALUES ('a', 1)", &[])
+            .await
+            .expect("insert");
+        let duplicate = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.execute("INSERT INTO t (k, v) VALUES ('a', 2)", &[])
+                    .await
+            }
+        });
+        let half_done = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await?;
+                tx.execute("INSERT INTO t (k, v) VALUES ('c', 3)", &[])
+                    .await?;
+                tx.execute("INSERT INTO t (k, v) VALUES ('a', 4)", &[])
+                    .await?;
+                tx.commit().await
+            }
+        });
+        let fine = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.execute("INSERT INTO t (k, v) VALUES ('d', 5)", &[])
+                    .await
+            }
+        });
+        let_others_queue().await;
+        open.commit().await.expect("commit");
+        let duplicate = duplicate.await.expect("join").expect_err("duplicate key");
+        assert!(duplicate.is_unique_violation(), "{duplicate}");
+        let half_done = half_done.await.expect("join").expect_err("duplicate key");
+        assert!(half_done.is_unique_violation(), "{half_done}");
+        fine.await.expect("join").expect("insert");
+        let rows = db
+            .fetch_all("SELECT k, v FROM t ORDER BY k", &[], |row| {
+                Ok((row.text("k")?, row.int("v")?))
+            })
+            .await
+            .expect("rows");
+        assert_eq!(rows, [("a".to_owned(), 1), ("d".to_owned(), 5)]);
+    }
+
+    #[tokio::test]
+    async fn the_last_writer_to_leave_a_batch_commits_the_others() {
+        let (_dir, db) = table_t().await;
+        let mut open = db.begin().await.expect("begin");
+        open.execute("INSERT INTO t (k, v) VALUES ('rolled back', 1)", &[])
+            .await
+            .expect("insert");
+        let queued = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.execute("INSERT INTO t (k, v) VALUES ('kept', 2)", &[])
+                    .await
+            }
+        });
+        let_others_queue().await;
+        drop(open);
+        queued.await.expect("join").expect("insert");
+        let rows = db
+            .fetch_all("SELECT k FROM t", &[], |row| row.text("k"))
+            .await
+            .expect("rows");
+        assert_eq!(rows, ["kept"]);
     }
 
     #[tokio::test]

@@ -32,9 +32,14 @@ use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::sync::Mutex as AsyncMutex;
 
 use crate::db::{DbError, EmbeddedMigration, Param, QueryError, Row};
+
+mod group_commit;
+
+pub(crate) use group_commit::SqliteTx;
+use group_commit::Writer;
 
 /// Set on every connection. WAL lets readers run beside the one writer; NORMAL sync is durable
 /// across process crashes; the busy timeout waits out another process's lock (a second process
@@ -62,7 +67,7 @@ pub(crate) struct Sqlite {
     commits: AtomicU64,
     /// Reader connections open, idle or in use.
     open_readers: AtomicUsize,
-    writer: Arc<AsyncMutex<Connection>>,
+    writer: Arc<AsyncMutex<Writer>>,
 }
 
 impl Sqlite {
@@ -97,7 +102,7 @@ impl Sqlite {
             readers: Mutex::default(),
             commits: AtomicU64::new(0),
             open_readers: AtomicUsize::new(0),
-            writer: Arc::new(AsyncMutex::new(writer)),
+            writer: Arc::new(AsyncMutex::new(Writer::new(writer))),
         });
         if let Some(path) = &db.file {
             spawn_checkpointer(path.clone(), Arc::downgrade(&db))?;
@@ -111,7 +116,7 @@ impl Sqlite {
         read: impl FnOnce(&Connection) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
         let Some(path) = &self.file else {
-            return read(&*self.writer.lock().await);
+            return read(&self.writer.lock().await.conn);
         };
         let idle = self.idle_readers().pop();
         let mut reader = match idle {
@@ -162,6 +167,12 @@ impl Sqlite {
         }
     }
 
+    /// Commits so far.
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
+    }
+
     /// Connections (readers and the writer) that are idle, and in use.
     pub(crate) fn connections(&self) -> (usize, usize) {
         let idle_readers = self.idle_readers().len();
@@ -173,33 +184,33 @@ impl Sqlite {
         (idle_readers + 1 - writing, busy_readers + writing)
     }
 
-    /// Runs `write` on the writer connection, once the writes before it are done.
+    /// Runs `write`, one statement, on the writer connection once the writes queued before it
+    /// are done, and returns once it is committed (with the writes queued beside it: see
+    /// [`group_commit`]).
     pub(crate) async fn write<T>(
-        &self,
+        self: &Arc<Self>,
         write: impl FnOnce(&Connection) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
-        let result = write(&*self.writer.lock().await);
-        self.committed();
-        result
+        let tx = SqliteTx::begin(self, false).await?;
+        let value = write(tx.conn()?)?;
+        tx.commit().await?;
+        Ok(value)
     }
 
-    /// Begins a transaction on the writer connection; other writes wait until it ends.
+    /// Begins a transaction of several statements on the writer connection; other writes wait
+    /// until it ends, and it commits with them.
     pub(crate) async fn begin(self: &Arc<Self>) -> Result<SqliteTx, QueryError> {
-        let conn = self.writer.clone().lock_owned().await;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(SqliteTx {
-            conn: Some(conn),
-            db: self.clone(),
-        })
+        SqliteTx::begin(self, true).await
     }
 
     /// Applies `migrations` not applied yet, in version order, each in a transaction; the version
     /// reached is the database's `user_version`.
     pub(crate) async fn migrate(&self, migrations: &[EmbeddedMigration]) -> Result<(), QueryError> {
-        let mut conn = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
+        let conn = &mut writer.conn;
         let mut applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if applied == 0 {
-            applied = legacy_version(&conn);
+            applied = legacy_version(conn);
         }
         let mut pending: Vec<_> = migrations.iter().filter(|m| m.0 > applied).collect();
         pending.sort_by_key(|m| m.0);
@@ -276,40 +287,6 @@ fn spawn_checkpointer(path: PathBuf, db: Weak<Sqlite>) -> Result<(), DbError> {
         })
         .map_err(DbError::Checkpointer)?;
     Ok(())
-}
-
-/// A transaction on the writer connection: rolled back unless committed.
-#[derive(Debug)]
-pub(crate) struct SqliteTx {
-    conn: Option<OwnedMutexGuard<Connection>>,
-    db: Arc<Sqlite>,
-}
-
-impl SqliteTx {
-    /// The connection the transaction runs on.
-    pub(crate) fn conn(&self) -> Result<&Connection, QueryError> {
-        self.conn.as_deref().ok_or(QueryError::Finished)
-    }
-
-    /// Commits; on failure the transaction is rolled back.
-    pub(crate) fn commit(mut self) -> Result<(), QueryError> {
-        let conn = self.conn.take().ok_or(QueryError::Finished)?;
-        if let Err(error) = conn.execute_batch("COMMIT") {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(error.into());
-        }
-        drop(conn);
-        self.db.committed();
-        Ok(())
-    }
-}
-
-impl Drop for SqliteTx {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-    }
 }
 
 /// `sql` prepared (or taken from the connection's cache) with `params` bound.
