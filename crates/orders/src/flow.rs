@@ -110,16 +110,25 @@ impl Flow {
                 if payment.status == PaymentStatus::Succeeded as i32
                     && delivery.status == DeliveryStatus::Scheduled as i32 =>
             {
-                if self
+                let Some(changed) = self
                     .store
                     .confirm(&order.id, &payment.id, &delivery.id)
                     .await?
-                {
-                    tracing::info!(order_id = %order.id, payment_id = %payment.id, delivery_id = %delivery.id, "order confirmed");
-                    self.changes.notify(&order.id);
-                }
-                // Either confirmed now, or a compensator claimed it first: report what is stored.
-                return self.reload(&order.id).await;
+                else {
+                    // A compensator claimed it first: report what is stored.
+                    return self.reload(&order.id).await;
+                };
+                tracing::info!(order_id = %order.id, payment_id = %payment.id, delivery_id = %delivery.id, "order confirmed");
+                self.changes.notify(&order.id);
+                return Ok(OrderRecord {
+                    status: OrderStatus::Confirmed,
+                    phase: Phase::Settled,
+                    payment_id: payment.id,
+                    delivery_id: delivery.id,
+                    version: changed.version,
+                    update_time: changed.update_time,
+                    ..order
+                });
             }
             // Downstreams enforce the deadline we sent too: a failure once it passed is the deadline's.
             Ok(_) if deadline.is_expired() => DEADLINE_REASON.to_owned(),

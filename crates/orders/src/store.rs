@@ -42,6 +42,15 @@ pub enum Inserted {
 }
 
 /// One conditional transition of an order.
+/// What a transition wrote besides its target state.
+#[derive(Debug, Clone, Copy)]
+pub struct Changed {
+    /// The order's version after it.
+    pub version: i64,
+    /// When it happened, in microseconds since the Unix epoch.
+    pub update_time: i64,
+}
+
 struct Change<'a> {
     id: &'a str,
     from: (Status, &'a [Phase]),
@@ -226,8 +235,8 @@ impl OrderStore {
         id: &str,
         payment_id: &str,
         delivery_id: &str,
-    ) -> Result<bool, QueryError> {
-        self.change(Change {
+    ) -> Result<Option<Changed>, QueryError> {
+        self.transition(Change {
             id,
             from: (Status::Pending, &[Phase::Fanout]),
             to: (Status::Confirmed, Phase::Settled),
@@ -287,6 +296,12 @@ impl OrderStore {
 
     /// Applies one conditional transition; whether the order was in the `from` state.
     async fn change(&self, change: Change<'_>) -> Result<bool, QueryError> {
+        Ok(self.transition(change).await?.is_some())
+    }
+
+    /// Applies one conditional transition; the order's new version and update time, or `None`
+    /// if it was not in the `from` state.
+    async fn transition(&self, change: Change<'_>) -> Result<Option<Changed>, QueryError> {
         // Phases are fixed identifiers, never user input.
         let phases: Vec<String> = change
             .from
@@ -298,12 +313,12 @@ impl OrderStore {
             "UPDATE orders SET status = $2, phase = $3, status_reason = COALESCE($4, status_reason), \
              payment_id = COALESCE($5, payment_id), delivery_id = COALESCE($6, delivery_id), \
              version = version + 1, update_time = $7 \
-             WHERE id = $1 AND status = $8 AND phase IN ({})",
+             WHERE id = $1 AND status = $8 AND phase IN ({}) RETURNING version",
             phases.join(", ")
         );
-        let changed = self
-            .db
-            .execute(
+        let update_time = now_micros();
+        self.db
+            .write_returning(
                 &sql,
                 params![
                     change.id,
@@ -312,12 +327,17 @@ impl OrderStore {
                     change.reason,
                     change.payment_and_delivery.map(|(p, _)| p),
                     change.payment_and_delivery.map(|(_, d)| d),
-                    now_micros(),
+                    update_time,
                     change.from.0.as_str(),
                 ],
+                |row| {
+                    Ok(Changed {
+                        version: row.int("version")?,
+                        update_time,
+                    })
+                },
             )
-            .await?;
-        Ok(changed > 0)
+            .await
     }
 
     /// Attaches each order's items, keeping the orders' order.
