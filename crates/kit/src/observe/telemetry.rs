@@ -12,7 +12,7 @@
 //!   would read them, and making them cost a third of a GetUser's CPU (`bench/getuser.sh`). Spans are exported in batches from a thread of their own, so a slow or
 //!   absent collector never slows a call; [`Telemetry::shutdown`] flushes them.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -177,7 +177,8 @@ fn provider(service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
         .build())
 }
 
-/// One JSON object a line, with the OpenTelemetry trace and span ids of the current span.
+/// One JSON object a line, with the OpenTelemetry trace and span ids of the current span,
+/// written straight into the line buffer: no map of values is built per event.
 struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -192,52 +193,134 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let metadata = event.metadata();
-        let mut line = serde_json::Map::new();
-        line.insert(
-            "timestamp".into(),
-            humantime::format_rfc3339_micros(std::time::SystemTime::now())
-                .to_string()
-                .into(),
-        );
-        line.insert("level".into(), metadata.level().as_str().into());
-        line.insert("target".into(), metadata.target().into());
-        event.record(&mut Fields(&mut line));
+        write!(
+            writer,
+            "{{\"timestamp\":\"{}\",\"level\":\"{}\",\"target\":",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
+            metadata.level().as_str()
+        )?;
+        json_string(&mut writer, metadata.target())?;
+        let mut fields = Fields {
+            out: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
         // Read before touching any span extensions, so no lock is held here.
         let context = tracing::Span::current().context();
         let span = context.span();
         let ids = span.span_context();
         if ids.is_valid() {
-            line.insert("trace_id".into(), ids.trace_id().to_string().into());
-            line.insert("span_id".into(), ids.span_id().to_string().into());
+            write!(
+                writer,
+                ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                ids.trace_id(),
+                ids.span_id()
+            )?;
         }
-        writeln!(writer, "{}", serde_json::Value::Object(line))
+        writer.write_str("}\n")
     }
 }
 
-/// Collects an event's fields into a JSON object.
-struct Fields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+/// Writes `text` as a JSON string.
+fn json_string(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    Escaped(out).write_str(text)?;
+    out.write_char('"')
+}
 
-impl Visit for Fields<'_> {
+/// Escapes what is written through it for the inside of a JSON string.
+struct Escaped<'a>(&'a mut dyn fmt::Write);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (at, c) in text.char_indices() {
+            let escape = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if c < ' ' => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..at])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{:04x}", u32::from(c))?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = at + c.len_utf8();
+        }
+        self.0.write_str(&text[plain..])
+    }
+}
+
+/// Writes an event's fields as `,"name":value` pairs.
+struct Fields<'a, 'w> {
+    out: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self
+                .out
+                .write_char(',')
+                .and_then(|()| json_string(self.out, field.name()))
+                .and_then(|()| self.out.write_char(':'))
+                .and_then(|()| value(self.out));
+        }
+    }
+}
+
+impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.field(field, |out| json_string(out, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.field(field, |out| write!(out, "{value}"));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.field(field, |out| write!(out, "{value}"));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        if value.is_finite() {
+            self.field(field, |out| write!(out, "{value}"));
+        } else {
+            self.field(field, |out| out.write_str("null"));
+        }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.field(field, |out| write!(out, "{value}"));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), value.to_string().into());
+        self.field(field, |out| {
+            out.write_char('"')?;
+            write!(Escaped(out), "{value}")?;
+            out.write_char('"')
+        });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.field(field, |out| {
+            out.write_char('"')?;
+            write!(Escaped(out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_text_is_a_json_string() {
+        let mut out = String::new();
+        json_string(&mut out, "a \"quoted\" \\ line\nwith\ttabs and \u{1} and é").expect("write");
+        let parsed: String = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(parsed, "a \"quoted\" \\ line\nwith\ttabs and \u{1} and é");
     }
 }
