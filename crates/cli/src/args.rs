@@ -30,6 +30,36 @@ pub enum Command {
     Check(CheckArgs),
     /// Drive load against a running suite and summarise what it saw.
     Bench(crate::bench::BenchArgs),
+    /// Print a bearer token signed by the development key under --data-dir (made if missing).
+    Token(TokenArgs),
+}
+
+/// Flags of `orderly token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The token's subject: the id of the user it speaks for.
+    #[arg(long)]
+    pub sub: String,
+
+    /// Give the token the `admin` role.
+    #[arg(long)]
+    pub admin: bool,
+
+    /// How long the token is valid.
+    #[arg(long, default_value = "1h")]
+    pub ttl: humantime::Duration,
+
+    /// The data directory of `orderly up`, whose `auth/` holds the development key.
+    #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// The token's issuer (`iss`).
+    #[arg(long, env = "ORDERLY_JWT_ISSUER", default_value = orderly_kit::auth::DEV_ISSUER)]
+    pub issuer: String,
+
+    /// The token's audience (`aud`).
+    #[arg(long, env = "ORDERLY_JWT_AUDIENCE", default_value = orderly_kit::auth::AUDIENCE)]
+    pub audience: String,
 }
 
 /// A service `orderly serve` can run.

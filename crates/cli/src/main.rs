@@ -23,7 +23,10 @@ use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::args::{CheckArgs, Cli, Command, PeerUrls, ServeArgs, Target, Tuning, UpArgs};
+use crate::args::{
+    CheckArgs, Cli, Command, PeerUrls, ServeArgs, Target, TokenArgs, Tuning, UpArgs,
+};
+use orderly_kit::auth::signing::{SigningKey, TokenSpec};
 
 /// jemalloc, with its background threads returning freed memory to the system over time: glibc's
 /// allocator kept the peak of a burst of large listings for good (`bench/heavy_lists.sh`; figures
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Check(args) => check(&args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Token(args) => token(&args),
         Command::Up(args) => traced(format, "orderly", up(args)).await,
         Command::Serve(args) => {
             let name = format!("orderly-{}", args.target.name());
@@ -278,6 +282,24 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     signal_task.abort();
     let _ = admin.await;
     result
+}
+
+/// `orderly token`: prints a token signed by the development key of `args.data_dir`.
+fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    let key = SigningKey::load_or_create(&args.data_dir.join(orderly_kit::auth::DEV_KEY_DIR))?;
+    let token = key.token(&TokenSpec {
+        subject: args.sub.clone(),
+        roles: if args.admin {
+            vec![orderly_kit::auth::ADMIN.to_owned()]
+        } else {
+            Vec::new()
+        },
+        issuer: args.issuer.clone(),
+        audience: args.audience.clone(),
+        ttl: *args.ttl,
+    })?;
+    println!("{token}");
+    Ok(())
 }
 
 /// `orderly check`: succeeds when the admin port at `args.admin` answers `args.path` with 200.

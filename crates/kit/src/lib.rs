@@ -11,6 +11,7 @@
 //! | [`client`] | `client` | channels, balancing, and each downstream's deadline, retries, breaker, backoff |
 //! | [`http`] | `http` | axum routers over HTTP/1.1 with connection limits, route spans, a test client |
 //! | [`db`] | `db` | SQLite or PostgreSQL pools from one URL, migrations |
+//! | [`auth`] | `auth` | bearer JWTs verified against a JWKS, per-method rules of who may call what |
 //! | [`args`] | `args` | command-line settings whose declared defaults are their `Default` |
 //! | [`observe`] | always | JSON logs, OTLP traces, W3C trace context, Prometheus metrics |
 //! | [`metadata`] | always | names of the request metadata the kit reads (fault injection) |
@@ -25,6 +26,8 @@
 
 #[cfg(feature = "args")]
 pub mod args;
+#[cfg(feature = "auth")]
+pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod conn;

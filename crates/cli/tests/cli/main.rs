@@ -9,3 +9,4 @@ mod deploy;
 mod gateway;
 mod process;
 mod telemetry;
+mod token;

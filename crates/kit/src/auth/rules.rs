@@ -1,0 +1,233 @@
+//! Who may call which method of a service: a declarative table per service ([`Rules`]), checked
+//! against the methods its proto declares ([`Rules::missing_from`]), and applied to every call
+//! before its handler runs by [`Authenticate`], a layer over the generated gRPC service. It works
+//! on the HTTP request, so unary and streaming calls alike pass through it.
+//!
+//! Ownership ("a user reads only their own orders") depends on the request's fields, which the
+//! layer does not decode: a [`Rule::User`] method's handler checks it with
+//! [`super::Caller::may_act_for`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prost::Message as _;
+use prost_types::FileDescriptorSet;
+
+use super::verify::Verifier;
+use super::{AuthError, Caller};
+
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone, with or without a token (a token sent must still be valid): sign-up.
+    Open,
+    /// Any caller with a valid token; the handler allows only the caller's own data (or an admin).
+    User,
+    /// Callers whose token has the `admin` role.
+    Admin,
+}
+
+/// A service's rules, by method name.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    service: &'static str,
+    methods: HashMap<&'static str, Rule>,
+}
+
+impl Rules {
+    /// The rules of `service` (its full name, `package.Service`), one per method.
+    pub fn new(service: &'static str, methods: &[(&'static str, Rule)]) -> Self {
+        Self {
+            service,
+            methods: methods.iter().copied().collect(),
+        }
+    }
+
+    /// The same rules with `method`'s changed to `rule` (e.g. sign-up closed).
+    pub fn with(mut self, method: &'static str, rule: Rule) -> Self {
+        self.methods.insert(method, rule);
+        self
+    }
+
+    /// The rule of `method`, if it has one.
+    pub fn rule(&self, method: &str) -> Option<Rule> {
+        self.methods.get(method).copied()
+    }
+
+    /// The methods the service declares in `descriptor_set` that have no rule, and the rules
+    /// naming methods it does not declare: both empty when the table is complete.
+    pub fn missing_from(
+        &self,
+        descriptor_set: &[u8],
+    ) -> Result<(Vec<String>, Vec<String>), prost::DecodeError> {
+        let set = FileDescriptorSet::decode(descriptor_set)?;
+        let declared: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|file| {
+                let package = file.package().to_owned();
+                file.service.iter().filter_map(move |service| {
+                    let full = format!("{package}.{}", service.name());
+                    (full == self.service).then(|| service.method.clone())
+                })
+            })
+            .flatten()
+            .map(|method| method.name().to_owned())
+            .collect();
+        let unruled = declared
+            .iter()
+            .filter(|method| !self.methods.contains_key(method.as_str()))
+            .cloned()
+            .collect();
+        let undeclared = self
+            .methods
+            .keys()
+            .filter(|method| !declared.iter().any(|d| d == *method))
+            .map(|method| (*method).to_owned())
+            .collect();
+        Ok((unruled, undeclared))
+    }
+
+    /// Decides a call to `method` with the `authorization` header `header`: the caller (if any)
+    /// or why it is refused. A method without a rule is let through to its service, which
+    /// answers UNIMPLEMENTED.
+    pub fn decide(
+        &self,
+        verifier: &Verifier,
+        method: &str,
+        header: Option<&[u8]>,
+    ) -> Result<Option<Caller>, AuthError> {
+        match self.rule(method) {
+            None => Ok(None),
+            Some(Rule::Open) if header.is_none() => Ok(None),
+            Some(Rule::Open | Rule::User) => verifier.authorization(header).map(Some),
+            Some(Rule::Admin) => {
+                let caller = verifier.authorization(header)?;
+                if caller.is_admin() {
+                    Ok(Some(caller))
+                } else {
+                    Err(AuthError::MissingRole)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "server")]
+pub use layer::Authenticate;
+
+#[cfg(feature = "server")]
+mod layer {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tonic::Status;
+    use tonic::server::NamedService;
+    use tower::Service;
+
+    use super::*;
+
+    /// A generated gRPC service behind its [`Rules`]: each call is decided before the service
+    /// sees it; the caller goes into the request's extensions ([`Caller::of`]); a refused call is
+    /// answered UNAUTHENTICATED or PERMISSION_DENIED with its reason, and its body drained.
+    #[derive(Debug, Clone)]
+    pub struct Authenticate<S> {
+        inner: S,
+        verifier: Arc<Verifier>,
+        rules: Arc<Rules>,
+    }
+
+    impl<S> Authenticate<S> {
+        /// `inner`, calls to it decided by `rules` with tokens checked by `verifier`.
+        pub fn new(inner: S, verifier: Arc<Verifier>, rules: Arc<Rules>) -> Self {
+            Self {
+                inner,
+                verifier,
+                rules,
+            }
+        }
+    }
+
+    impl<S: NamedService> NamedService for Authenticate<S> {
+        const NAME: &'static str = S::NAME;
+    }
+
+    impl<S, B> Service<http::Request<B>> for Authenticate<S>
+    where
+        S: NamedService
+            + Service<
+                http::Request<B>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            >,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+            let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+            let header = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|value| value.as_bytes());
+            match self.rules.decide(&self.verifier, method, header) {
+                Ok(caller) => {
+                    if let Some(caller) = caller {
+                        request.extensions_mut().insert(caller);
+                    }
+                    Box::pin(self.inner.call(request))
+                }
+                Err(refusal) => {
+                    metrics::counter!("orderly_server_auth_refused_total",
+                        "rpc_service" => S::NAME, "reason" => refusal.reason())
+                    .increment(1);
+                    crate::server::refuse::drain(request);
+                    let status = Status::from(refusal);
+                    Box::pin(std::future::ready(Ok(status.into_http())))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users_rules() -> Rules {
+        Rules::new(
+            "orderly.users.v1.UserService",
+            &[
+                ("CreateUser", Rule::Open),
+                ("GetUser", Rule::User),
+                ("UpdateUser", Rule::User),
+                ("DeleteUser", Rule::User),
+                ("ListUsers", Rule::Admin),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_method_without_a_rule_and_a_rule_without_a_method_are_found() {
+        let (unruled, undeclared) = users_rules()
+            .with("Frobnicate", Rule::Admin)
+            .missing_from(orderly::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        assert_eq!(unruled, ["BatchGetUsers"]);
+        assert_eq!(undeclared, ["Frobnicate"]);
+        let complete = users_rules().with("BatchGetUsers", Rule::Admin);
+        let (unruled, undeclared) = complete
+            .missing_from(orderly::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        assert!(unruled.is_empty() && undeclared.is_empty());
+    }
+}

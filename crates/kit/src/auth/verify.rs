@@ -1,0 +1,238 @@
+//! A bearer token to a [`Caller`]: signature by a key of the JWKS, with that key's algorithm only;
+//! `iss` and `aud` as configured; `exp` and `nbf` with a small allowance for clock skew.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use serde::Deserialize;
+
+use super::keys::JwksFile;
+use super::{AuthError, Caller};
+
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+/// What a service accepts tokens from and for.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: JwksFile,
+    /// One validation per algorithm a key may have, built once.
+    validations: [(Algorithm, Validation); 3],
+}
+
+/// The claims Orderly reads; the standard ones are checked by the validation.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+impl Verifier {
+    /// Tokens signed by a key of `keys`, issued by `issuer` for `audience`.
+    pub fn new(keys: JwksFile, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        let (issuer, audience) = (issuer.into(), audience.into());
+        let validation = |algorithm| {
+            let mut validation = Validation::new(algorithm);
+            validation.leeway = LEEWAY_SECONDS;
+            validation.validate_nbf = true;
+            validation.set_issuer(&[&issuer]);
+            validation.set_audience(&[&audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            (algorithm, validation)
+        };
+        Self {
+            keys,
+            validations: [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA].map(validation),
+        }
+    }
+
+    /// The caller an `authorization` header value names (`Bearer <token>`).
+    pub fn authorization(&self, header: Option<&[u8]>) -> Result<Caller, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = std::str::from_utf8(header)
+            .ok()
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Invalid)?;
+        self.token(token)
+    }
+
+    /// The caller `token` names, if it is valid.
+    pub fn token(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = decode_header(token).map_err(|error| invalid("header", &error))?;
+        let key = self
+            .keys
+            .key(header.kid.as_deref())
+            .ok_or_else(|| invalid_because("no key of the JWKS has the token's kid"))?;
+        let (_, validation) = self
+            .validations
+            .iter()
+            .find(|(algorithm, _)| *algorithm == key.algorithm)
+            .ok_or_else(|| invalid_because("the key's algorithm is not one Orderly verifies"))?;
+        match decode::<Claims>(token, &key.key, validation) {
+            Ok(data) => Ok(Caller {
+                subject: data.claims.sub,
+                roles: data.claims.roles,
+            }),
+            Err(error) if matches!(error.kind(), ErrorKind::ExpiredSignature) => {
+                Err(AuthError::Expired)
+            }
+            Err(error) => Err(invalid("claims or signature", &error)),
+        }
+    }
+}
+
+/// An invalid token, with why in the debug log only: callers learn the reason, not the check.
+fn invalid(part: &str, error: &jsonwebtoken::errors::Error) -> AuthError {
+    tracing::debug!(part, %error, "bearer token refused");
+    AuthError::Invalid
+}
+
+fn invalid_because(why: &'static str) -> AuthError {
+    tracing::debug!(why, "bearer token refused");
+    AuthError::Invalid
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    use super::*;
+    use crate::auth::signing::{SigningKey, TokenSpec};
+
+    const ISSUER: &str = "https://issuer.test";
+    const AUDIENCE: &str = "orderly";
+
+    fn spec(subject: &str) -> TokenSpec {
+        TokenSpec {
+            subject: subject.into(),
+            roles: vec![],
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            ttl: Duration::from_secs(600),
+        }
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    /// A verifier over a JWKS file holding `key`, and the directory it lives in.
+    fn verifier(key: &SigningKey) -> (tempfile::TempDir, Verifier) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, key.jwks()).expect("write JWKS");
+        let keys = JwksFile::open(&path).expect("JWKS");
+        (dir, Verifier::new(keys, ISSUER, AUDIENCE))
+    }
+
+    fn bearer(token: &str) -> Vec<u8> {
+        format!("Bearer {token}").into_bytes()
+    }
+
+    #[test]
+    fn a_valid_token_names_its_caller_and_roles() {
+        let key = SigningKey::generate().expect("key");
+        let (_dir, verifier) = verifier(&key);
+        let mut admin = spec("u1");
+        admin.roles = vec!["admin".into()];
+        let token = key.token(&admin).expect("token");
+        let caller = verifier
+            .authorization(Some(&bearer(&token)))
+            .expect("valid");
+        assert_eq!(caller.subject, "u1");
+        assert!(caller.is_admin());
+        assert_eq!(verifier.authorization(None), Err(AuthError::Missing));
+        let basic = format!("Basic {token}").into_bytes();
+        assert_eq!(
+            verifier.authorization(Some(&basic)),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_tokens_are_refused_beyond_the_skew() {
+        let key = SigningKey::generate().expect("key");
+        let (_dir, verifier) = verifier(&key);
+        let ten_minutes = spec("u1");
+        let expired = key
+            .token_at(&ten_minutes, now() - 600 - LEEWAY_SECONDS - 5)
+            .expect("token");
+        assert_eq!(verifier.token(&expired), Err(AuthError::Expired));
+        let just_expired = key.token_at(&ten_minutes, now() - 605).expect("token");
+        assert!(verifier.token(&just_expired).is_ok(), "within the skew");
+        let future = key
+            .token_at(&ten_minutes, now() + LEEWAY_SECONDS + 60)
+            .expect("token");
+        assert_eq!(verifier.token(&future), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn tokens_of_another_issuer_or_audience_are_refused() {
+        let key = SigningKey::generate().expect("key");
+        let (_dir, verifier) = verifier(&key);
+        let mut other_issuer = spec("u1");
+        other_issuer.issuer = "https://evil.test".into();
+        let mut other_audience = spec("u1");
+        other_audience.audience = "someone-else".into();
+        for spec in [other_issuer, other_audience] {
+            let token = key.token(&spec).expect("token");
+            assert_eq!(verifier.token(&token), Err(AuthError::Invalid));
+        }
+    }
+
+    #[test]
+    fn alg_none_and_hmac_signed_with_the_public_key_are_refused() {
+        let key = SigningKey::generate().expect("key");
+        let (_dir, verifier) = verifier(&key);
+        let claims = serde_json::json!({
+            "sub": "u1", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600,
+        });
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, key.kid())),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+        );
+        assert_eq!(verifier.token(&none), Err(AuthError::Invalid));
+
+        // The key confusion attack: HS256 keyed with the public key, which anyone can read.
+        let jwks: serde_json::Value = serde_json::from_str(&key.jwks()).expect("JWKS");
+        let public = URL_SAFE_NO_PAD
+            .decode(jwks["keys"][0]["x"].as_str().expect("x"))
+            .expect("base64");
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid().to_owned());
+        for secret in [public.as_slice(), key.jwks().as_bytes()] {
+            let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
+                .expect("forge");
+            assert_eq!(verifier.token(&forged), Err(AuthError::Invalid));
+        }
+    }
+
+    #[test]
+    fn an_unknown_kid_is_found_once_the_jwks_file_has_it() {
+        let old = SigningKey::generate().expect("key");
+        let (dir, verifier) = verifier(&old);
+        let new = SigningKey::generate().expect("key");
+        let token = new.token(&spec("u1")).expect("token");
+        assert_eq!(verifier.token(&token), Err(AuthError::Invalid));
+        // Rotation: the file now lists both keys.
+        let mut both: serde_json::Value = serde_json::from_str(&old.jwks()).expect("JWKS");
+        let added: serde_json::Value = serde_json::from_str(&new.jwks()).expect("JWKS");
+        both["keys"]
+            .as_array_mut()
+            .expect("keys")
+            .push(added["keys"][0].clone());
+        std::fs::write(dir.path().join("jwks.json"), both.to_string()).expect("rotate");
+        assert_eq!(verifier.token(&token).map(|c| c.subject), Ok("u1".into()));
+        let still = old.token(&spec("u2")).expect("token");
+        assert_eq!(verifier.token(&still).map(|c| c.subject), Ok("u2".into()));
+    }
+}
