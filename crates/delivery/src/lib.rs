@@ -2,11 +2,13 @@
 //!
 //! - [`store`]: the deliveries table, where the unique order id decides every race;
 //! - [`service`]: the gRPC implementation and its request checks;
-//! - [`error`]: what can go wrong, and its gRPC status.
+//! - [`error`]: what can go wrong, and its gRPC status;
+//! - [`access`]: who may call which method.
 //!
 //! Scheduling is idempotent per order, and a cancel that arrives before its schedule leaves a
 //! cancelled record behind, so the late schedule finds it and books nothing.
 
+pub mod access;
 pub mod error;
 pub mod service;
 pub mod store;
@@ -45,10 +47,11 @@ pub async fn serve(
     };
     let tuning = server.clone();
     run_with_database(service, server, listener, shutdown, |db| {
-        Ok(orderly_kit::tune_service!(
+        orderly_kit::tune_service!(
             DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(db))),
-            tuning
-        ))
+            tuning,
+            access::rules()
+        )
     })
     .await
 }

@@ -92,9 +92,11 @@ impl Gateway {
     }
 }
 
-/// Request headers passed on to the services as metadata: the per-call fault headers
-/// (`x-orderly-fault-delay`, `x-orderly-fault-code`), which only servers started with
-/// `--fault-metadata` honour. Trace context is carried by the span, not copied here.
+/// Request headers passed on to the services as metadata: the caller's `authorization` (each
+/// service checks the bearer token itself, so a user acts through the gateway with their own
+/// rights only), and the per-call fault headers (`x-orderly-fault-delay`,
+/// `x-orderly-fault-code`), which only servers started with `--fault-metadata` honour. Trace
+/// context is carried by the span, not copied here.
 #[derive(Debug, Clone, Default)]
 pub struct Forward(Vec<(&'static str, AsciiMetadataValue)>);
 
@@ -110,7 +112,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Forward {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let headers = [DELAY_HEADER, CODE_HEADER]
+        let headers = ["authorization", DELAY_HEADER, CODE_HEADER]
             .into_iter()
             .filter_map(|name| {
                 let value = parts.headers.get(name)?.to_str().ok()?;

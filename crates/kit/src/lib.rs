@@ -48,24 +48,36 @@ pub use tonic;
 
 /// Applies the kit's per-service settings to a generated tonic server (`FooServiceServer::new(..)`):
 /// gzip accepted and offered, the message size limits of a [`server::config::ServerConfig`], its opt-in
-/// fault injection ([`server::faults::FaultService`], inside the limit, like handler time), and load
-/// shedding beyond its concurrency limit ([`server::shed::Shed`]).
+/// fault injection ([`server::faults::FaultService`], inside the limit, like handler time), load
+/// shedding beyond its concurrency limit ([`server::shed::Shed`]), and, outermost, the service's
+/// [`auth::rules::Rules`] checked against callers' tokens when the config names a JWKS
+/// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`.
 ///
 /// Generated servers share no trait for these settings, hence a macro.
 #[cfg(feature = "server")]
 #[macro_export]
 macro_rules! tune_service {
-    ($server:expr, $config:expr) => {
-        $crate::server::shed::Shed::new(
-            $crate::server::faults::FaultService::new(
-                $server
-                    .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-                    .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-                    .max_decoding_message_size($config.max_message_bytes)
-                    .max_encoding_message_size($config.max_message_bytes),
-                $config.faults.clone(),
-            ),
-            $config.max_concurrent_calls,
-        )
+    ($server:expr, $config:expr, $rules:expr) => {
+        $config
+            .auth
+            .verifier()
+            .map_err($crate::server::StartError::from)
+            .map(|verifier| {
+                $crate::auth::rules::Authenticate::new(
+                    $crate::server::shed::Shed::new(
+                        $crate::server::faults::FaultService::new(
+                            $server
+                                .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                                .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                                .max_decoding_message_size($config.max_message_bytes)
+                                .max_encoding_message_size($config.max_message_bytes),
+                            $config.faults.clone(),
+                        ),
+                        $config.max_concurrent_calls,
+                    ),
+                    verifier,
+                    ::std::sync::Arc::new($rules),
+                )
+            })
     };
 }

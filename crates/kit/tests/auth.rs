@@ -43,7 +43,7 @@ async fn serve() -> (SocketAddr, SigningKey, tempfile::TempDir) {
         tonic::transport::Server::builder()
             .add_service(Authenticate::new(
                 health,
-                Arc::new(verifier),
+                Some(Arc::new(verifier)),
                 Arc::new(rules),
             ))
             .serve_with_incoming(incoming)

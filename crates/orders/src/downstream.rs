@@ -12,6 +12,7 @@ use orderly::payments::v1::{
     ChargeRequest, Payment, PaymentServiceClient, RefundRequest, payment_service_methods,
 };
 use orderly::users::v1::{GetUserRequest, UserServiceClient};
+use orderly_kit::auth::OnBehalf;
 use orderly_kit::client::ClientError;
 use orderly_kit::client::breaker::Permit;
 use orderly_kit::client::deadline::Deadline;
@@ -84,8 +85,13 @@ impl Downstreams {
         Ok(FanoutPermits { charge, schedule })
     }
 
-    /// Whether the user exists.
-    pub async fn user_exists(&self, user_id: &str, deadline: Deadline) -> Result<bool, Status> {
+    /// Whether the user exists, asked with the credentials of the caller it is asked for.
+    pub async fn user_exists(
+        &self,
+        user_id: &str,
+        on_behalf: &OnBehalf,
+        deadline: Deadline,
+    ) -> Result<bool, Status> {
         let request = GetUserRequest {
             id: user_id.to_owned(),
         };
@@ -95,11 +101,14 @@ impl Downstreams {
                 deadline,
                 Safety::Idempotent,
                 request,
-                |channel, request| async move {
-                    UserServiceClient::new(channel)
-                        .get_user(request)
-                        .await
-                        .map(drop)
+                |channel, mut request| {
+                    on_behalf.apply(&mut request);
+                    async move {
+                        UserServiceClient::new(channel)
+                            .get_user(request)
+                            .await
+                            .map(drop)
+                    }
                 },
             )
             .await;

@@ -11,6 +11,9 @@ pub const DOMAIN: &str = "orders.orderly";
 /// Why an OrderService call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
+    /// The caller may not do this.
+    #[error(transparent)]
+    Refused(#[from] orderly_kit::auth::AuthError),
     /// The request has invalid fields; nothing was written.
     #[error(transparent)]
     Invalid(#[from] FieldViolations),
@@ -56,6 +59,7 @@ impl From<OrderError> for Status {
     fn from(error: OrderError) -> Self {
         let message = error.to_string();
         match error {
+            OrderError::Refused(refusal) => refusal.into(),
             OrderError::Invalid(violations) => violations.into(),
             OrderError::NotFound(id) => with_info(
                 Code::NotFound,

@@ -5,11 +5,13 @@
 //! - [`downstream`]: keyed, deadline-bound calls to users, payments and delivery;
 //! - [`flow`]: the saga (fan-out, confirm or compensate), cancelling, and crash recovery;
 //! - [`changes`] and [`follow`]: change notices and following an order, for WatchOrder;
-//! - [`service`]: the gRPC implementation; [`error`]: its errors and their statuses.
+//! - [`service`]: the gRPC implementation; [`error`]: its errors and their statuses;
+//! - [`access`]: who may call which method.
 //!
 //! [`serve`] also runs the recovery sweep: at start and then on an interval, every order whose work
 //! stood still longer than `recover_after` is settled, so no charge is ever orphaned by a crash.
 
+pub mod access;
 pub mod changes;
 pub mod downstream;
 pub mod error;
@@ -165,10 +167,7 @@ pub async fn serve(
             PageTokens::new(&config.page_token_secret),
             timing,
         );
-        Ok(orderly_kit::tune_service!(
-            OrderServiceServer::new(orders),
-            tuning
-        ))
+        orderly_kit::tune_service!(OrderServiceServer::new(orders), tuning, access::rules())
     })
     .await;
     stop.trigger();

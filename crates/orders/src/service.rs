@@ -12,6 +12,7 @@ use orderly::orders::v1::{
     WatchOrderRequest, WatchOrderResponse,
 };
 use orderly::validate::text;
+use orderly_kit::auth::{Caller, OnBehalf};
 use orderly_kit::client::deadline::Deadline;
 use orderly_kit::pagination::{PageTokens, page_size};
 use orderly_kit::status::FieldViolations;
@@ -178,6 +179,15 @@ type Reply<T> = Result<Response<T>, Status>;
 /// What a handler answers before the trait edge turns its error into a status.
 type Answer<T> = Result<Response<T>, OrderError>;
 
+/// Allows the call on `user_id`'s orders: the caller is that user or an admin (or the server does
+/// not authenticate, and there is no caller).
+fn owner(caller: Option<&Caller>, user_id: &str) -> Result<(), OrderError> {
+    match caller {
+        Some(caller) => Ok(caller.may_act_for(user_id)?),
+        None => Ok(()),
+    }
+}
+
 /// Checks an order id.
 fn order_id(raw: &str) -> Result<String, OrderError> {
     let mut violations = FieldViolations::new();
@@ -204,8 +214,11 @@ impl Orders {
     ) -> Answer<CreateOrderResponse> {
         let work = Deadline::for_request(&request, self.timing.budget, ANSWER_MARGIN);
         let answer_by = work.instant() + SETTLE_GRACE;
+        let caller = Caller::of(&request).cloned();
+        let on_behalf = OnBehalf::of(&request);
         let new = NewOrder::parse(request.into_inner())?;
         let user_id = new.user_id.to_string();
+        owner(caller.as_ref(), &user_id)?;
 
         if let Some(existing) = self.store.by_key(&user_id, &new.idempotency_key).await? {
             return self.replay(&new, existing, answer_by).await;
@@ -217,7 +230,7 @@ impl Orders {
             .map_err(OrderError::FailingFast)?;
         if !self
             .downstreams
-            .user_exists(&user_id, work)
+            .user_exists(&user_id, &on_behalf, work)
             .await
             .map_err(OrderError::Users)?
         {
@@ -251,14 +264,17 @@ impl Orders {
     }
 
     async fn get_order(&self, request: Request<GetOrderRequest>) -> Answer<GetOrderResponse> {
+        let caller = Caller::of(&request).cloned();
         let id = order_id(&request.into_inner().id)?;
         let order = self.existing(&id).await?;
+        owner(caller.as_ref(), &order.user_id)?;
         Ok(Response::new(GetOrderResponse {
             order: Some(order.into()),
         }))
     }
 
     async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Answer<ListOrdersResponse> {
+        let caller = Caller::of(&request).cloned();
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let user_id = match uuid::Uuid::try_parse(request.user_id.trim()) {
@@ -286,6 +302,7 @@ impl Orders {
         let (Some(user_id), Some(size), Some(before)) = (user_id, size, before) else {
             return Err(OrderError::Invalid(violations));
         };
+        owner(caller.as_ref(), &user_id)?;
         let (orders, more) = self.page(&user_id, before, size as usize).await?;
         let next_page_token = match orders.last() {
             Some(last) if more => self.tokens.seal(&scope, last.id.as_bytes()),
@@ -301,6 +318,7 @@ impl Orders {
         &self,
         request: Request<CancelOrderRequest>,
     ) -> Answer<CancelOrderResponse> {
+        let caller = Caller::of(&request).cloned();
         let request = request.into_inner();
         let id = order_id(&request.id)?;
         let mut violations = FieldViolations::new();
@@ -309,6 +327,7 @@ impl Orders {
             return Err(OrderError::Invalid(violations));
         };
         let order = self.existing(&id).await?;
+        owner(caller.as_ref(), &order.user_id)?;
         if matches!(order.status, OrderStatus::Pending | OrderStatus::Failed) {
             return Err(OrderError::NotConfirmed {
                 id,
@@ -335,9 +354,11 @@ impl Orders {
         &self,
         request: Request<WatchOrderRequest>,
     ) -> Answer<<Self as OrderService>::WatchOrderStream> {
+        let caller = Caller::of(&request).cloned();
         let id = order_id(&request.into_inner().id)?;
         let mut follower = self.follower(&id);
         let first = follower.next().await?.ok_or(OrderError::NotFound(id))?;
+        owner(caller.as_ref(), &first.user_id)?;
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
             let mut current = Some(first);

@@ -2,12 +2,14 @@
 //!
 //! - [`store`]: the payments and refunds tables, where the unique idempotency keys decide every race;
 //! - [`service`]: the gRPC implementation and its request checks;
-//! - [`error`]: what can go wrong, and its gRPC status.
+//! - [`error`]: what can go wrong, and its gRPC status;
+//! - [`access`]: who may call which method.
 //!
 //! Charges and refunds are safe to retry: the same key never moves money twice. A refund by charge
 //! key that arrives before the charge voids it, so a caller that gave up on a charge can always
 //! make sure no money stays taken.
 
+pub mod access;
 pub mod error;
 pub mod service;
 pub mod store;
@@ -46,10 +48,11 @@ pub async fn serve(
     };
     let tuning = server.clone();
     run_with_database(service, server, listener, shutdown, |db| {
-        Ok(orderly_kit::tune_service!(
+        orderly_kit::tune_service!(
             PaymentServiceServer::new(Payments::new(PaymentStore::new(db))),
-            tuning
-        ))
+            tuning,
+            access::rules()
+        )
     })
     .await
 }

@@ -49,6 +49,9 @@ pub struct Options {
     pub fault_metadata: bool,
     /// A gateway in front of users and orders, its settings changed by this function.
     pub gateway: Option<GatewayTuning>,
+    /// A JWKS file: every service then checks callers' bearer tokens against it (issuer
+    /// [`orderly_kit::auth::DEV_ISSUER`], audience [`orderly_kit::auth::AUDIENCE`]).
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 /// Changes to the gateway's settings, for [`Options::gateway`].
@@ -77,6 +80,7 @@ impl Default for Options {
             calls: orderly_kit::client::downstream::DownstreamConfig::default(),
             fault_metadata: false,
             gateway: None,
+            jwks_file: None,
         }
     }
 }
@@ -164,12 +168,14 @@ impl Stack {
             database: dbs[0].config(4),
             page_token_secret: "test".into(),
         };
+        let mut base = ServerConfig::default();
+        base.auth.jwks_file = options.jwks_file.clone();
         let plain = ServerConfig {
             faults: FaultConfig {
                 fault_metadata: options.fault_metadata,
                 ..FaultConfig::default()
             },
-            ..ServerConfig::default()
+            ..base.clone()
         };
         tasks.spawn(service(orderly_users::serve(
             users,
@@ -185,7 +191,7 @@ impl Stack {
                 fault_metadata: options.fault_metadata,
                 ..options.payments.clone()
             },
-            ..ServerConfig::default()
+            ..base.clone()
         };
         tasks.spawn(service(orderly_payments::serve(
             payments,
@@ -201,7 +207,7 @@ impl Stack {
                 fault_metadata: options.fault_metadata,
                 ..options.delivery.clone()
             },
-            ..ServerConfig::default()
+            ..base
         };
         tasks.spawn(service(orderly_delivery::serve(
             delivery,

@@ -23,6 +23,9 @@ pub enum UserError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] orderly_kit::db::QueryError),
+    /// The caller may not do this.
+    #[error(transparent)]
+    Refused(#[from] orderly_kit::auth::AuthError),
 }
 
 impl From<StoreError> for UserError {
@@ -53,6 +56,7 @@ impl From<UserError> for Status {
                 [],
             ),
             UserError::Database(error) => orderly_kit::status::database(&error),
+            UserError::Refused(refusal) => refusal.into(),
         }
     }
 }

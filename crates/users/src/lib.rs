@@ -3,11 +3,13 @@
 //! - [`model`]: validated names, emails and ids;
 //! - [`store`]: the users table (SQLite or PostgreSQL) and its migrations;
 //! - [`service`]: the gRPC implementation;
-//! - [`error`]: what can go wrong, and its gRPC status.
+//! - [`error`]: what can go wrong, and its gRPC status;
+//! - [`access`]: who may call which method.
 //!
 //! [`serve`] runs the service on a listener the caller bound, with the kit's health checks,
 //! reflection and graceful shutdown, until the shutdown future resolves.
 
+pub mod access;
 pub mod error;
 pub mod model;
 pub mod service;
@@ -54,10 +56,7 @@ pub async fn serve(
             UserStore::new(db),
             PageTokens::new(&config.page_token_secret),
         );
-        Ok(orderly_kit::tune_service!(
-            UserServiceServer::new(users),
-            tuning
-        ))
+        orderly_kit::tune_service!(UserServiceServer::new(users), tuning, access::rules())
     })
     .await
 }

@@ -8,6 +8,7 @@ use orderly::users::v1::{
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, ListUsersRequest,
     ListUsersResponse, UpdateUserRequest, UpdateUserResponse, User, UserService,
 };
+use orderly_kit::auth::Caller;
 use orderly_kit::pagination::{PageTokens, page_size};
 use orderly_kit::status::FieldViolations;
 use tonic::{Request, Response, Status};
@@ -44,6 +45,15 @@ type Reply<T> = Result<Response<T>, Status>;
 type Answer<T> = Result<Response<T>, UserError>;
 
 /// The id of a request, or a violation against `field`.
+/// Allows the call on `id`'s record: the caller is that user or an admin (or the server does not
+/// authenticate, and there is no caller).
+fn owner(caller: Option<&Caller>, id: &UserId) -> Result<(), UserError> {
+    match caller {
+        Some(caller) => Ok(caller.may_act_for(&id.to_string())?),
+        None => Ok(()),
+    }
+}
+
 fn user_id(violations: &mut FieldViolations, field: &str, raw: &str) -> Option<UserId> {
     violations.check(field, UserId::parse(raw))
 }
@@ -66,11 +76,13 @@ impl Users {
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Answer<GetUserResponse> {
+        let caller = Caller::of(&request).cloned();
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(id) = user_id(&mut violations, "id", &request.id) else {
             return Err(UserError::Invalid(violations));
         };
+        owner(caller.as_ref(), &id)?;
         match self.store.get(&id).await? {
             Some(record) => Ok(Response::new(GetUserResponse {
                 user: Some(record.into()),
@@ -80,6 +92,7 @@ impl Users {
     }
 
     async fn update_user(&self, request: Request<UpdateUserRequest>) -> Answer<UpdateUserResponse> {
+        let caller = Caller::of(&request).cloned();
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(user) = request.user else {
@@ -109,6 +122,7 @@ impl Users {
         let Some(id) = id.filter(|_| violations.is_empty()) else {
             return Err(UserError::Invalid(violations));
         };
+        owner(caller.as_ref(), &id)?;
         match self
             .store
             .update(&id, name.as_ref(), email.as_ref())
@@ -122,11 +136,13 @@ impl Users {
     }
 
     async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Answer<DeleteUserResponse> {
+        let caller = Caller::of(&request).cloned();
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let Some(id) = user_id(&mut violations, "id", &request.id) else {
             return Err(UserError::Invalid(violations));
         };
+        owner(caller.as_ref(), &id)?;
         if self.store.delete(&id).await? {
             Ok(Response::new(DeleteUserResponse {}))
         } else {

@@ -14,6 +14,8 @@
 //! [`DOMAIN`]): `TOKEN_MISSING`, `TOKEN_EXPIRED`, `TOKEN_INVALID` (UNAUTHENTICATED); `NOT_OWNER`,
 //! `MISSING_ROLE` (PERMISSION_DENIED). Which check failed beyond that goes to the debug log only.
 
+#[cfg(feature = "args")]
+pub mod config;
 pub mod keys;
 pub mod rules;
 pub mod signing;
@@ -65,6 +67,33 @@ impl Caller {
     /// anyone called without a token, or on a server without authentication.
     pub fn of<T>(request: &tonic::Request<T>) -> Option<&Self> {
         request.extensions().get::<Self>()
+    }
+}
+
+/// The credentials a call came with, passed on to the calls a service makes on its caller's
+/// behalf, so that each downstream service checks the same user's rights itself rather than
+/// trusting whoever called it.
+#[derive(Debug, Clone, Default)]
+pub struct OnBehalf(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl OnBehalf {
+    /// The `authorization` metadata of `request`, if any.
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        Self(request.metadata().get("authorization").cloned())
+    }
+
+    /// No caller's credentials: work a service does on its own (a recovery sweep).
+    pub fn nobody() -> Self {
+        Self(None)
+    }
+
+    /// Puts the credentials on an outgoing `request`.
+    pub fn apply<T>(&self, request: &mut tonic::Request<T>) {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
     }
 }
 

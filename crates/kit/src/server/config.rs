@@ -48,6 +48,10 @@ pub struct ServerConfig {
     /// Opt-in fault injection, for tests and demos.
     #[command(flatten)]
     pub faults: FaultConfig,
+
+    /// Who may call: the JWKS that callers' tokens are checked against.
+    #[command(flatten)]
+    pub auth: crate::auth::config::AuthConfig,
 }
 
 impl ServerConfig {

@@ -55,6 +55,9 @@ pub enum StartError {
     /// The server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The keys that verify callers' tokens could not be read.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::keys::KeysError),
 }
 
 /// A gRPC server under construction: add services, a descriptor set and a readiness probe, then

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auth;
 mod example;
 mod faults;
 mod input;

@@ -1,0 +1,41 @@
+//! The flags that turn authentication on: where the JWKS is, and which issuer and audience
+//! tokens must name.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::keys::{JwksFile, KeysError};
+use super::verify::Verifier;
+use super::{AUDIENCE, DEV_ISSUER};
+
+/// How a server checks its callers' tokens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthConfig {
+    /// A JWKS file of the keys that sign callers' tokens (re-read when it changes). Without it,
+    /// calls are not authenticated.
+    #[arg(long, env = "ORDERLY_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// The issuer (`iss`) tokens must name.
+    #[arg(long, env = "ORDERLY_JWT_ISSUER", default_value = DEV_ISSUER)]
+    pub jwt_issuer: String,
+
+    /// The audience (`aud`) tokens must name.
+    #[arg(long, env = "ORDERLY_JWT_AUDIENCE", default_value = AUDIENCE)]
+    pub jwt_audience: String,
+}
+
+impl AuthConfig {
+    /// The verifier these flags describe; `None` when no JWKS is configured.
+    pub fn verifier(&self) -> Result<Option<Arc<Verifier>>, KeysError> {
+        let Some(path) = &self.jwks_file else {
+            return Ok(None);
+        };
+        let keys = JwksFile::open(path)?;
+        Ok(Some(Arc::new(Verifier::new(
+            keys,
+            &self.jwt_issuer,
+            &self.jwt_audience,
+        ))))
+    }
+}

@@ -1,0 +1,34 @@
+//! Who may call which OrderService method: any authenticated user, for their own orders only
+//! (the handlers check that CreateOrder's `user_id`, ListOrders' `user_id` and the owner of the
+//! order read, cancelled or watched is the caller); an admin may act on any.
+
+use orderly_kit::auth::rules::{Rule, Rules};
+
+/// OrderService's rules.
+pub fn rules() -> Rules {
+    Rules::new(
+        "orderly.orders.v1.OrderService",
+        &[
+            ("CreateOrder", Rule::User),
+            ("GetOrder", Rule::User),
+            ("ListOrders", Rule::User),
+            ("CancelOrder", Rule::User),
+            ("WatchOrder", Rule::User),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_method_the_proto_declares_has_a_rule() {
+        let (unruled, undeclared) = super::rules()
+            .missing_from(orderly::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        assert!(unruled.is_empty(), "methods without a rule: {unruled:?}");
+        assert!(
+            undeclared.is_empty(),
+            "rules without a method: {undeclared:?}"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! Authentication and ownership over the whole suite with every service checking bearer tokens
+//! against a JWKS: over gRPC for a unary and a streaming method, and over REST through the
+//! gateway, which passes the caller's token on.
+
+use std::time::Duration;
+
+use orderly::orders::v1::{GetOrderRequest, ListOrdersRequest, WatchOrderRequest};
+use orderly::users::v1::{GetUserRequest, ListUsersRequest};
+use orderly_kit::auth::signing::{SigningKey, TokenSpec};
+use orderly_kit::auth::{AUDIENCE, DEV_ISSUER};
+use orderly_kit::http::client;
+use orderly_testkit::stack::{PATIENCE, order_request, uuid_like};
+use orderly_testkit::{Options, Stack, TestBackend};
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+struct Authed {
+    stack: Stack,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl Authed {
+    async fn start() -> Self {
+        let key = SigningKey::generate().expect("key");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, key.jwks()).expect("JWKS");
+        let stack = Stack::start(Options {
+            backend: TestBackend::Sqlite,
+            jwks_file: Some(jwks),
+            gateway: Some(Box::new(|_| {})),
+            ..Options::default()
+        })
+        .await
+        .expect("SQLite is always available");
+        Self {
+            stack,
+            key,
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, subject: &str, admin: bool) -> String {
+        self.key
+            .token(&TokenSpec {
+                subject: subject.into(),
+                roles: if admin { vec!["admin".into()] } else { vec![] },
+                issuer: DEV_ISSUER.into(),
+                audience: AUDIENCE.into(),
+                ttl: Duration::from_secs(600),
+            })
+            .expect("token")
+    }
+}
+
+fn with<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    request
+}
+
+fn reason(status: &Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn users_read_only_their_own_record_and_admins_any() {
+    let mut suite = Authed::start().await;
+    // Sign-up is open.
+    let alice = suite.stack.user().await;
+    let bob = suite.stack.user().await;
+    let (alice_token, admin) = (suite.token(&alice, false), suite.token("root", true));
+    let users = &mut suite.stack.users;
+    let get = |id: &str| GetUserRequest { id: id.into() };
+
+    let missing = users
+        .get_user(with(get(&alice), None))
+        .await
+        .expect_err("no token");
+    assert_eq!(
+        (missing.code(), reason(&missing).as_str()),
+        (Code::Unauthenticated, "TOKEN_MISSING")
+    );
+    users
+        .get_user(with(get(&alice), Some(&alice_token)))
+        .await
+        .expect("her own record");
+    let other = users
+        .get_user(with(get(&bob), Some(&alice_token)))
+        .await
+        .expect_err("another user's record");
+    assert_eq!(
+        (other.code(), reason(&other).as_str()),
+        (Code::PermissionDenied, "NOT_OWNER")
+    );
+    users
+        .get_user(with(get(&bob), Some(&admin)))
+        .await
+        .expect("an admin reads anyone");
+    let list = users
+        .list_users(with(ListUsersRequest::default(), Some(&alice_token)))
+        .await
+        .expect_err("listing needs admin");
+    assert_eq!(
+        (list.code(), reason(&list).as_str()),
+        (Code::PermissionDenied, "MISSING_ROLE")
+    );
+}
+
+#[tokio::test]
+async fn an_order_for_another_user_is_refused_before_anything_is_stored() {
+    let mut suite = Authed::start().await;
+    let alice = suite.stack.user().await;
+    let bob = suite.stack.user().await;
+    let alice_token = suite.token(&alice, false);
+    let admin = suite.token("root", true);
+
+    let refused = suite
+        .stack
+        .orders
+        .create_order(with(
+            order_request(&bob, &uuid_like(), &[("BOOK", 1, 1500)]),
+            Some(&alice_token),
+        ))
+        .await
+        .expect_err("alice orders for bob");
+    assert_eq!(
+        (refused.code(), reason(&refused).as_str()),
+        (Code::PermissionDenied, "NOT_OWNER")
+    );
+    let bobs = suite
+        .stack
+        .orders
+        .list_orders(with(
+            ListOrdersRequest {
+                user_id: bob.clone(),
+                ..Default::default()
+            },
+            Some(&admin),
+        ))
+        .await
+        .expect("admin lists bob's orders")
+        .into_inner();
+    assert!(bobs.orders.is_empty(), "nothing stored for bob");
+    assert_eq!(suite.stack.net_charged().await, 0, "nothing charged");
+
+    // Her own order goes through: orders asks users about her with her own token.
+    let order = suite
+        .stack
+        .orders
+        .create_order(with(
+            order_request(&alice, &uuid_like(), &[("BOOK", 1, 1500)]),
+            Some(&alice_token),
+        ))
+        .await
+        .expect("alice orders for herself")
+        .into_inner()
+        .order
+        .expect("order");
+    let bob_token = suite.token(&bob, false);
+    let peek = suite
+        .stack
+        .orders
+        .get_order(with(
+            GetOrderRequest {
+                id: order.id.clone(),
+            },
+            Some(&bob_token),
+        ))
+        .await
+        .expect_err("bob reads alice's order");
+    assert_eq!(peek.code(), Code::PermissionDenied);
+
+    // The streaming method is checked like the unary ones.
+    let watch = |token: Option<&str>| {
+        with(
+            WatchOrderRequest {
+                id: order.id.clone(),
+            },
+            token,
+        )
+    };
+    let anonymous = suite
+        .stack
+        .orders
+        .watch_order(watch(None))
+        .await
+        .expect_err("no token");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let stranger = suite
+        .stack
+        .orders
+        .watch_order(watch(Some(&bob_token)))
+        .await
+        .expect_err("bob watches alice's order");
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    let mut stream = suite
+        .stack
+        .orders
+        .watch_order(watch(Some(&alice_token)))
+        .await
+        .expect("alice watches her order")
+        .into_inner();
+    let first = stream.message().await.expect("message").expect("order");
+    assert_eq!(first.order.map(|o| o.id), Some(order.id));
+}
+
+#[tokio::test]
+async fn the_gateway_passes_the_callers_token_on_and_answers_401_and_403() {
+    let mut suite = Authed::start().await;
+    let alice = suite.stack.user().await;
+    let bob = suite.stack.user().await;
+    let addr = suite.stack.gateway.expect("gateway");
+    let get = |path: String, token: Option<String>| async move {
+        let header = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = header
+            .as_deref()
+            .map(|h| vec![("Authorization", h)])
+            .unwrap_or_default();
+        client::request(addr, "GET", &path, &headers, b"", PATIENCE)
+            .await
+            .expect("the gateway answers")
+    };
+    let anonymous = get(format!("/v1/users/{alice}"), None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        anonymous.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token""#)
+    );
+    let stranger = get(format!("/v1/users/{alice}"), Some(suite.token(&bob, false))).await;
+    assert_eq!(stranger.status, 403);
+    let own = get(
+        format!("/v1/users/{alice}"),
+        Some(suite.token(&alice, false)),
+    )
+    .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+}

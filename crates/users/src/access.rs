@@ -1,0 +1,34 @@
+//! Who may call which UserService method: sign-up is open; a user reads, updates and deletes only
+//! their own record (checked by the handlers); listing and batch reads are for admins.
+
+use orderly_kit::auth::rules::{Rule, Rules};
+
+/// UserService's rules.
+pub fn rules() -> Rules {
+    Rules::new(
+        "orderly.users.v1.UserService",
+        &[
+            ("CreateUser", Rule::Open),
+            ("GetUser", Rule::User),
+            ("UpdateUser", Rule::User),
+            ("DeleteUser", Rule::User),
+            ("ListUsers", Rule::Admin),
+            ("BatchGetUsers", Rule::Admin),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_method_the_proto_declares_has_a_rule() {
+        let (unruled, undeclared) = super::rules()
+            .missing_from(orderly::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        assert!(unruled.is_empty(), "methods without a rule: {unruled:?}");
+        assert!(
+            undeclared.is_empty(),
+            "rules without a method: {undeclared:?}"
+        );
+    }
+}
