@@ -18,6 +18,7 @@
 //! | [`conn`] | always | connection caps, header timeouts and an accept loop that survives EMFILE |
 //! | [`shutdown`] | always | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
 //! | [`status`] | always | typed errors to `tonic::Status` with google.rpc details |
+//! | [`rate`] | `rate` | per-caller rate limits (GCRA) keyed by token subject or peer address |
 //! | [`pagination`] | always | AIP-158 page sizes and tamper-checked page tokens |
 //! | [`time`] | always | microsecond timestamps and their protobuf form |
 //!
@@ -38,6 +39,8 @@ pub mod http;
 pub mod metadata;
 pub mod observe;
 pub mod pagination;
+#[cfg(feature = "rate")]
+pub mod rate;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod shutdown;
@@ -49,7 +52,8 @@ pub use tonic;
 /// Applies the kit's per-service settings to a generated tonic server (`FooServiceServer::new(..)`):
 /// gzip accepted and offered, the message size limits of a [`server::config::ServerConfig`], its opt-in
 /// fault injection ([`server::faults::FaultService`], inside the limit, like handler time), load
-/// shedding beyond its concurrency limit ([`server::shed::Shed`]), and, outermost, the service's
+/// shedding beyond its concurrency limit ([`server::shed::Shed`]), per-caller rate limits
+/// ([`server::rate::RateLimited`]), and, outermost, the service's
 /// [`auth::rules::Rules`] checked against callers' tokens when the config names a JWKS
 /// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`.
 ///
@@ -64,16 +68,23 @@ macro_rules! tune_service {
             .map_err($crate::server::StartError::from)
             .map(|verifier| {
                 $crate::auth::rules::Authenticate::new(
-                    $crate::server::shed::Shed::new(
-                        $crate::server::faults::FaultService::new(
-                            $server
-                                .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-                                .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
-                                .max_decoding_message_size($config.max_message_bytes)
-                                .max_encoding_message_size($config.max_message_bytes),
-                            $config.faults.clone(),
+                    $crate::server::rate::RateLimited::new(
+                        $crate::server::shed::Shed::new(
+                            $crate::server::faults::FaultService::new(
+                                $server
+                                    .accept_compressed(
+                                        $crate::tonic::codec::CompressionEncoding::Gzip,
+                                    )
+                                    .send_compressed(
+                                        $crate::tonic::codec::CompressionEncoding::Gzip,
+                                    )
+                                    .max_decoding_message_size($config.max_message_bytes)
+                                    .max_encoding_message_size($config.max_message_bytes),
+                                $config.faults.clone(),
+                            ),
+                            $config.max_concurrent_calls,
                         ),
-                        $config.max_concurrent_calls,
+                        $crate::rate::CallerLimits::new($config.rate),
                     ),
                     verifier,
                     ::std::sync::Arc::new($rules),

@@ -52,6 +52,8 @@ pub struct Options {
     /// A JWKS file: every service then checks callers' bearer tokens against it (issuer
     /// [`orderly_kit::auth::DEV_ISSUER`], audience [`orderly_kit::auth::AUDIENCE`]).
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Per-caller rate limits of every service.
+    pub rate: orderly_kit::rate::RateConfig,
 }
 
 /// Changes to the gateway's settings, for [`Options::gateway`].
@@ -81,6 +83,7 @@ impl Default for Options {
             fault_metadata: false,
             gateway: None,
             jwks_file: None,
+            rate: orderly_kit::rate::RateConfig::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ impl Stack {
         };
         let mut base = ServerConfig::default();
         base.auth.jwks_file = options.jwks_file.clone();
+        base.rate = options.rate;
         let plain = ServerConfig {
             faults: FaultConfig {
                 fault_metadata: options.fault_metadata,

@@ -52,6 +52,10 @@ pub struct ServerConfig {
     /// Who may call: the JWKS that callers' tokens are checked against.
     #[command(flatten)]
     pub auth: crate::auth::config::AuthConfig,
+
+    /// How many calls each caller may make.
+    #[command(flatten)]
+    pub rate: crate::rate::RateConfig,
 }
 
 impl ServerConfig {

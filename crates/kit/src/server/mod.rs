@@ -11,6 +11,7 @@ pub mod admin;
 pub mod config;
 pub mod faults;
 pub mod health;
+pub mod rate;
 pub mod refuse;
 pub mod shed;
 

@@ -22,6 +22,10 @@ struct Authed {
 
 impl Authed {
     async fn start() -> Self {
+        Self::start_limited(orderly_kit::rate::RateConfig::default()).await
+    }
+
+    async fn start_limited(rate: orderly_kit::rate::RateConfig) -> Self {
         let key = SigningKey::generate().expect("key");
         let dir = tempfile::tempdir().expect("temporary directory");
         let jwks = dir.path().join("jwks.json");
@@ -30,6 +34,7 @@ impl Authed {
             backend: TestBackend::Sqlite,
             jwks_file: Some(jwks),
             gateway: Some(Box::new(|_| {})),
+            rate,
             ..Options::default()
         })
         .await
@@ -244,4 +249,56 @@ async fn the_gateway_passes_the_callers_token_on_and_answers_401_and_403() {
     )
     .await;
     assert_eq!(own.status, 200, "{}", own.body);
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_limit_is_refused_for_its_caller_only() {
+    let mut suite = Authed::start_limited(orderly_kit::rate::RateConfig {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 5,
+    })
+    .await;
+    let alice = suite.stack.user().await;
+    let bob = suite.stack.user().await;
+    let (alice_token, bob_token) = (suite.token(&alice, false), suite.token(&bob, false));
+    let users = &mut suite.stack.users;
+    let get = |id: &str, token: &str| with(GetUserRequest { id: id.into() }, Some(token));
+    for _ in 0..5 {
+        users
+            .get_user(get(&alice, &alice_token))
+            .await
+            .expect("within the burst");
+    }
+    let limited = users
+        .get_user(get(&alice, &alice_token))
+        .await
+        .expect_err("beyond the burst");
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&limited), "RATE_LIMITED");
+    let wait = limited
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("RetryInfo");
+    assert!(wait <= Duration::from_secs(1), "{wait:?}");
+    for _ in 0..5 {
+        users
+            .get_user(get(&bob, &bob_token))
+            .await
+            .expect("another caller keeps their allowance");
+    }
+    // Over REST the refusal is a 429 with Retry-After.
+    let addr = suite.stack.gateway.expect("gateway");
+    let header = format!("Bearer {alice_token}");
+    let response = client::request(
+        addr,
+        "GET",
+        &format!("/v1/users/{alice}"),
+        &[("Authorization", header.as_str())],
+        b"",
+        PATIENCE,
+    )
+    .await
+    .expect("the gateway answers");
+    assert_eq!(response.status, 429, "{}", response.body);
+    assert!(response.header("retry-after").is_some());
 }
