@@ -180,6 +180,11 @@ pub struct Tuning {
     )]
     pub page_token_secret: String,
 
+    /// Sign-up only by admins: CreateUser then needs a token with the `admin` role (when tokens
+    /// are checked).
+    #[arg(long, env = "ORDERLY_CLOSED_SIGNUP")]
+    pub closed_signup: bool,
+
     /// Server settings shared by every service.
     #[command(flatten)]
     pub server: ServerConfig,

@@ -120,12 +120,17 @@ async fn run(
             config.connections = server.connection_limits();
             config.grace_period = server.grace_period;
             config.calls = tuning.calls.config();
+            config.callers = orderly_gateway::callers::Callers {
+                verifier: server.auth.verifier()?,
+                limits: orderly_kit::rate::CallerLimits::new(server.rate),
+            };
             orderly_gateway::serve(config, listener, shutdown).await?;
         }
         Target::Users => {
             let config = orderly_users::UsersConfig {
                 database,
                 page_token_secret: tuning.page_token_secret,
+                closed_signup: tuning.closed_signup,
             };
             orderly_users::serve(config, server, listener, shutdown).await?;
         }

@@ -8,6 +8,7 @@
 //! | [`users`], [`orders`] | the handlers |
 //! | [`json`] | the JSON bodies and their conversions to and from the gRPC messages |
 //! | [`body`] | JSON request bodies whose every failure is a problem |
+//! | [`callers`] | bearer tokens verified and per-caller rate limits, before any route |
 //! | [`problem`] | problem+json, and the gRPC-to-HTTP status mapping |
 //! | [`state`] | the downstream services every handler calls through the kit |
 //!
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod body;
+pub mod callers;
 pub mod json;
 pub mod orders;
 pub mod problem;
@@ -62,6 +64,8 @@ pub struct GatewayConfig {
     pub connections: ConnectionLimits,
     /// How long requests in flight may take to finish once the gateway is told to stop.
     pub grace_period: Duration,
+    /// Token verification and per-caller rate limits (none by default).
+    pub callers: callers::Callers,
 }
 
 /// How long a REST request may take unless configured otherwise.
@@ -81,6 +85,7 @@ impl GatewayConfig {
             calls: DownstreamConfig::default(),
             connections: ConnectionLimits::default(),
             grace_period: Duration::from_secs(10),
+            callers: callers::Callers::default(),
         }
     }
 }
@@ -145,16 +150,98 @@ fn api() -> Api<Arc<Gateway>> {
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().finish().1
+    finished().1
 }
 
-/// The gateway's routes over `gateway`, with bodies limited to `max_body_bytes` and at most
-/// `max_concurrent` requests at once (the rest refused at once with 429: tower's concurrency limit
-/// and load shedding); anything else is a problem+json 404 or 405.
-pub fn router(gateway: Gateway, max_body_bytes: usize, max_concurrent: usize) -> Router {
-    let (routes, document) = api().finish();
+/// Every route, and the document of them with the bearer scheme declared.
+fn finished() -> (Router<Arc<Gateway>>, utoipa::openapi::OpenApi) {
+    let (routes, mut document) = api().finish();
+    declare_bearer(&mut document);
+    (routes, document)
+}
+
+/// Declares the bearer-token scheme (a JWT in `Authorization: Bearer ...`) and which operations
+/// take it: every `/v1` operation, optionally for sign-up (`POST /v1/users`), which is open unless
+/// the users service closes it. Whether a token is *required* is the services' rules
+/// (`crates/<service>/src/access.rs`); a token that is sent is always checked.
+fn declare_bearer(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{PathItem, ResponseBuilder};
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    for (path, item) in document.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let PathItem {
+            get,
+            put,
+            post,
+            delete,
+            patch,
+            ..
+        } = item;
+        let sign_up = path == "/v1/users";
+        for (operation, optional) in [
+            (get, false),
+            (put, false),
+            (post, sign_up),
+            (delete, false),
+            (patch, false),
+        ] {
+            let Some(operation) = operation else { continue };
+            let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+            operation.security = Some(if optional {
+                vec![SecurityRequirement::default(), bearer]
+            } else {
+                vec![bearer]
+            });
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(
+                        "No bearer token, or one that is expired or invalid (problem+json)",
+                    )
+                    .into()
+            });
+            responses.entry("403".into()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description("The token's user may not do this (problem+json)")
+                    .into()
+            });
+        }
+    }
+}
+
+/// The gateway's routes over `gateway`, each behind the caller checks of `callers`, with bodies
+/// limited to `max_body_bytes` and at most `max_concurrent` requests at once (the rest refused at
+/// once with 429: tower's concurrency limit and load shedding); anything else is a problem+json 404
+/// or 405.
+pub fn router(
+    gateway: Gateway,
+    callers: callers::Callers,
+    max_body_bytes: usize,
+    max_concurrent: usize,
+) -> Router {
+    let (routes, document) = finished();
     let document = OpenApiJson(Arc::from(serde_json::to_vec(&document).unwrap_or_default()));
     routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(callers),
+            callers::check,
+        ))
         .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             Problem::method_not_allowed(method.as_str(), uri.path())
@@ -189,6 +276,7 @@ pub async fn serve(
     tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, "gateway listening");
     let app = router(
         gateway,
+        config.callers,
         config.max_body_bytes,
         config.max_concurrent_requests,
     );

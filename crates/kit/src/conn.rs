@@ -216,6 +216,13 @@ impl AsyncWrite for Guarded {
     }
 }
 
+impl Guarded {
+    /// The address the connection came from.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+}
+
 #[cfg(feature = "server")]
 impl tonic::transport::server::Connected for Guarded {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;

@@ -170,6 +170,7 @@ impl Stack {
         let users = orderly_users::UsersConfig {
             database: dbs[0].config(4),
             page_token_secret: "test".into(),
+            closed_signup: false,
         };
         let mut base = ServerConfig::default();
         base.auth.jwks_file = options.jwks_file.clone();
@@ -242,6 +243,14 @@ impl Stack {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let mut config = GatewayConfig::new(users_url.clone(), orders_url.clone());
+                let auth = orderly_kit::auth::config::AuthConfig {
+                    jwks_file: options.jwks_file.clone(),
+                    ..Default::default()
+                };
+                config.callers = orderly_gateway::callers::Callers {
+                    verifier: auth.verifier().expect("the test's JWKS"),
+                    limits: orderly_kit::rate::CallerLimits::new(options.rate),
+                };
                 tune(&mut config);
                 tasks.spawn(service(orderly_gateway::serve(
                     config,

@@ -3,9 +3,9 @@
 
 use orderly_kit::auth::rules::{Rule, Rules};
 
-/// UserService's rules.
-pub fn rules() -> Rules {
-    Rules::new(
+/// UserService's rules; with `closed_signup`, CreateUser is for admins only.
+pub fn rules(closed_signup: bool) -> Rules {
+    let rules = Rules::new(
         "orderly.users.v1.UserService",
         &[
             ("CreateUser", Rule::Open),
@@ -15,14 +15,19 @@ pub fn rules() -> Rules {
             ("ListUsers", Rule::Admin),
             ("BatchGetUsers", Rule::Admin),
         ],
-    )
+    );
+    if closed_signup {
+        rules.with("CreateUser", Rule::Admin)
+    } else {
+        rules
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_method_the_proto_declares_has_a_rule() {
-        let (unruled, undeclared) = super::rules()
+        let (unruled, undeclared) = super::rules(false)
             .missing_from(orderly::FILE_DESCRIPTOR_SET)
             .expect("descriptor set");
         assert!(unruled.is_empty(), "methods without a rule: {unruled:?}");
@@ -30,5 +35,12 @@ mod tests {
             undeclared.is_empty(),
             "rules without a method: {undeclared:?}"
         );
+    }
+
+    #[test]
+    fn closed_signup_is_for_admins() {
+        use orderly_kit::auth::rules::Rule;
+        assert_eq!(super::rules(false).rule("CreateUser"), Some(Rule::Open));
+        assert_eq!(super::rules(true).rule("CreateUser"), Some(Rule::Admin));
     }
 }

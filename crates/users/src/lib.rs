@@ -32,6 +32,8 @@ pub struct UsersConfig {
     pub database: DatabaseConfig,
     /// The secret that signs page tokens; replicas must share it.
     pub page_token_secret: String,
+    /// Whether only admins may create users (when tokens are checked).
+    pub closed_signup: bool,
 }
 
 pub use orderly_kit::server::StartError;
@@ -56,7 +58,11 @@ pub async fn serve(
             UserStore::new(db),
             PageTokens::new(&config.page_token_secret),
         );
-        orderly_kit::tune_service!(UserServiceServer::new(users), tuning, access::rules())
+        orderly_kit::tune_service!(
+            UserServiceServer::new(users),
+            tuning,
+            access::rules(config.closed_signup)
+        )
     })
     .await
 }

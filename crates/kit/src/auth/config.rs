@@ -25,6 +25,17 @@ pub struct AuthConfig {
     pub jwt_audience: String,
 }
 
+impl Default for AuthConfig {
+    /// The flags' declared defaults: no JWKS, so no authentication.
+    fn default() -> Self {
+        Self {
+            jwks_file: None,
+            jwt_issuer: DEV_ISSUER.to_owned(),
+            jwt_audience: AUDIENCE.to_owned(),
+        }
+    }
+}
+
 impl AuthConfig {
     /// The verifier these flags describe; `None` when no JWKS is configured.
     pub fn verifier(&self) -> Result<Option<Arc<Verifier>>, KeysError> {

@@ -8,7 +8,6 @@
 //! [`super::Caller::may_act_for`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use prost::Message as _;
 use prost_types::FileDescriptorSet;
@@ -120,6 +119,7 @@ pub use layer::Authenticate;
 mod layer {
     use std::convert::Infallible;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::task::{Context, Poll};
 
     use tonic::Status;
@@ -186,6 +186,8 @@ mod layer {
             match self.rules.decide(verifier, method, header) {
                 Ok(caller) => {
                     if let Some(caller) = caller {
+                        // The server span's (OpenTelemetry's `enduser.id`); never the token.
+                        tracing::Span::current().record("enduser.id", caller.subject.as_str());
                         request.extensions_mut().insert(caller);
                     }
                     Box::pin(self.inner.call(request))

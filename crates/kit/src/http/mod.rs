@@ -45,7 +45,19 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers and middleware may ask who called (`ConnectInfo<SocketAddr>`).
+        let peer = connection.peer_addr();
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                if let Some(peer) = peer {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                }
+                request
+            },
+        ));
         let served = graceful.watch(builder.serve_connection(TokioIo::new(connection), service));
         let watch = watch.clone();
         tokio::spawn(async move {

@@ -54,6 +54,7 @@ pub fn server_span(headers: &http::HeaderMap, rpc: &RpcMethod) -> tracing::Span 
         rpc.service = rpc.service,
         rpc.method = rpc.method,
         rpc.grpc.status_code = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
     );
     if !span.is_disabled() {
         server_parent(&span, headers);

@@ -286,19 +286,74 @@ async fn a_burst_beyond_the_limit_is_refused_for_its_caller_only() {
             .await
             .expect("another caller keeps their allowance");
     }
-    // Over REST the refusal is a 429 with Retry-After.
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_bad_tokens_itself_and_limits_each_caller() {
+    let mut suite = Authed::start_limited(orderly_kit::rate::RateConfig {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 3,
+    })
+    .await;
+    let alice = suite.stack.user().await;
+    let carol = suite.stack.user().await;
     let addr = suite.stack.gateway.expect("gateway");
-    let header = format!("Bearer {alice_token}");
-    let response = client::request(
-        addr,
-        "GET",
-        &format!("/v1/users/{alice}"),
-        &[("Authorization", header.as_str())],
-        b"",
-        PATIENCE,
-    )
-    .await
-    .expect("the gateway answers");
-    assert_eq!(response.status, 429, "{}", response.body);
-    assert!(response.header("retry-after").is_some());
+    let send = |method: &'static str, path: String, token: String| async move {
+        let header = format!("Bearer {token}");
+        client::request(
+            addr,
+            method,
+            &path,
+            &[("Authorization", header.as_str())],
+            b"",
+            PATIENCE,
+        )
+        .await
+        .expect("the gateway answers")
+    };
+    // Even a route open to anyone refuses a token that does not verify.
+    let forged = format!("{}x", suite.token(&alice, false));
+    let refused = send("POST", "/v1/users".into(), forged).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.header("www-authenticate").is_some());
+
+    let alice_token = suite.token(&alice, false);
+    for _ in 0..3 {
+        let ok = send("GET", format!("/v1/users/{alice}"), alice_token.clone()).await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+    }
+    let limited = send("GET", format!("/v1/users/{alice}"), alice_token.clone()).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.header("ratelimit-limit"), Some("3"));
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(limited.json().expect("problem")["reason"], "RATE_LIMITED");
+    let carol_token = suite.token(&carol, false);
+    let other = send("GET", format!("/v1/users/{carol}"), carol_token).await;
+    assert_eq!(other.status, 200, "another caller keeps their allowance");
+}
+
+#[test]
+fn the_openapi_document_declares_the_bearer_scheme_on_every_operation() {
+    let document = serde_json::to_value(orderly_gateway::openapi()).expect("JSON");
+    let scheme = &document["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut secured = 0;
+    for (path, item) in paths.iter().filter(|(path, _)| path.starts_with("/v1/")) {
+        for (method, operation) in item.as_object().expect("path item") {
+            let security = operation["security"].as_array().unwrap_or_else(|| {
+                panic!("{method} {path} declares no security")
+            });
+            let bearer = serde_json::json!({"bearer": []});
+            assert!(security.contains(&bearer), "{method} {path}: {security:?}");
+            // Only sign-up may be called without a token.
+            let optional = security.contains(&serde_json::json!({}));
+            assert_eq!(optional, path == "/v1/users" && method == "post", "{method} {path}");
+            assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+            secured += 1;
+        }
+    }
+    assert!(secured >= 8, "{secured} operations");
 }

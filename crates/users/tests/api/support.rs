@@ -35,6 +35,7 @@ pub async fn start_with(db: TestDatabase, server: ServerConfig) -> TestServer {
                 max_connections: 8,
             },
             page_token_secret: "test-secret".into(),
+            closed_signup: false,
         };
         orderly_users::serve(config, server, listener, stop)
     };
