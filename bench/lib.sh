@@ -35,22 +35,23 @@ wait_line() {
 }
 
 # Starts `orderly serve --target users` on a free port over the database $BENCH_DB, with extra
-# environment "${@:2}" (NAME=VALUE ...), and stores its address in the variable named $1.
+# environment "${@:2}" (NAME=VALUE ...), and stores its address in the variable named $1. It accepts
+# every caller (--insecure-no-auth) unless $AUTH_ARGS gives other flags (e.g. --jwks-file FILE).
 # (Not in a command substitution: the server's pid must reach `pids` in this shell.)
 start_users() {
   local var=$1 log="$work/orderly-$RANDOM.log"
   shift
-  env "$@" RUST_LOG="${RUST_LOG:-warn,orderly_kit::server=info}" target/release/orderly serve --target users \
+  env "$@" RUST_LOG="${RUST_LOG:-warn,orderly_kit::server=info}" target/release/orderly serve --target users ${AUTH_ARGS:---insecure-no-auth} \
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --database-url "$BENCH_DB" >"$log" 2>&1 &
   pids+=($!)
   printf -v "$var" '%s' "$(wait_line "$log" '"listening"' | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["addr"])')"
 }
 
-# Starts `orderly up` (release, telemetry off) on free ports with its data under $work/data and its
-# log in $work/up.log; stores its pid in `up_pid` and waits until it is up. Extra environment
+# Starts `orderly up` (release, telemetry off, accepting every caller) on free ports with its data
+# under $work/data and its log in $work/up.log; stores its pid in `up_pid` and waits until it is up. Extra environment
 # "$@" (NAME=VALUE ...), e.g. a RUST_LOG.
 start_up() {
-  env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info "$@" target/release/orderly up \
+  env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info "$@" target/release/orderly up --insecure-no-auth \
     --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
     --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
   up_pid=$!

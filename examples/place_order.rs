@@ -1,9 +1,11 @@
 //! What an integrating team does with the typed client library: create a user, place an order with
 //! an idempotency key (so a retry can never order twice), and watch the order until it settles.
 //!
-//! Run against a running suite (`cargo run --release -- up`):
+//! Run against a running suite (`cargo run --release -- up`), with a token it may act for any user
+//! with (the suite checks bearer tokens; `orderly token` signs one with `up`'s development key):
 //!
 //! ```sh
+//! export ORDERLY_TOKEN=$(cargo run -q --release -- token --sub example --admin)
 //! cargo run --example place_order                        # localhost:50051 and :50052
 //! cargo run --example place_order -- http://users:50051 http://orders:50052
 //! ```
@@ -17,8 +19,24 @@ use orderly::users::v1::{CreateUserRequest, UserServiceClient};
 /// Everything that can go wrong here, for a short `main`.
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Creates a user, orders two books for them, and follows the order; returns it as it settled.
-pub async fn place_order(users_url: &str, orders_url: &str) -> Result<Order, Error> {
+/// `message` as a request carrying `token` (`authorization: Bearer ...`), if there is one.
+fn authorized<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>, Error> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+    }
+    Ok(request)
+}
+
+/// Creates a user, orders two books for them, and follows the order, each call with `token`;
+/// returns the order as it settled.
+pub async fn place_order(
+    users_url: &str,
+    orders_url: &str,
+    token: Option<&str>,
+) -> Result<Order, Error> {
     let mut users = UserServiceClient::connect(users_url.to_owned()).await?;
     let mut orders = OrderServiceClient::connect(orders_url.to_owned()).await?;
 
@@ -27,10 +45,13 @@ pub async fn place_order(users_url: &str, orders_url: &str) -> Result<Order, Err
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let user = users
-        .create_user(CreateUserRequest {
-            name: "Ada Lovelace".into(),
-            email: format!("ada+{nonce}@example.com"),
-        })
+        .create_user(authorized(
+            CreateUserRequest {
+                name: "Ada Lovelace".into(),
+                email: format!("ada+{nonce}@example.com"),
+            },
+            token,
+        )?)
         .await?
         .into_inner()
         .user
@@ -58,7 +79,7 @@ pub async fn place_order(users_url: &str, orders_url: &str) -> Result<Order, Err
         // One key per purchase: sending this request again returns the same order.
         idempotency_key: format!("checkout-{nonce}"),
     };
-    let mut placed = tonic::Request::new(request);
+    let mut placed = authorized(request, token)?;
     placed.set_timeout(std::time::Duration::from_secs(10));
     let order = orders
         .create_order(placed)
@@ -69,9 +90,12 @@ pub async fn place_order(users_url: &str, orders_url: &str) -> Result<Order, Err
     println!("placed order {} ({:?})", order.id, order.status());
 
     let mut updates = orders
-        .watch_order(WatchOrderRequest {
-            id: order.id.clone(),
-        })
+        .watch_order(authorized(
+            WatchOrderRequest {
+                id: order.id.clone(),
+            },
+            token,
+        )?)
         .await?
         .into_inner();
     let mut last = order;
@@ -108,7 +132,8 @@ async fn main() -> Result<(), Error> {
     let orders_url = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:50052".into());
-    let order = place_order(&users_url, &orders_url).await?;
+    let token = std::env::var("ORDERLY_TOKEN").ok();
+    let order = place_order(&users_url, &orders_url, token.as_deref()).await?;
     if order.status() != OrderStatus::Confirmed {
         return Err(format!("order ended {:?}: {}", order.status(), order.status_reason).into());
     }

@@ -175,6 +175,16 @@ async fn admin(
 /// `orderly serve`: one service until SIGTERM or SIGINT.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     orderly_kit::observe::metrics::install();
+    let auth = &args.tuning.server.auth;
+    if auth.insecure_no_auth {
+        insecure();
+    } else {
+        anyhow::ensure!(
+            auth.jwks_file.is_some(),
+            "orderly serve checks callers' bearer tokens: give it the JWKS of the keys that sign \
+             them (--jwks-file, ORDERLY_JWKS_FILE), or accept every caller with --insecure-no-auth"
+        );
+    }
     let shutdown = Shutdown::new();
     let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
@@ -209,10 +219,23 @@ fn sqlite_in(dir: &Path, target: Target) -> String {
 }
 
 /// `orderly up`: every service in this process until SIGTERM or SIGINT; they still talk real gRPC.
-async fn up(args: UpArgs) -> anyhow::Result<()> {
+async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     orderly_kit::observe::metrics::install();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let auth = &mut args.tuning.server.auth;
+    if auth.insecure_no_auth {
+        insecure();
+    } else if auth.jwks_file.is_none() {
+        // A development key of its own, kept under the data directory, for `orderly token`.
+        let keys = args.data_dir.join(orderly_kit::auth::DEV_KEY_DIR);
+        SigningKey::load_or_create(&keys)?;
+        let jwks = keys.join(orderly_kit::auth::signing::JWKS_FILE);
+        tracing::info!(jwks = %jwks.display(),
+            hint = %format!("orderly token --data-dir {} --sub USER_ID", args.data_dir.display()),
+            "callers need a bearer token signed by the development key");
+        auth.jwks_file = Some(jwks);
+    }
     // Bind every port first, so that each service knows where the others really are (port 0 works).
     let mut listeners = Vec::new();
     for (target, addr) in [
@@ -287,6 +310,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     signal_task.abort();
     let _ = admin.await;
     result
+}
+
+/// Says, at start and on `/readyz`, that this process accepts every caller.
+fn insecure() {
+    tracing::warn!(
+        "authentication is off (--insecure-no-auth): every caller may call anything; \
+         never expose these ports"
+    );
+    orderly_kit::server::admin::warn_insecure();
 }
 
 /// `orderly token`: prints a token signed by the development key of `args.data_dir`.

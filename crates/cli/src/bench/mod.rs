@@ -81,6 +81,11 @@ pub struct BenchArgs {
     )]
     pub gateway_url: String,
 
+    /// A bearer token every call carries (`orderly token --sub bench --admin` against `orderly up`,
+    /// whose services check tokens); none for a suite started with `--insecure-no-auth`.
+    #[arg(long, env = "ORDERLY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Closed loop: this many calls always in flight (the default model, 16).
     #[arg(long, conflicts_with = "rate")]
     pub concurrency: Option<usize>,
@@ -167,6 +172,9 @@ fn weights(text: &str) -> anyhow::Result<[u32; 5]> {
 
 /// Runs the benchmark `args` asks for, prints its summary, and fails if a condition does not hold.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(token) = &args.token {
+        scenario::carry_token(token)?;
+    }
     let conditions = args
         .conditions
         .as_deref()

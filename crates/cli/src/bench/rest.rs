@@ -75,6 +75,9 @@ impl Pool {
         if let Some(traceparent) = traceparent {
             request = request.header("traceparent", traceparent);
         }
+        if let Some(authorization) = super::scenario::authorization() {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
         let response = sender
             .send_request(request.body(Full::new(Bytes::new()))?)
             .await?;

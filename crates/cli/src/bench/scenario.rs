@@ -34,10 +34,34 @@ fn outcome<T>(result: &Result<T, Status>) -> Outcome {
     }
 }
 
-/// `message` as a request with a deadline and, when sampled, a trace context.
+/// The `authorization` value every call of this run carries, set once at start.
+static AUTHORIZATION: std::sync::OnceLock<tonic::metadata::AsciiMetadataValue> =
+    std::sync::OnceLock::new();
+
+/// Makes every call of this run carry `token` as its bearer token.
+pub fn carry_token(token: &str) -> anyhow::Result<()> {
+    let value = format!("Bearer {}", token.trim())
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--token is not a valid header value"))?;
+    let _ = AUTHORIZATION.set(value);
+    Ok(())
+}
+
+/// The bearer token of this run, as an `authorization` header value, if one was given.
+pub fn authorization() -> Option<&'static str> {
+    AUTHORIZATION.get().and_then(|value| value.to_str().ok())
+}
+
+/// `message` as a request with a deadline, the run's bearer token, and, when sampled, a trace
+/// context.
 fn request<M>(message: M, timeout: Duration, traceparent: Option<String>) -> Request<M> {
     let mut request = Request::new(message);
     request.set_timeout(timeout);
+    if let Some(value) = AUTHORIZATION.get() {
+        request
+            .metadata_mut()
+            .insert("authorization", value.clone());
+    }
     if let Some(value) = traceparent.and_then(|v| v.parse().ok()) {
         request.metadata_mut().insert("traceparent", value);
     }
@@ -66,11 +90,17 @@ pub async fn create_users(
 ) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for i in 0..count.max(1) {
+        let mut request = Request::new(CreateUserRequest {
+            name: format!("Bench {i}"),
+            email: format!("bench-{run}-{i}@example.com"),
+        });
+        if let Some(value) = AUTHORIZATION.get() {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
         let user = client
-            .create_user(CreateUserRequest {
-                name: format!("Bench {i}"),
-                email: format!("bench-{run}-{i}@example.com"),
-            })
+            .create_user(request)
             .await?
             .into_inner()
             .user

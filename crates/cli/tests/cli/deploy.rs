@@ -129,6 +129,12 @@ fn the_compose_cluster_matches_the_binary() {
         .flat_map(|config| strings(&config["targets"]))
         .collect();
 
+    let keys = &services["keys"];
+    assert_eq!(
+        strings(&keys["command"])[..3],
+        ["token", "--data-dir", "/auth"],
+        "the keys one-shot makes the signing key and JWKS in the auth volume"
+    );
     let mut targets = BTreeSet::new();
     let mut admin_targets = BTreeSet::new();
     for (name, service) in services {
@@ -146,6 +152,21 @@ fn the_compose_cluster_matches_the_binary() {
             "{name} runs `orderly serve`"
         );
         assert!(targets.insert(target.clone()), "{target} runs once");
+        // Callers are authenticated, against the JWKS the one-shot `keys` service writes.
+        let jwks = env
+            .get("ORDERLY_JWKS_FILE")
+            .expect("a JWKS for every service");
+        assert!(
+            strings(&service["volumes"])
+                .iter()
+                .any(|v| v.starts_with("auth:")
+                    && jwks.starts_with(v.split(':').nth(1).unwrap_or("?"))),
+            "{name} mounts the volume its JWKS is in"
+        );
+        assert_eq!(
+            service["depends_on"]["keys"]["condition"], "service_completed_successfully",
+            "{name} starts once the keys exist"
+        );
 
         // Every variable is one the binary reads.
         for key in env.keys() {

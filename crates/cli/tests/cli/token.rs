@@ -1,6 +1,8 @@
-//! `orderly token`: a token signed by the development key under the data directory, which a
-//! verifier over the JWKS written beside the key accepts.
+//! Authentication as `orderly` sets it up: `orderly token` signs with the development key under the
+//! data directory; `orderly up` checks tokens signed by it unless told `--insecure-no-auth`;
+//! `orderly serve` will not start without a JWKS or that flag.
 
+use orderly::users::v1::{CreateUserRequest, GetUserRequest};
 use orderly_kit::auth::keys::JwksFile;
 use orderly_kit::auth::signing::JWKS_FILE;
 use orderly_kit::auth::verify::Verifier;
@@ -35,4 +37,85 @@ fn printed_tokens_verify_against_the_jwks_beside_the_key() {
     assert_eq!(caller.subject, "user-1");
     assert!(!caller.is_admin());
     assert!(verifier.token(&admin).expect("admin token").is_admin());
+}
+
+#[tokio::test]
+async fn up_checks_tokens_signed_by_its_development_key() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let args = crate::common::secured_up_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let up = crate::common::Orderly::start(&args).await;
+    let mut users = up.users().await;
+    // Sign-up is open.
+    let user = users
+        .create_user(CreateUserRequest {
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+        })
+        .await
+        .expect("sign-up needs no token")
+        .into_inner()
+        .user
+        .expect("user");
+    let get = || GetUserRequest {
+        id: user.id.clone(),
+    };
+    let refused = users.get_user(get()).await.expect_err("no token");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let own = token(data.path(), &["--sub", &user.id]);
+    let mut request = tonic::Request::new(get());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {own}").parse().expect("header"),
+    );
+    users
+        .get_user(request)
+        .await
+        .expect("her own record, with her token");
+    let (status, body) = crate::common::http_get(up.admin, "/readyz").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("warning"), "{body}");
+
+    // `orderly bench` carries a token to every call it makes.
+    let admin = token(data.path(), &["--sub", "bench", "--admin"]);
+    let url = format!("http://{}", up.addr);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["bench", "get-user", "--users-url", &url, "--users", "2"])
+        .args(["--concurrency", "2", "--duration", "1s", "--warmup", "0s"])
+        .args(["--token", &admin, "--output", "json"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(crate::common::PATIENCE, output)
+        .await
+        .expect("bench ends in time")
+        .expect("bench runs");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON summary");
+    let outcomes = summary["outcomes"].as_object().expect("outcomes");
+    assert!(
+        outcomes.keys().all(|code| code == "OK") && summary["outcomes"]["OK"].as_u64() > Some(0),
+        "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn serve_starts_only_with_a_jwks_or_when_told_to_accept_everyone() {
+    let data = tempfile::tempdir().expect("data dir");
+    let database = format!("sqlite://{}", data.path().join("users.db").display());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--database-url", &database])
+        .env_remove("ORDERLY_JWKS_FILE")
+        .env_remove("ORDERLY_INSECURE_NO_AUTH")
+        .output()
+        .expect("run orderly serve");
+    assert!(!output.status.success(), "started without a JWKS");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--jwks-file"), "{stderr}");
+
+    let args = crate::common::serve_args("users", "127.0.0.1:0", &database, &[]);
+    let served = crate::common::start(&args, "UserService").await;
+    let (status, body) = crate::common::http_get(served.admin, "/readyz").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("authentication is off"), "{body}");
 }

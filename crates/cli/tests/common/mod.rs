@@ -218,6 +218,7 @@ pub fn serve_args(target: &str, listen: &str, database: &str, extra: &[&str]) ->
         listen,
         "--database-url",
         database,
+        "--insecure-no-auth",
     ]
     .map(String::from)
     .to_vec();
@@ -234,8 +235,17 @@ pub async fn start(args: &[String], service: &str) -> Orderly {
     .await
 }
 
-/// The arguments of `orderly up` over `dir` with every port chosen by the system.
+/// The arguments of `orderly up` over `dir` with every port chosen by the system, accepting
+/// every caller (`--insecure-no-auth`; see [`secured_up_args`]).
 pub fn up_args(dir: &str) -> Vec<String> {
+    let mut args = secured_up_args(dir);
+    args.push("--insecure-no-auth".to_owned());
+    args
+}
+
+/// The arguments of `orderly up` over `dir` with every port chosen by the system, checking
+/// tokens signed by the development key under `dir`.
+pub fn secured_up_args(dir: &str) -> Vec<String> {
     let mut args = vec!["up".to_owned(), "--data-dir".to_owned(), dir.to_owned()];
     for flag in [
         "--users-listen",

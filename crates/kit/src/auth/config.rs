@@ -23,6 +23,11 @@ pub struct AuthConfig {
     /// The audience (`aud`) tokens must name.
     #[arg(long, env = "ORDERLY_JWT_AUDIENCE", default_value = AUDIENCE)]
     pub jwt_audience: String,
+
+    /// Accept every caller, unauthenticated: without it, `serve` refuses to start without a JWKS
+    /// (and `up` makes a development key). Logged as a warning at start and on `/readyz`.
+    #[arg(long, env = "ORDERLY_INSECURE_NO_AUTH", conflicts_with = "jwks_file")]
+    pub insecure_no_auth: bool,
 }
 
 impl Default for AuthConfig {
@@ -32,6 +37,7 @@ impl Default for AuthConfig {
             jwks_file: None,
             jwt_issuer: DEV_ISSUER.to_owned(),
             jwt_audience: AUDIENCE.to_owned(),
+            insecure_no_auth: false,
         }
     }
 }

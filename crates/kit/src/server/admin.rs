@@ -10,6 +10,14 @@ use tokio::net::TcpListener;
 
 use crate::server::health;
 
+/// Set when the process accepts unauthenticated callers (`--insecure-no-auth`): `/readyz` says so.
+static INSECURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that this process authenticates no caller, so that `/readyz` warns of it.
+pub fn warn_insecure() {
+    INSECURE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The admin routes.
 pub fn router() -> Router {
     let handle = crate::observe::metrics::install();
@@ -31,10 +39,18 @@ pub fn router() -> Router {
 }
 
 async fn readyz() -> impl IntoResponse {
-    if health::all_serving() {
-        (StatusCode::OK, "ready\n")
+    let warning = if INSECURE.load(std::sync::atomic::Ordering::Relaxed) {
+        "warning: authentication is off (--insecure-no-auth): every caller may call anything\n"
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        ""
+    };
+    if health::all_serving() {
+        (StatusCode::OK, format!("ready\n{warning}"))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{warning}"),
+        )
     }
 }
 

@@ -343,14 +343,18 @@ fn the_openapi_document_declares_the_bearer_scheme_on_every_operation() {
     let mut secured = 0;
     for (path, item) in paths.iter().filter(|(path, _)| path.starts_with("/v1/")) {
         for (method, operation) in item.as_object().expect("path item") {
-            let security = operation["security"].as_array().unwrap_or_else(|| {
-                panic!("{method} {path} declares no security")
-            });
+            let security = operation["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} declares no security"));
             let bearer = serde_json::json!({"bearer": []});
             assert!(security.contains(&bearer), "{method} {path}: {security:?}");
             // Only sign-up may be called without a token.
             let optional = security.contains(&serde_json::json!({}));
-            assert_eq!(optional, path == "/v1/users" && method == "post", "{method} {path}");
+            assert_eq!(
+                optional,
+                path == "/v1/users" && method == "post",
+                "{method} {path}"
+            );
             assert!(operation["responses"]["401"].is_object(), "{method} {path}");
             secured += 1;
         }
