@@ -126,6 +126,9 @@ pub struct JwksFile {
 #[derive(Debug)]
 struct Loaded {
     keys: Arc<KeySet>,
+    /// Counts the key sets read: a cache of verified tokens is only good for the set it was
+    /// filled under.
+    generation: u64,
     stamp: Option<(SystemTime, u64)>,
     checked: Instant,
 }
@@ -139,10 +142,28 @@ impl JwksFile {
             path,
             state: Arc::new(RwLock::new(Loaded {
                 keys: Arc::new(keys),
+                generation: 0,
                 stamp,
                 checked: Instant::now(),
             })),
         })
+    }
+
+    /// The generation of the key set in use (it grows each time the file is read again), after
+    /// looking at the file if it was not looked at for a second.
+    pub fn generation(&self) -> u64 {
+        let (generation, checked) = {
+            let loaded = self.state.read().unwrap_or_else(|p| p.into_inner());
+            (loaded.generation, loaded.checked)
+        };
+        if checked.elapsed() < RECHECK {
+            return generation;
+        }
+        self.refresh();
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
     }
 
     /// The key for a token naming `kid`, reading the file again first if it changed.
@@ -170,6 +191,7 @@ impl JwksFile {
             Ok((keys, stamp)) => {
                 tracing::info!(path = %self.path.display(), "JWKS changed: keys read again");
                 loaded.keys = Arc::new(keys);
+                loaded.generation += 1;
                 loaded.stamp = stamp;
             }
             Err(error) => {

@@ -1,9 +1,22 @@
 //! A bearer token to a [`Caller`]: signature by a key of the JWKS, with that key's algorithm only;
 //! `iss` and `aud` as configured; `exp` and `nbf` with a small allowance for clock skew.
+//!
+//! Tokens verified recently are remembered, by the SHA-256 of their exact bytes, until the key set
+//! changes: a signature check costs more than a whole call (an EdDSA one 98 µs on this machine,
+//! RS256 330 µs, ES256 436 µs, with the pure-Rust backend; a GetUser ~45 µs of server CPU:
+//! `bench/auth.sh` measured 0.37x the throughput without it), and a client sends the same token on
+//! every call until it expires. A remembered token answers exactly as checking it again would:
+//! the same bytes under the same keys verify the same way, and its `exp` and `nbf` are checked
+//! against the clock on every call. A token never verified, or changed in one byte, is checked in
+//! full; a rotated JWKS forgets everything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use super::keys::JwksFile;
 use super::{AuthError, Caller};
@@ -11,10 +24,14 @@ use super::{AuthError, Caller};
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 
+/// Verified tokens remembered at most; when full, the memory starts again empty.
+const REMEMBERED: usize = 16_384;
+
 /// What a service accepts tokens from and for.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: JwksFile,
+    verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
     /// One validation per algorithm a key may have, built once.
     validations: [(Algorithm, Validation); 3],
 }
@@ -25,6 +42,18 @@ struct Claims {
     sub: String,
     #[serde(default)]
     roles: Vec<String>,
+    exp: u64,
+    #[serde(default)]
+    nbf: u64,
+}
+
+/// A token that verified under key set `generation`, and its time bounds.
+#[derive(Debug, Clone)]
+struct Verified {
+    generation: u64,
+    caller: Caller,
+    exp: u64,
+    nbf: u64,
 }
 
 impl Verifier {
@@ -42,6 +71,7 @@ impl Verifier {
         };
         Self {
             keys,
+            verified: Arc::default(),
             validations: [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA].map(validation),
         }
     }
@@ -62,6 +92,45 @@ impl Verifier {
 
     /// The caller `token` names, if it is valid.
     pub fn token(&self, token: &str) -> Result<Caller, AuthError> {
+        let generation = self.keys.generation();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .filter(|known| known.generation == generation)
+            .cloned();
+        if let Some(known) = remembered {
+            // The time checks jsonwebtoken makes, on every call.
+            let now = jsonwebtoken::get_current_timestamp();
+            if known.exp.saturating_add(LEEWAY_SECONDS) < now {
+                return Err(AuthError::Expired);
+            }
+            if known.nbf > now.saturating_add(LEEWAY_SECONDS) {
+                return Err(invalid_because("not valid yet"));
+            }
+            return Ok(known.caller);
+        }
+        let (caller, exp, nbf) = self.check(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= REMEMBERED {
+            verified.clear();
+        }
+        verified.insert(
+            digest,
+            Verified {
+                generation,
+                caller: caller.clone(),
+                exp,
+                nbf,
+            },
+        );
+        Ok(caller)
+    }
+
+    /// Verifies `token` in full: its caller, `exp` and `nbf`.
+    fn check(&self, token: &str) -> Result<(Caller, u64, u64), AuthError> {
         let header = decode_header(token).map_err(|error| invalid("header", &error))?;
         let key = self
             .keys
@@ -73,10 +142,14 @@ impl Verifier {
             .find(|(algorithm, _)| *algorithm == key.algorithm)
             .ok_or_else(|| invalid_because("the key's algorithm is not one Orderly verifies"))?;
         match decode::<Claims>(token, &key.key, validation) {
-            Ok(data) => Ok(Caller {
-                subject: data.claims.sub,
-                roles: data.claims.roles,
-            }),
+            Ok(data) => Ok((
+                Caller {
+                    subject: data.claims.sub,
+                    roles: data.claims.roles,
+                },
+                data.claims.exp,
+                data.claims.nbf,
+            )),
             Err(error) if matches!(error.kind(), ErrorKind::ExpiredSignature) => {
                 Err(AuthError::Expired)
             }
@@ -234,5 +307,19 @@ mod tests {
         assert_eq!(verifier.token(&token).map(|c| c.subject), Ok("u1".into()));
         let still = old.token(&spec("u2")).expect("token");
         assert_eq!(verifier.token(&still).map(|c| c.subject), Ok("u2".into()));
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_its_key_leaves_the_jwks() {
+        let old = SigningKey::generate().expect("key");
+        let (dir, verifier) = verifier(&old);
+        let token = old.token(&spec("u1")).expect("token");
+        assert!(verifier.token(&token).is_ok());
+        assert!(verifier.token(&token).is_ok(), "remembered");
+        let new = SigningKey::generate().expect("key");
+        std::fs::write(dir.path().join("jwks.json"), new.jwks()).expect("rotate");
+        // The file is looked at once a second while every token names a known key.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(verifier.token(&token), Err(AuthError::Invalid));
     }
 }
