@@ -87,6 +87,23 @@ impl Rules {
         Ok((unruled, undeclared))
     }
 
+    /// Checks that the table is complete against the service `descriptor_set` declares: every
+    /// method has a rule and every rule a method. Each service's test calls it, so that a method
+    /// added to the proto without a rule fails the build's tests.
+    pub fn complete_for(&self, descriptor_set: &[u8]) -> Result<(), String> {
+        let (unruled, undeclared) = self
+            .missing_from(descriptor_set)
+            .map_err(|error| format!("the descriptor set does not decode: {error}"))?;
+        if unruled.is_empty() && undeclared.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: methods without a rule {unruled:?}, rules without a method {undeclared:?}",
+                self.service
+            ))
+        }
+    }
+
     /// Decides a call to `method` with the `authorization` header `header`: the caller (if any)
     /// or why it is refused. A method without a rule is let through to its service, which
     /// answers UNIMPLEMENTED.
@@ -230,7 +247,13 @@ mod tests {
             .expect("descriptor set");
         assert_eq!(unruled, ["BatchGetUsers"]);
         assert_eq!(undeclared, ["Frobnicate"]);
+        let incomplete = users_rules().complete_for(orderly::FILE_DESCRIPTOR_SET);
+        assert!(
+            incomplete.is_err_and(|why| why.contains("BatchGetUsers")),
+            "an incomplete table is an error naming the method"
+        );
         let complete = users_rules().with("BatchGetUsers", Rule::Admin);
+        assert_eq!(complete.complete_for(orderly::FILE_DESCRIPTOR_SET), Ok(()));
         let (unruled, undeclared) = complete
             .missing_from(orderly::FILE_DESCRIPTOR_SET)
             .expect("descriptor set");
