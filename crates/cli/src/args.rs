@@ -170,15 +170,10 @@ pub struct Tuning {
     #[command(flatten)]
     pub gateway: GatewayTuning,
 
-    /// Secret that signs page tokens; every replica of a service must share it.
-    #[arg(
-        long,
-        env = "ORDERLY_PAGE_TOKEN_SECRET",
-        default_value = "orderly-development-secret",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub page_token_secret: String,
+    /// Secret that signs page tokens; every replica of a service must share it. `serve` needs one
+    /// for users and orders (unless --insecure-no-auth); `up` makes one under its data directory.
+    #[arg(long, env = "ORDERLY_PAGE_TOKEN_SECRET", hide_env_values = true)]
+    pub page_token_secret: Option<orderly_kit::secret::Secret>,
 
     /// Sign-up only by admins: CreateUser then needs a token with the `admin` role (when tokens
     /// are checked).

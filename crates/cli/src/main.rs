@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use crate::args::{
     CheckArgs, Cli, Command, PeerUrls, ServeArgs, Target, TokenArgs, Tuning, UpArgs,
 };
-use orderly_kit::auth::signing::{SigningKey, TokenSpec};
+use orderly_kit::auth::signing::{SigningKey, TokenSpec, load_or_create_secret};
 
 /// jemalloc, with its background threads returning freed memory to the system over time: glibc's
 /// allocator kept the peak of a burst of large listings for good (`bench/heavy_lists.sh`; figures
@@ -129,7 +129,7 @@ async fn run(
         Target::Users => {
             let config = orderly_users::UsersConfig {
                 database,
-                page_token_secret: tuning.page_token_secret,
+                page_token_secret: page_secret(tuning.page_token_secret)?,
                 closed_signup: tuning.closed_signup,
             };
             orderly_users::serve(config, server, listener, shutdown).await?;
@@ -150,7 +150,7 @@ async fn run(
             };
             let mut config =
                 orderly_orders::OrdersConfig::with_args(database, downstream, &tuning.orders);
-            config.page_token_secret = tuning.page_token_secret;
+            config.page_token_secret = page_secret(tuning.page_token_secret)?;
             config.calls = tuning.calls.config();
             orderly_orders::serve(config, server, listener, shutdown).await?;
         }
@@ -175,14 +175,24 @@ async fn admin(
 /// `orderly serve`: one service until SIGTERM or SIGINT.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     orderly_kit::observe::metrics::install();
-    let auth = &args.tuning.server.auth;
-    if auth.insecure_no_auth {
+    let mut args = args;
+    let pages = matches!(args.target, Target::Users | Target::Orders);
+    if args.tuning.server.auth.insecure_no_auth {
         insecure();
+        if pages && args.tuning.page_token_secret.is_none() {
+            args.tuning.page_token_secret = Some(INSECURE_PAGE_SECRET.into());
+        }
     } else {
         anyhow::ensure!(
-            auth.jwks_file.is_some(),
+            args.tuning.server.auth.jwks_file.is_some(),
             "orderly serve checks callers' bearer tokens: give it the JWKS of the keys that sign \
              them (--jwks-file, ORDERLY_JWKS_FILE), or accept every caller with --insecure-no-auth"
+        );
+        anyhow::ensure!(
+            !pages || args.tuning.page_token_secret.is_some(),
+            "orderly serve --target {} signs page tokens: give it a secret every replica shares \
+             (--page-token-secret, ORDERLY_PAGE_TOKEN_SECRET)",
+            args.target.name()
         );
     }
     let shutdown = Shutdown::new();
@@ -235,6 +245,12 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
             hint = %format!("orderly token --data-dir {} --sub USER_ID", args.data_dir.display()),
             "callers need a bearer token signed by the development key");
         auth.jwks_file = Some(jwks);
+    }
+    if args.tuning.page_token_secret.is_none() {
+        let keys = args.data_dir.join(orderly_kit::auth::DEV_KEY_DIR);
+        args.tuning.page_token_secret = Some(load_or_create_secret(
+            &keys.join(orderly_kit::auth::signing::PAGE_SECRET_FILE),
+        )?);
     }
     // Bind every port first, so that each service knows where the others really are (port 0 works).
     let mut listeners = Vec::new();
@@ -310,6 +326,17 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     signal_task.abort();
     let _ = admin.await;
     result
+}
+
+/// The page-token secret of `serve --insecure-no-auth` when none is given: public, like the
+/// insecurity it goes with.
+const INSECURE_PAGE_SECRET: &str = "orderly-insecure-development-secret";
+
+/// The page-token secret settled at start (`serve` insists on one, `up` makes one).
+fn page_secret(
+    secret: Option<orderly_kit::secret::Secret>,
+) -> anyhow::Result<orderly_kit::secret::Secret> {
+    secret.context("no page-token secret (--page-token-secret)")
 }
 
 /// Says, at start and on `/readyz`, that this process accepts every caller.

@@ -16,6 +16,7 @@
 //! | [`observe`] | always | JSON logs, OTLP traces, W3C trace context, Prometheus metrics |
 //! | [`metadata`] | always | names of the request metadata the kit reads (fault injection) |
 //! | [`conn`] | always | connection caps, header timeouts and an accept loop that survives EMFILE |
+//! | [`secret`] | always | secrets in configuration that never print |
 //! | [`shutdown`] | always | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
 //! | [`status`] | always | typed errors to `tonic::Status` with google.rpc details |
 //! | [`rate`] | `rate` | per-caller rate limits (GCRA) keyed by token subject or peer address |
@@ -41,6 +42,7 @@ pub mod observe;
 pub mod pagination;
 #[cfg(feature = "rate")]
 pub mod rate;
+pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod shutdown;

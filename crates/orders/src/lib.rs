@@ -68,7 +68,7 @@ pub struct OrdersConfig {
     /// Its database (`sqlite://path/to/orders.db` or `postgres://...`).
     pub database: DatabaseConfig,
     /// The secret that signs page tokens; replicas must share it.
-    pub page_token_secret: String,
+    pub page_token_secret: orderly_kit::secret::Secret,
     /// Where users, payments and delivery listen.
     pub downstream: DownstreamUrls,
     /// The most a CreateOrder fan-out may take (the caller's deadline may shorten it).
@@ -164,7 +164,7 @@ pub async fn serve(
             downstreams,
             flow,
             changes,
-            PageTokens::new(&config.page_token_secret),
+            PageTokens::new(config.page_token_secret.expose()),
             timing,
         );
         orderly_kit::tune_service!(OrderServiceServer::new(orders), tuning, access::rules())

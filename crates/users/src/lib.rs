@@ -31,7 +31,7 @@ pub struct UsersConfig {
     /// Its database (`sqlite://path/to/users.db` or `postgres://...`).
     pub database: DatabaseConfig,
     /// The secret that signs page tokens; replicas must share it.
-    pub page_token_secret: String,
+    pub page_token_secret: orderly_kit::secret::Secret,
     /// Whether only admins may create users (when tokens are checked).
     pub closed_signup: bool,
 }
@@ -56,7 +56,7 @@ pub async fn serve(
     run_with_database(service, server, listener, shutdown, |db| {
         let users = Users::new(
             UserStore::new(db),
-            PageTokens::new(&config.page_token_secret),
+            PageTokens::new(config.page_token_secret.expose()),
         );
         orderly_kit::tune_service!(
             UserServiceServer::new(users),

@@ -113,6 +113,31 @@ async fn serve_starts_only_with_a_jwks_or_when_told_to_accept_everyone() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--jwks-file"), "{stderr}");
 
+    // With a JWKS, users (which signs page tokens) also needs a secret of its own.
+    let jwks = data.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        orderly_kit::auth::signing::SigningKey::generate()
+            .expect("key")
+            .jwks(),
+    )
+    .expect("JWKS");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--database-url", &database])
+        .arg("--jwks-file")
+        .arg(&jwks)
+        .env_remove("ORDERLY_PAGE_TOKEN_SECRET")
+        .env_remove("ORDERLY_INSECURE_NO_AUTH")
+        .output()
+        .expect("run orderly serve");
+    assert!(
+        !output.status.success(),
+        "started without a page-token secret"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--page-token-secret"), "{stderr}");
+
     let args = crate::common::serve_args("users", "127.0.0.1:0", &database, &[]);
     let served = crate::common::start(&args, "UserService").await;
     let (status, body) = crate::common::http_get(served.admin, "/readyz").await;

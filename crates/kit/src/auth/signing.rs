@@ -18,6 +18,38 @@ pub const KEY_FILE: &str = "signing-key";
 /// The file its JWKS is written to, for services' `--jwks-file`.
 pub const JWKS_FILE: &str = "jwks.json";
 
+/// The file `orderly up` keeps its page-token secret in, beside the key.
+pub const PAGE_SECRET_FILE: &str = "page-token-secret";
+
+/// The secret kept at `path` (readable by its owner only), made of 32 random bytes if there is
+/// none yet: what `orderly up` signs page tokens with when not given one.
+pub fn load_or_create_secret(path: &Path) -> Result<crate::secret::Secret, SigningError> {
+    let io = |source| SigningError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().into()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| SigningError::Random(e.to_string()))?;
+            let secret = URL_SAFE_NO_PAD.encode(bytes);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+            writeln!(file, "{secret}").map_err(io)?;
+            Ok(secret.into())
+        }
+        Err(error) => Err(io(error)),
+    }
+}
+
 /// PKCS#8 v1 header of an Ed25519 private key, before its 32-byte seed (RFC 8410).
 const PKCS8_ED25519_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
