@@ -173,9 +173,8 @@ async fn admin(
 }
 
 /// `orderly serve`: one service until SIGTERM or SIGINT.
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     orderly_kit::observe::metrics::install();
-    let mut args = args;
     let pages = matches!(args.target, Target::Users | Target::Orders);
     if args.tuning.server.auth.insecure_no_auth {
         insecure();

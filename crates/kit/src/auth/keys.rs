@@ -159,11 +159,7 @@ impl JwksFile {
         if checked.elapsed() < RECHECK {
             return generation;
         }
-        self.refresh();
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
+        self.refresh().1
     }
 
     /// The key for a token naming `kid`, reading the file again first if it changed.
@@ -176,16 +172,16 @@ impl JwksFile {
         if found.is_some() && checked.elapsed() < RECHECK {
             return found;
         }
-        self.refresh().get(kid).cloned()
+        self.refresh().0.get(kid).cloned()
     }
 
-    /// The key set, read again if the file changed since it was last read. A file that became
-    /// unreadable or invalid keeps the keys read before, with a warning.
-    fn refresh(&self) -> Arc<KeySet> {
+    /// The key set and its generation, read again if the file changed since it was last read. A
+    /// file that became unreadable or invalid keeps the keys read before, with a warning.
+    fn refresh(&self) -> (Arc<KeySet>, u64) {
         let mut loaded = self.state.write().unwrap_or_else(|p| p.into_inner());
         loaded.checked = Instant::now();
         if stamp(&self.path) == loaded.stamp {
-            return loaded.keys.clone();
+            return (loaded.keys.clone(), loaded.generation);
         }
         match read(&self.path) {
             Ok((keys, stamp)) => {
@@ -198,7 +194,7 @@ impl JwksFile {
                 tracing::warn!(%error, "JWKS file changed but cannot be used; keeping the keys read before");
             }
         }
-        loaded.keys.clone()
+        (loaded.keys.clone(), loaded.generation)
     }
 }
 

@@ -213,9 +213,8 @@ mod layer {
                     metrics::counter!("orderly_server_auth_refused_total",
                         "rpc_service" => S::NAME, "reason" => refusal.reason())
                     .increment(1);
-                    crate::server::refuse::drain(request);
-                    let status = Status::from(refusal);
-                    Box::pin(std::future::ready(Ok(status.into_http())))
+                    let answer = crate::server::refuse::answer(request, Status::from(refusal));
+                    Box::pin(std::future::ready(Ok(answer)))
                 }
             }
         }

@@ -161,10 +161,10 @@ where
                 tokio::time::sleep(fault.delay).await;
             }
             match fault.fail {
-                Some(code) => {
-                    crate::server::refuse::drain(request);
-                    Ok(Status::new(code, "injected fault").into_http())
-                }
+                Some(code) => Ok(crate::server::refuse::answer(
+                    request,
+                    Status::new(code, "injected fault"),
+                )),
                 None => inner.call(request).await,
             }
         })

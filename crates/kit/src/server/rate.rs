@@ -74,7 +74,6 @@ where
         metrics::counter!("orderly_server_rate_limited_total",
             "rpc_service" => S::NAME, "rpc_method" => rpc.method)
         .increment(1);
-        crate::server::refuse::drain(request);
         let mut details = ErrorDetails::with_retry_info(Some(wait));
         details.set_error_info("RATE_LIMITED", crate::auth::DOMAIN, []);
         let status = Status::with_error_details(
@@ -82,6 +81,8 @@ where
             "too many calls from this caller; retry after the RetryInfo delay",
             details,
         );
-        Box::pin(std::future::ready(Ok(status.into_http())))
+        Box::pin(std::future::ready(Ok(crate::server::refuse::answer(
+            request, status,
+        ))))
     }
 }

@@ -1,5 +1,5 @@
-//! Answering a call without handing it to its service (shed, or failed by fault injection) while
-//! still reading what the client sent.
+//! Answering a call without handing it to its service (shed, rate limited, unauthenticated, or
+//! failed by fault injection) while still reading what the client sent.
 //!
 //! h2 (0.4.16 and later) charges every small DATA frame it receives against a per-connection budget
 //! and refunds the charge only when the application reads the frame. A call refused without its
@@ -29,4 +29,19 @@ where
         let read_all = async { while let Some(Ok(_)) = body.frame().await {} };
         let _ = tokio::time::timeout(DRAIN_FOR, read_all).await;
     });
+}
+
+/// Answers `request` with `status` without handing it to its service: its body drained (see
+/// [`drain`]), the status as a trailers-only gRPC response. What every refusing layer (shedding,
+/// rate limits, authentication, injected faults) sends.
+pub fn answer<B>(
+    request: http::Request<B>,
+    status: tonic::Status,
+) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+{
+    drain(request);
+    status.into_http()
 }

@@ -177,7 +177,6 @@ where
         }
         metrics::counter!("orderly_server_shed_total", "rpc_service" => S::NAME, "class" => class.as_str())
             .increment(1);
-        crate::server::refuse::drain(request);
         let status = Status::with_error_details(
             Code::ResourceExhausted,
             "server overloaded: too many calls in flight; retry shortly or elsewhere",
@@ -185,7 +184,9 @@ where
                 RETRY_AFTER_MS,
             )))),
         );
-        Box::pin(std::future::ready(Ok(status.into_http())))
+        Box::pin(std::future::ready(Ok(crate::server::refuse::answer(
+            request, status,
+        ))))
     }
 }
 
