@@ -2,19 +2,25 @@
 //! an idempotency key (so a retry can never order twice), and watch the order until it settles.
 //!
 //! Run against a running suite (`cargo run --release -- up`), with a token it may act for any user
-//! with (the suite checks bearer tokens; `orderly token` signs one with `up`'s development key):
+//! with (the suite checks bearer tokens; `orderly token` signs one with `up`'s development key),
+//! and a certificate its services accept (they speak mutual TLS; `up` keeps its CA and the
+//! services' certificates under `data/tls`, and this example presents the gateway's):
 //!
 //! ```sh
 //! export ORDERLY_TOKEN=$(cargo run -q --release -- token --sub example --admin)
+//! export ORDERLY_TLS_DIR=data/tls
 //! cargo run --example place_order                        # localhost:50051 and :50052
 //! cargo run --example place_order -- http://users:50051 http://orders:50052
 //! ```
+
+use std::path::{Path, PathBuf};
 
 use orderly::common::v1::{Address, Money};
 use orderly::orders::v1::{
     CreateOrderRequest, LineItem, Order, OrderServiceClient, OrderStatus, WatchOrderRequest,
 };
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Everything that can go wrong here, for a short `main`.
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -30,15 +36,38 @@ fn authorized<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>, E
     Ok(request)
 }
 
-/// Creates a user, orders two books for them, and follows the order, each call with `token`;
-/// returns the order as it settled.
+/// A channel to the service `service` (`users`, `orders`) at `url`: over mutual TLS when `tls_dir`
+/// holds the cluster's CA (`ca.pem`) and a certificate the service accepts (the gateway's,
+/// `gateway.pem` and `gateway.key`), checking that the server is `service`.
+async fn channel(url: &str, service: &str, tls_dir: Option<&Path>) -> Result<Channel, Error> {
+    let Some(dir) = tls_dir else {
+        return Ok(Endpoint::from_shared(url.to_owned())?.connect().await?);
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(dir.join("ca.pem"))?))
+        .identity(Identity::from_pem(
+            std::fs::read(dir.join("gateway.pem"))?,
+            std::fs::read(dir.join("gateway.key"))?,
+        ))
+        .domain_name(service);
+    // tonic speaks TLS to https:// addresses.
+    let url = url.replacen("http://", "https://", 1);
+    Ok(Endpoint::from_shared(url)?
+        .tls_config(tls)?
+        .connect()
+        .await?)
+}
+
+/// Creates a user, orders two books for them, and follows the order, each call with `token`,
+/// over mutual TLS with the certificates in `tls_dir` when given; returns the order as it settled.
 pub async fn place_order(
     users_url: &str,
     orders_url: &str,
     token: Option<&str>,
+    tls_dir: Option<&Path>,
 ) -> Result<Order, Error> {
-    let mut users = UserServiceClient::connect(users_url.to_owned()).await?;
-    let mut orders = OrderServiceClient::connect(orders_url.to_owned()).await?;
+    let mut users = UserServiceClient::new(channel(users_url, "users", tls_dir).await?);
+    let mut orders = OrderServiceClient::new(channel(orders_url, "orders", tls_dir).await?);
 
     // A fresh address each run: emails are unique.
     let nonce = std::time::SystemTime::now()
@@ -133,7 +162,14 @@ async fn main() -> Result<(), Error> {
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:50052".into());
     let token = std::env::var("ORDERLY_TOKEN").ok();
-    let order = place_order(&users_url, &orders_url, token.as_deref()).await?;
+    let tls_dir = std::env::var_os("ORDERLY_TLS_DIR").map(PathBuf::from);
+    let order = place_order(
+        &users_url,
+        &orders_url,
+        token.as_deref(),
+        tls_dir.as_deref(),
+    )
+    .await?;
     if order.status() != OrderStatus::Confirmed {
         return Err(format!("order ended {:?}: {}", order.status(), order.status_reason).into());
     }

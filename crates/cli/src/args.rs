@@ -32,6 +32,30 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Print a bearer token signed by the development key under --data-dir (made if missing).
     Token(TokenArgs),
+    /// Write a CA and one mutual-TLS certificate per service into a directory (the CA already
+    /// there is kept and signs the new certificates: run it again to rotate them).
+    Certs(CertsArgs),
+}
+
+/// Flags of `orderly certs`.
+#[derive(Debug, clap::Args)]
+pub struct CertsArgs {
+    /// The directory to write `ca.pem`, `ca.key` and `<service>.pem`/`<service>.key` into.
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// How long the service certificates are valid.
+    #[arg(long, default_value = "24h")]
+    pub lifetime: humantime::Duration,
+
+    /// Make a new CA even if the directory has one (services holding certificates of the old CA
+    /// then refuse the new ones, and the other way round).
+    #[arg(long)]
+    pub new_ca: bool,
+
+    /// The services to write certificates for (all of them by default).
+    #[arg(long, value_delimiter = ',', default_values_t = orderly_kit::tls::SERVICES.map(String::from))]
+    pub services: Vec<String>,
 }
 
 /// Flags of `orderly token`.

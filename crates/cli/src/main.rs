@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::args::{
-    CheckArgs, Cli, Command, PeerUrls, ServeArgs, Target, TokenArgs, Tuning, UpArgs,
+    CertsArgs, CheckArgs, Cli, Command, PeerUrls, ServeArgs, Target, TokenArgs, Tuning, UpArgs,
 };
 use orderly_kit::auth::signing::{SigningKey, TokenSpec, load_or_create_secret};
 
@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Check(args) => check(&args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => token(&args),
+        Command::Certs(args) => certs(&args),
         Command::Up(args) => traced(format, "orderly", up(args)).await,
         Command::Serve(args) => {
             let name = format!("orderly-{}", args.target.name());
@@ -120,6 +121,8 @@ async fn run(
             config.connections = server.connection_limits();
             config.grace_period = server.grace_period;
             config.calls = tuning.calls.config();
+            // The gateway calls users and orders as itself, over mutual TLS when configured.
+            config.calls.client.tls = server.tls.identity(target.name())?;
             config.callers = orderly_gateway::callers::Callers {
                 verifier: server.auth.verifier()?,
                 limits: orderly_kit::rate::CallerLimits::new(server.rate),
@@ -194,6 +197,16 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             args.target.name()
         );
     }
+    if args.tuning.server.tls.insecure_plaintext {
+        plaintext();
+    } else {
+        anyhow::ensure!(
+            args.tuning.server.tls.tls_dir.is_some(),
+            "orderly serve speaks mutual TLS to other services: give it a directory with the CA \
+             and its certificate (--tls-dir, ORDERLY_TLS_DIR; `orderly certs --out DIR` makes \
+             one), or accept plaintext with --insecure-plaintext"
+        );
+    }
     let shutdown = Shutdown::new();
     let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
@@ -244,6 +257,21 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
             hint = %format!("orderly token --data-dir {} --sub USER_ID", args.data_dir.display()),
             "callers need a bearer token signed by the development key");
         auth.jwks_file = Some(jwks);
+    }
+    let tls = &mut args.tuning.server.tls;
+    if tls.insecure_plaintext {
+        plaintext();
+    } else if tls.tls_dir.is_none() {
+        // A development CA of its own, and service certificates fresh from it at every start.
+        let dir = args.data_dir.join(TLS_DIR);
+        orderly_kit::tls::issue::issue(
+            &dir,
+            &orderly_kit::tls::SERVICES,
+            DEV_CERT_LIFETIME,
+            false,
+        )?;
+        tracing::info!(dir = %dir.display(), "services call each other over mutual TLS");
+        tls.tls_dir = Some(dir);
     }
     if args.tuning.page_token_secret.is_none() {
         let keys = args.data_dir.join(orderly_kit::auth::DEV_KEY_DIR);
@@ -325,6 +353,34 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     signal_task.abort();
     let _ = admin.await;
     result
+}
+
+/// Where under `orderly up`'s data directory its CA and service certificates live.
+const TLS_DIR: &str = "tls";
+
+/// How long the certificates `orderly up` issues at start are valid.
+const DEV_CERT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Says, at start, that this process's services trust any process that can connect.
+fn plaintext() {
+    tracing::warn!(
+        "mutual TLS is off (--insecure-plaintext): any process that can connect may call any \
+         service as if it were another service; never expose these ports"
+    );
+}
+
+/// `orderly certs`: a CA (kept if there is one) and a certificate per service in `args.out`.
+fn certs(args: &CertsArgs) -> anyhow::Result<()> {
+    let services: Vec<&str> = args.services.iter().map(String::as_str).collect();
+    orderly_kit::tls::issue::issue(&args.out, &services, *args.lifetime, args.new_ca)?;
+    println!(
+        "wrote {} (CA) and certificates for {} to {}, valid for {}",
+        orderly_kit::tls::CA_FILE,
+        services.join(", "),
+        args.out.display(),
+        args.lifetime
+    );
+    Ok(())
 }
 
 /// The page-token secret of `serve --insecure-no-auth` when none is given: public, like the

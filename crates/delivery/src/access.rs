@@ -1,6 +1,7 @@
-//! Who may call which DeliveryService method. Its callers are services (orders), not users, so its
-//! methods are open to any caller here: which *services* may call them is decided by service
-//! identity (mutual TLS), not by users' tokens. A token sent is still checked.
+//! Who may call which DeliveryService method. Its callers are services, not users, so its methods
+//! are open to any user here (a token sent is still checked); which *services* may call them is
+//! decided by their certificates: only orders schedules and cancels deliveries; any service of
+//! the cluster may read one.
 
 use orderly_kit::auth::rules::{Rule, Rules};
 
@@ -14,6 +15,7 @@ pub fn rules() -> Rules {
             ("GetDelivery", Rule::Open),
         ],
     )
+    .callers(&["orders"], &["ScheduleDelivery", "CancelDelivery"])
 }
 
 #[cfg(test)]

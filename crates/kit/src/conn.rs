@@ -67,6 +67,8 @@ pub enum Closed {
     HeaderTimeout,
     /// `accept` itself failed (out of file descriptors, say).
     AcceptError,
+    /// The TLS handshake failed: no client certificate, one from another CA, plaintext.
+    Handshake,
 }
 
 impl Closed {
@@ -75,6 +77,7 @@ impl Closed {
             Self::Limit => "limit",
             Self::HeaderTimeout => "header_timeout",
             Self::AcceptError => "accept_error",
+            Self::Handshake => "tls_handshake",
         }
     }
 }
@@ -92,7 +95,12 @@ impl Watch {
     /// The watch of the listener at `listener` (its address, as the metrics label).
     pub fn new(listener: &str) -> Self {
         let listener: Arc<str> = Arc::from(listener);
-        for reason in [Closed::Limit, Closed::HeaderTimeout, Closed::AcceptError] {
+        for reason in [
+            Closed::Limit,
+            Closed::HeaderTimeout,
+            Closed::AcceptError,
+            Closed::Handshake,
+        ] {
             metrics::counter!("orderly_connections_closed_total", "listener" => listener.to_string(), "reason" => reason.as_str())
                 .absolute(0);
         }
@@ -220,15 +228,6 @@ impl Guarded {
     /// The address the connection came from.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
         self.stream.peer_addr().ok()
-    }
-}
-
-#[cfg(feature = "server")]
-impl tonic::transport::server::Connected for Guarded {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        tonic::transport::server::Connected::connect_info(&self.stream)
     }
 }
 

@@ -19,6 +19,7 @@
 //! | [`secret`] | always | secrets in configuration that never print |
 //! | [`shutdown`] | always | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
 //! | [`status`] | always | typed errors to `tonic::Status` with google.rpc details |
+//! | [`tls`] | `tls` | mutual TLS between services, SPIFFE identities, certificates re-read on change |
 //! | [`rate`] | `rate` | per-caller rate limits (GCRA) keyed by token subject or peer address |
 //! | [`pagination`] | always | AIP-158 page sizes and tamper-checked page tokens |
 //! | [`time`] | always | microsecond timestamps and their protobuf form |
@@ -48,6 +49,8 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use tonic;
 

@@ -1,6 +1,7 @@
 //! Who may call which OrderService method: any authenticated user, for their own orders only
 //! (the handlers check that CreateOrder's `user_id`, ListOrders' `user_id` and the owner of the
-//! order read, cancelled or watched is the caller); an admin may act on any.
+//! order read, cancelled or watched is the caller); an admin may act on any. Only the gateway (by
+//! its certificate) may call it.
 
 use orderly_kit::auth::rules::{Rule, Rules};
 
@@ -16,6 +17,7 @@ pub fn rules() -> Rules {
             ("WatchOrder", Rule::User),
         ],
     )
+    .all_callers(&["gateway"])
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub use orderly_kit::server::StartError;
 /// `listener` until `shutdown` resolves, with the recovery sweep beside it; then drains and stops
 /// gracefully.
 pub async fn serve(
-    config: OrdersConfig,
+    mut config: OrdersConfig,
     server: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -137,6 +137,8 @@ pub async fn serve(
         migrations: store::MIGRATIONS,
         descriptor_set: orderly::FILE_DESCRIPTOR_SET,
     };
+    // Its calls to users, payments and delivery go out as orders, over mutual TLS when configured.
+    config.calls.client.tls = server.tls.identity(service.name)?;
     let tuning = server.clone();
     let mut sweeping = None;
     let result = run_with_database(service, server, listener, stop.wait(), |db| {

@@ -54,6 +54,10 @@ pub struct Options {
     pub jwks_file: Option<std::path::PathBuf>,
     /// Per-caller rate limits of every service.
     pub rate: orderly_kit::rate::RateConfig,
+    /// Whether every hop is mutual TLS (on by default): certificates of a fresh CA for each
+    /// service, the gateway, and the test's clients (which call users and orders as the gateway,
+    /// payments and delivery as orders).
+    pub tls: bool,
 }
 
 /// Changes to the gateway's settings, for [`Options::gateway`].
@@ -84,6 +88,7 @@ impl Default for Options {
             gateway: None,
             jwks_file: None,
             rate: orderly_kit::rate::RateConfig::default(),
+            tls: true,
         }
     }
 }
@@ -120,8 +125,13 @@ pub struct Stack {
     pub users_url: String,
     /// Where orders listens.
     pub orders_url: String,
+    /// Where payments listens.
+    pub payments_url: String,
     /// Where the gateway listens, when there is one.
     pub gateway: Option<SocketAddr>,
+    /// The CA and every service's certificate, when the stack speaks mutual TLS.
+    pub tls_dir: Option<std::path::PathBuf>,
+    _certs: Option<tempfile::TempDir>,
     payments_db: Database,
     delivery_db: Database,
     stop: Shutdown,
@@ -135,12 +145,40 @@ async fn listener() -> (TcpListener, String) {
     (listener, url)
 }
 
-async fn client_channel(url: &str) -> Channel {
-    Channel::from_shared(url.to_owned())
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
+/// A connected channel to the service `to` at `url`: over mutual TLS as the service `from` when
+/// `tls_dir` holds the certificates, else plaintext.
+pub async fn client_channel(
+    url: &str,
+    tls_dir: Option<&std::path::Path>,
+    from: &str,
+    to: &str,
+) -> Channel {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("uri");
+    match tls_dir {
+        Some(dir) => {
+            let identity = orderly_kit::tls::Identity::load(dir, from).expect("certificates");
+            let connector =
+                orderly_kit::tls::client::Connector::new(identity, to).expect("service name");
+            endpoint
+                .connect_with_connector(connector)
+                .await
+                .expect("connect over TLS")
+        }
+        None => endpoint.connect().await.expect("connect"),
+    }
+}
+
+/// Certificates of a fresh CA for every service, in a directory removed with the stack.
+pub fn issue_certificates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    orderly_kit::tls::issue::issue(
+        dir.path(),
+        &orderly_kit::tls::SERVICES,
+        Duration::from_secs(3600),
+        false,
+    )
+    .expect("issue certificates");
+    dir
 }
 
 impl std::fmt::Debug for Stack {
@@ -172,7 +210,10 @@ impl Stack {
             page_token_secret: "test".into(),
             closed_signup: false,
         };
+        let certs = options.tls.then(issue_certificates);
+        let tls_dir = certs.as_ref().map(|dir| dir.path().to_owned());
         let mut base = ServerConfig::default();
+        base.tls.tls_dir = tls_dir.clone();
         base.auth.jwks_file = options.jwks_file.clone();
         base.rate = options.rate;
         let plain = ServerConfig {
@@ -247,6 +288,9 @@ impl Stack {
                     jwks_file: options.jwks_file.clone(),
                     ..Default::default()
                 };
+                config.calls.client.tls = tls_dir.as_ref().map(|dir| {
+                    orderly_kit::tls::Identity::load(dir, "gateway").expect("certificates")
+                });
                 config.callers = orderly_gateway::callers::Callers {
                     verifier: auth.verifier().expect("the test's JWKS"),
                     limits: orderly_kit::rate::CallerLimits::new(options.rate),
@@ -269,14 +313,26 @@ impl Stack {
         let delivery_db = orderly_kit::db::connect(dbs[2].url(), 2)
             .await
             .expect("delivery db");
+        let tls = tls_dir.as_deref();
         Some(Self {
-            users: UserServiceClient::new(client_channel(&users_url).await),
-            orders: OrderServiceClient::new(client_channel(&orders_url).await),
-            payments: PaymentServiceClient::new(client_channel(&payments_url).await),
-            delivery: DeliveryServiceClient::new(client_channel(&delivery_url).await),
+            users: UserServiceClient::new(
+                client_channel(&users_url, tls, "gateway", "users").await,
+            ),
+            orders: OrderServiceClient::new(
+                client_channel(&orders_url, tls, "gateway", "orders").await,
+            ),
+            payments: PaymentServiceClient::new(
+                client_channel(&payments_url, tls, "orders", "payments").await,
+            ),
+            delivery: DeliveryServiceClient::new(
+                client_channel(&delivery_url, tls, "orders", "delivery").await,
+            ),
             users_url,
             orders_url,
+            payments_url,
             gateway,
+            tls_dir,
+            _certs: certs,
             payments_db,
             delivery_db,
             stop,

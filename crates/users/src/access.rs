@@ -1,5 +1,6 @@
 //! Who may call which UserService method: sign-up is open; a user reads, updates and deletes only
-//! their own record (checked by the handlers); listing and batch reads are for admins.
+//! their own record (checked by the handlers); listing and batch reads are for admins. Only the
+//! gateway and orders (by their certificates) may call it at all.
 
 use orderly_kit::auth::rules::{Rule, Rules};
 
@@ -15,7 +16,8 @@ pub fn rules(closed_signup: bool) -> Rules {
             ("ListUsers", Rule::Admin),
             ("BatchGetUsers", Rule::Admin),
         ],
-    );
+    )
+    .all_callers(&["orders", "gateway"]);
     if closed_signup {
         rules.with("CreateUser", Rule::Admin)
     } else {

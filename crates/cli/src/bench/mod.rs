@@ -86,6 +86,15 @@ pub struct BenchArgs {
     #[arg(long, env = "ORDERLY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// A directory of mutual-TLS certificates (`orderly certs`, or `orderly up`'s `DATA_DIR/tls`):
+    /// the gRPC scenarios then call over TLS, as the service `--tls-identity`.
+    #[arg(long, env = "ORDERLY_TLS_DIR")]
+    pub tls_dir: Option<std::path::PathBuf>,
+
+    /// Whose certificate the gRPC scenarios present (`gateway` may call users and orders).
+    #[arg(long, default_value = "gateway")]
+    pub tls_identity: String,
+
     /// Closed loop: this many calls always in flight (the default model, 16).
     #[arg(long, conflicts_with = "rate")]
     pub concurrency: Option<usize>,
@@ -200,8 +209,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let run = format!("{:x}", fastrand::u64(..));
     let connections = args.connections.max(1);
+    let identity = args
+        .tls_dir
+        .as_ref()
+        .map(|dir| orderly_kit::tls::Identity::load(dir.clone(), &args.tls_identity))
+        .transpose()?;
     let users = || async {
-        let channels = scenario::connect(&args.users_url, connections).await?;
+        let channels =
+            scenario::connect(&args.users_url, connections, identity.as_ref(), "users").await?;
         anyhow::Ok(
             channels
                 .into_iter()
@@ -210,7 +225,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
     };
     let orders = || async {
-        let channels = scenario::connect(&args.orders_url, connections).await?;
+        let channels =
+            scenario::connect(&args.orders_url, connections, identity.as_ref(), "orders").await?;
         anyhow::Ok(
             channels
                 .into_iter()

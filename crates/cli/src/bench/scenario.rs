@@ -68,16 +68,27 @@ fn request<M>(message: M, timeout: Duration, traceparent: Option<String>) -> Req
     request
 }
 
-/// `count` separate connections to `url`.
-pub async fn connect(url: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
+/// `count` separate connections to the service `service` at `url`: over mutual TLS as `identity`
+/// when given.
+pub async fn connect(
+    url: &str,
+    count: usize,
+    identity: Option<&orderly_kit::tls::Identity>,
+    service: &str,
+) -> anyhow::Result<Vec<Channel>> {
     let mut channels = Vec::new();
     for _ in 0..count.max(1) {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?;
-        channels.push(channel);
+        let endpoint = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true);
+        let connected = match identity {
+            Some(identity) => {
+                let connector =
+                    orderly_kit::tls::client::Connector::new(identity.clone(), service)?;
+                endpoint.connect_with_connector(connector).await
+            }
+            None => endpoint.connect().await,
+        };
+        channels
+            .push(connected.map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?);
     }
     Ok(channels)
 }

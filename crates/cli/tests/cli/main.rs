@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod certs;
 mod deploy;
 mod gateway;
 mod process;

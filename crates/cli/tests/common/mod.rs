@@ -42,6 +42,41 @@ pub struct Orderly {
     /// Where the admin port (`/metrics`, `/healthz`, `/readyz`) listens.
     pub admin: SocketAddr,
     pub logs: mpsc::UnboundedReceiver<Value>,
+    /// The certificates its services speak mutual TLS with: `up`'s own under its data directory
+    /// unless `--insecure-plaintext`, or `serve --tls-dir`'s.
+    pub tls_dir: Option<std::path::PathBuf>,
+    /// The service `addr` is.
+    first: String,
+}
+
+/// The certificates `orderly ARGS` serves with, as [`Orderly::tls_dir`].
+fn tls_dir_of(args: &[&str]) -> Option<std::path::PathBuf> {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| *a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(std::path::PathBuf::from)
+    };
+    if let Some(dir) = value("--tls-dir") {
+        return Some(dir);
+    }
+    (args.first() == Some(&"up") && !args.contains(&"--insecure-plaintext")).then(|| {
+        value("--data-dir")
+            .unwrap_or_else(|| "data".into())
+            .join("tls")
+    })
+}
+
+/// The certificate name of a service listed by its short name (`UserService`), and whose
+/// certificate a client calling it presents (one it accepts).
+fn names_of(service: &str) -> (&'static str, &'static str) {
+    match service {
+        "UserService" => ("users", "gateway"),
+        "OrderService" => ("orders", "gateway"),
+        "PaymentService" => ("payments", "orders"),
+        "DeliveryService" => ("delivery", "orders"),
+        other => panic!("no certificate for {other}"),
+    }
 }
 
 impl Orderly {
@@ -82,6 +117,8 @@ impl Orderly {
             addrs: HashMap::new(),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             logs,
+            tls_dir: tls_dir_of(args),
+            first: String::new(),
         };
         let mut admin = None;
         while admin.is_none() || services.iter().any(|s| !process.addrs.contains_key(*s)) {
@@ -110,6 +147,7 @@ impl Orderly {
         }
         process.admin = admin.expect("admin addr");
         process.addr = process.addrs[services[0]];
+        process.first = services[0].to_owned();
         process
     }
 
@@ -143,21 +181,17 @@ impl Orderly {
             .expect("wait")
     }
 
+    /// A connected channel to the first awaited service, over mutual TLS when it speaks it.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
+        self.channel_to(&self.first.clone()).await
     }
 
-    /// A connected channel to the awaited service `service` (e.g. `OrderService`).
+    /// A connected channel to the awaited service `service` (e.g. `OrderService`), over mutual
+    /// TLS when it speaks it (as a service it accepts calls from).
     pub async fn channel_to(&self, service: &str) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addrs[service]))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
+        let (to, from) = names_of(service);
+        let url = format!("http://{}", self.addrs[service]);
+        orderly_testkit::stack::client_channel(&url, self.tls_dir.as_deref(), from, to).await
     }
 
     pub async fn users(&self) -> UserServiceClient<Channel> {
@@ -219,6 +253,7 @@ pub fn serve_args(target: &str, listen: &str, database: &str, extra: &[&str]) ->
         "--database-url",
         database,
         "--insecure-no-auth",
+        "--insecure-plaintext",
     ]
     .map(String::from)
     .to_vec();

@@ -12,7 +12,7 @@
 //!
 //! A refusal says only which of a few reasons applies (`google.rpc.ErrorInfo`, domain
 //! [`DOMAIN`]): `TOKEN_MISSING`, `TOKEN_EXPIRED`, `TOKEN_INVALID` (UNAUTHENTICATED); `NOT_OWNER`,
-//! `MISSING_ROLE` (PERMISSION_DENIED). Which check failed beyond that goes to the debug log only.
+//! `MISSING_ROLE`, `CALLER_NOT_ALLOWED` (PERMISSION_DENIED). Which check failed beyond that goes to the debug log only.
 
 #[cfg(feature = "args")]
 pub mod config;
@@ -115,6 +115,9 @@ pub enum AuthError {
     /// The method needs a role the caller lacks.
     #[error("the caller lacks the role this call needs")]
     MissingRole,
+    /// The calling service (its certificate's identity) is not among the method's callers.
+    #[error("this service may not be called by the calling service")]
+    CallerNotAllowed,
 }
 
 impl AuthError {
@@ -126,6 +129,7 @@ impl AuthError {
             Self::Invalid => "TOKEN_INVALID",
             Self::NotOwner => "NOT_OWNER",
             Self::MissingRole => "MISSING_ROLE",
+            Self::CallerNotAllowed => "CALLER_NOT_ALLOWED",
         }
     }
 
@@ -133,7 +137,7 @@ impl AuthError {
     pub fn code(self) -> Code {
         match self {
             Self::Missing | Self::Expired | Self::Invalid => Code::Unauthenticated,
-            Self::NotOwner | Self::MissingRole => Code::PermissionDenied,
+            Self::NotOwner | Self::MissingRole | Self::CallerNotAllowed => Code::PermissionDenied,
         }
     }
 }

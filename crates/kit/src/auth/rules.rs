@@ -3,6 +3,12 @@
 //! before its handler runs by [`Authenticate`], a layer over the generated gRPC service. It works
 //! on the HTTP request, so unary and streaming calls alike pass through it.
 //!
+//! The table also says which *services* may call each method ([`Rules::callers`]): over mutual
+//! TLS the calling service is known from its certificate ([`crate::tls`]), and one not listed is
+//! refused with `CALLER_NOT_ALLOWED` before its token is even looked at. A method without a
+//! list admits any service holding a certificate of the cluster's CA; over plaintext there are no
+//! identities to check.
+//!
 //! Ownership ("a user reads only their own orders") depends on the request's fields, which the
 //! layer does not decode: a [`Rule::User`] method's handler checks it with
 //! [`super::Caller::may_act_for`].
@@ -31,6 +37,10 @@ pub enum Rule {
 pub struct Rules {
     service: &'static str,
     methods: HashMap<&'static str, Rule>,
+    /// The services that may call a method, where the table restricts them.
+    callers: HashMap<&'static str, &'static [&'static str]>,
+    /// The services that may call a method the table names in `callers` no list for.
+    all_callers: Option<&'static [&'static str]>,
 }
 
 impl Rules {
@@ -39,6 +49,35 @@ impl Rules {
         Self {
             service,
             methods: methods.iter().copied().collect(),
+            callers: HashMap::new(),
+            all_callers: None,
+        }
+    }
+
+    /// The same rules, with only `services` (by their certificates' names) allowed to call
+    /// `methods`.
+    pub fn callers(mut self, services: &'static [&'static str], methods: &[&'static str]) -> Self {
+        for method in methods {
+            self.callers.insert(method, services);
+        }
+        self
+    }
+
+    /// The same rules, with only `services` allowed to call the methods [`Rules::callers`] gives
+    /// no list of their own.
+    pub fn all_callers(mut self, services: &'static [&'static str]) -> Self {
+        self.all_callers = Some(services);
+        self
+    }
+
+    /// Admits a call to `method` from the service `caller` (its certificate's name; `None` for a
+    /// certificate naming no service), or refuses it with `CALLER_NOT_ALLOWED`.
+    pub fn admits(&self, method: &str, caller: Option<&str>) -> Result<(), AuthError> {
+        let allowed = self.callers.get(method).copied().or(self.all_callers);
+        match allowed {
+            None => Ok(()),
+            Some(services) if caller.is_some_and(|caller| services.contains(&caller)) => Ok(()),
+            Some(_) => Err(AuthError::CallerNotAllowed),
         }
     }
 
@@ -78,12 +117,15 @@ impl Rules {
             .filter(|method| !self.methods.contains_key(method.as_str()))
             .cloned()
             .collect();
-        let undeclared = self
+        let mut undeclared: Vec<String> = self
             .methods
             .keys()
+            .chain(self.callers.keys())
             .filter(|method| !declared.iter().any(|d| d == *method))
             .map(|method| (*method).to_owned())
             .collect();
+        undeclared.sort();
+        undeclared.dedup();
         Ok((unruled, undeclared))
     }
 
@@ -192,15 +234,22 @@ mod layer {
         }
 
         fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-            let Some(verifier) = &self.verifier else {
-                return Box::pin(self.inner.call(request));
-            };
             let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+            let decided = match crate::tls::server::Peer::of(&request) {
+                Some(peer) if peer.tls => self.rules.admits(method, peer.service.as_deref()),
+                _ => Ok(()),
+            };
+            let Some(verifier) = &self.verifier else {
+                return match decided {
+                    Ok(()) => Box::pin(self.inner.call(request)),
+                    Err(refusal) => refuse::<S, B>(request, refusal),
+                };
+            };
             let header = request
                 .headers()
                 .get(http::header::AUTHORIZATION)
                 .map(|value| value.as_bytes());
-            match self.rules.decide(verifier, method, header) {
+            match decided.and_then(|()| self.rules.decide(verifier, method, header)) {
                 Ok(caller) => {
                     if let Some(caller) = caller {
                         // The server span's (OpenTelemetry's `enduser.id`); never the token.
@@ -209,15 +258,25 @@ mod layer {
                     }
                     Box::pin(self.inner.call(request))
                 }
-                Err(refusal) => {
-                    metrics::counter!("orderly_server_auth_refused_total",
-                        "rpc_service" => S::NAME, "reason" => refusal.reason())
-                    .increment(1);
-                    let answer = crate::server::refuse::answer(request, Status::from(refusal));
-                    Box::pin(std::future::ready(Ok(answer)))
-                }
+                Err(refusal) => refuse::<S, B>(request, refusal),
             }
         }
+    }
+
+    /// Answers a refused call with its status (after counting it), draining its body.
+    fn refuse<S: NamedService, B>(
+        request: http::Request<B>,
+        refusal: AuthError,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send>>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+    {
+        metrics::counter!("orderly_server_auth_refused_total",
+            "rpc_service" => S::NAME, "reason" => refusal.reason())
+        .increment(1);
+        let answer = crate::server::refuse::answer(request, Status::from(refusal));
+        Box::pin(std::future::ready(Ok(answer)))
     }
 }
 
@@ -236,6 +295,32 @@ mod tests {
                 ("ListUsers", Rule::Admin),
             ],
         )
+    }
+
+    #[test]
+    fn only_listed_services_may_call_a_restricted_method() {
+        let rules = Rules::new(
+            "orderly.payments.v1.PaymentService",
+            &[("Charge", Rule::Open), ("GetPayment", Rule::Open)],
+        )
+        .callers(&["orders"], &["Charge"]);
+        assert_eq!(rules.admits("Charge", Some("orders")), Ok(()));
+        assert_eq!(
+            rules.admits("Charge", Some("delivery")),
+            Err(AuthError::CallerNotAllowed)
+        );
+        assert_eq!(
+            rules.admits("Charge", None),
+            Err(AuthError::CallerNotAllowed),
+            "a certificate naming no service is nobody"
+        );
+        assert_eq!(rules.admits("GetPayment", Some("delivery")), Ok(()));
+        let users = users_rules().all_callers(&["orders", "gateway"]);
+        assert_eq!(users.admits("GetUser", Some("gateway")), Ok(()));
+        assert_eq!(
+            users.admits("GetUser", Some("payments")),
+            Err(AuthError::CallerNotAllowed)
+        );
     }
 
     #[test]

@@ -7,19 +7,169 @@
 //! reports SERVING, and leaves it the moment it drains, dies, or stops answering.
 //!
 //! tonic balances over whatever endpoints it is given but does not check their health, and no
-//! maintained crate feeds it from health checks, so this module does that one job.
+//! maintained crate feeds it from health checks, so this module does that one job. It balances
+//! with tower's power-of-two-choices over one tonic channel per replica (what tonic's own balancer
+//! does), because tonic's cannot dial replicas through a connector, and mutual TLS needs one.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc::Sender;
-use tonic::transport::channel::Change;
+use tokio::sync::mpsc::{Receiver, Sender};
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tower::discover::Change;
 
 use super::endpoint::{ClientConfig, ClientError, endpoint};
+use crate::tls::client::Connector;
+
+/// The transport under every downstream client: one replica's channel, or a balancer over
+/// several.
+#[derive(Clone)]
+pub enum Transport {
+    /// One replica (or a load balancer in front of several).
+    Single(Channel),
+    /// Several, balanced here.
+    Balanced(Balanced),
+}
+
+/// Several replicas balanced by pending calls (power of two choices), behind a buffer so it can
+/// be cloned.
+pub type Balanced = tower::buffer::Buffer<http::Request<Body>, BalancedFuture>;
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Single(channel) => f.debug_tuple("Single").field(channel).finish(),
+            Self::Balanced(_) => f.write_str("Balanced"),
+        }
+    }
+}
+
+type BalancedFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, tower::BoxError>> + Send>>;
+
+impl tower::Service<http::Request<Body>> for Transport {
+    type Response = http::Response<Body>;
+    type Error = tower::BoxError;
+    type Future = TransportFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            Self::Single(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Self::Balanced(balanced) => balanced.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Self::Single(channel) => TransportFuture::Single {
+                inner: channel.call(request),
+            },
+            Self::Balanced(balanced) => TransportFuture::Balanced {
+                inner: balanced.call(request),
+            },
+        }
+    }
+}
+
+pub use response::TransportFuture;
+
+/// The response future, in a module of its own: pin-project-lite's fields take no doc comments.
+#[allow(missing_docs)]
+mod response {
+    use super::BalancedFuture;
+
+    pin_project_lite::pin_project! {
+        /// The response of a [`super::Transport`].
+        #[project = TransportProjection]
+        pub enum TransportFuture {
+            Single { #[pin] inner: tonic::transport::channel::ResponseFuture },
+            Balanced { #[pin] inner: tower::buffer::future::ResponseFuture<BalancedFuture> },
+        }
+    }
+
+    pub(super) use TransportProjection as Projection;
+}
+
+impl Future for TransportFuture {
+    type Output = Result<http::Response<Body>, tower::BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            response::Projection::Single { inner } => inner.poll(cx).map_err(Into::into),
+            response::Projection::Balanced { inner } => inner.poll(cx),
+        }
+    }
+}
+
+/// How many calls may wait for the balancer's worker.
+const BALANCER_BUFFER: usize = 1024;
+
+/// How a replica is dialled: in plaintext, or over mutual TLS to the named service.
+#[derive(Debug, Clone)]
+struct Dialer(Option<Connector>);
+
+impl Dialer {
+    fn new(service: &str, config: &ClientConfig) -> Result<Self, ClientError> {
+        let connector = config
+            .tls
+            .clone()
+            .map(|identity| Connector::new(identity, service))
+            .transpose()
+            .map_err(|_| ClientError::BadServiceName(service.to_owned()))?;
+        Ok(Self(connector))
+    }
+
+    /// A channel to `endpoint` that connects on first use.
+    fn lazy(&self, endpoint: &Endpoint) -> Channel {
+        match &self.0 {
+            Some(connector) => endpoint.connect_with_connector_lazy(connector.clone()),
+            None => endpoint.connect_lazy(),
+        }
+    }
+
+    /// A channel to `endpoint`, connected now.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+        match &self.0 {
+            Some(connector) => endpoint.connect_with_connector(connector.clone()).await,
+            None => endpoint.connect().await,
+        }
+    }
+}
+
+/// A balancer fed by `changes`: replicas join and leave as their watchers say.
+fn balanced(changes: Receiver<Change<String, Channel>>) -> Balanced {
+    let discover = tower::load::PendingRequestsDiscover::new(
+        Replicas(changes),
+        tower::load::CompleteOnResponse::default(),
+    );
+    let balance = tower::balance::p2c::Balance::new(discover);
+    let boxed = tower::util::BoxService::new(balance);
+    let (buffer, worker) = tower::buffer::Buffer::pair(boxed, BALANCER_BUFFER);
+    tokio::spawn(worker);
+    buffer
+}
+
+/// The replica changes as tower's discovery. It never ends (a balancer whose discovery ended
+/// fails every call), even when every watcher has stopped.
+struct Replicas(Receiver<Change<String, Channel>>);
+
+impl tokio_stream::Stream for Replicas {
+    type Item = Result<Change<String, Channel>, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.poll_recv(cx) {
+            Poll::Ready(Some(change)) => Poll::Ready(Some(Ok(change))),
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// How often a DNS name is resolved again, and how long a lost replica waits before it is checked again.
 const REFRESH: Duration = Duration::from_secs(5);
@@ -69,35 +219,44 @@ impl Endpoints {
         }
     }
 
-    /// A channel to these endpoints: lazy for one, health-balanced for several.
-    pub fn channel(&self, config: &ClientConfig) -> Result<Channel, ClientError> {
+    /// A channel to these endpoints of the service `service`: lazy for one, health-balanced for
+    /// several; over mutual TLS when `config` has an identity.
+    pub fn channel(&self, service: &str, config: &ClientConfig) -> Result<Transport, ClientError> {
+        let dialer = Dialer::new(service, config)?;
         match self {
-            Self::Single(url) => Ok(endpoint(url, config)?.connect_lazy()),
+            Self::Single(url) => Ok(Transport::Single(dialer.lazy(&endpoint(url, config)?))),
             Self::List(urls) => {
                 let endpoints = urls
                     .iter()
                     .map(|url| endpoint(url, config))
                     .collect::<Result<Vec<_>, _>>()?;
-                let (channel, changes) = Channel::balance_channel::<String>(64);
+                let (changes, receiver) = tokio::sync::mpsc::channel(64);
                 for (url, endpoint) in urls.iter().zip(endpoints) {
-                    tokio::spawn(follow(url.clone(), endpoint, changes.clone()));
+                    let follower = follow(url.clone(), endpoint, dialer.clone(), changes.clone());
+                    tokio::spawn(follower);
                 }
-                Ok(channel)
+                Ok(Transport::Balanced(balanced(receiver)))
             }
             Self::Dns { host, port } => {
-                let (channel, changes) = Channel::balance_channel::<String>(64);
-                tokio::spawn(resolve(host.clone(), *port, config.clone(), changes));
-                Ok(channel)
+                let (changes, receiver) = tokio::sync::mpsc::channel(64);
+                let resolver = resolve(host.clone(), *port, config.clone(), dialer, changes);
+                tokio::spawn(resolver);
+                Ok(Transport::Balanced(balanced(receiver)))
             }
         }
     }
 }
 
 /// Keeps one replica in rotation while its health says SERVING, until the balancer is gone.
-async fn follow(key: String, endpoint: Endpoint, changes: Sender<Change<String, Endpoint>>) {
+async fn follow(
+    key: String,
+    endpoint: Endpoint,
+    dialer: Dialer,
+    changes: Sender<Change<String, Channel>>,
+) {
     let mut in_rotation = false;
     loop {
-        let serving = watch_health(&endpoint, &key, &changes, &mut in_rotation).await;
+        let serving = watch_health(&endpoint, &dialer, &key, &changes, &mut in_rotation).await;
         if in_rotation {
             tracing::warn!(replica = %key, reason = %serving, "replica left rotation");
             if changes.send(Change::Remove(key.clone())).await.is_err() {
@@ -116,11 +275,12 @@ async fn follow(key: String, endpoint: Endpoint, changes: Sender<Change<String, 
 /// stream ended.
 async fn watch_health(
     endpoint: &Endpoint,
+    dialer: &Dialer,
     key: &str,
-    changes: &Sender<Change<String, Endpoint>>,
+    changes: &Sender<Change<String, Channel>>,
     in_rotation: &mut bool,
 ) -> String {
-    let channel = match endpoint.connect().await {
+    let channel = match dialer.connect(endpoint).await {
         Ok(channel) => channel,
         Err(error) => return format!("cannot connect: {error}"),
     };
@@ -141,7 +301,7 @@ async fn watch_health(
                 if serving && !*in_rotation {
                     tracing::info!(replica = %key, "replica joined rotation");
                     if changes
-                        .send(Change::Insert(key.to_owned(), endpoint.clone()))
+                        .send(Change::Insert(key.to_owned(), dialer.lazy(endpoint)))
                         .await
                         .is_err()
                     {
@@ -163,7 +323,8 @@ async fn resolve(
     host: String,
     port: u16,
     config: ClientConfig,
-    changes: Sender<Change<String, Endpoint>>,
+    dialer: Dialer,
+    changes: Sender<Change<String, Channel>>,
 ) {
     let mut followers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     while !changes.is_closed() {
@@ -184,7 +345,9 @@ async fn resolve(
                     }
                     match endpoint(&url, &config) {
                         Ok(endpoint) => {
-                            let task = tokio::spawn(follow(url.clone(), endpoint, changes.clone()));
+                            let follower =
+                                follow(url.clone(), endpoint, dialer.clone(), changes.clone());
+                            let task = tokio::spawn(follower);
                             followers.insert(url, task);
                         }
                         Err(error) => tracing::warn!(%url, %error, "skipping address"),

@@ -305,4 +305,4 @@ where
 }
 
 /// The channel each attempt of a downstream call is made on.
-pub type CallChannel = Scoped<Protected<tonic::transport::Channel>>;
+pub type CallChannel = Scoped<Protected<crate::client::Transport>>;

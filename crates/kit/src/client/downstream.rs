@@ -123,7 +123,7 @@ impl Default for CallArgs {
 #[derive(Clone)]
 pub struct Downstream {
     name: &'static str,
-    channel: Protected<tonic::transport::Channel>,
+    channel: Protected<crate::client::Transport>,
     breakers: Arc<Breakers>,
     budget: Arc<TpsBudget>,
     backoff: Backoff,
@@ -166,7 +166,11 @@ impl Downstream {
         let breakers = Arc::new(Breakers::new(name, config.breaker.clone()));
         Ok(Self {
             name,
-            channel: CallLayer::new(breakers.clone()).layer(channel(address, &config.client)?),
+            channel: CallLayer::new(breakers.clone()).layer(channel(
+                name,
+                address,
+                &config.client,
+            )?),
             breakers,
             budget: Arc::new(TpsBudget::new(
                 config.budget_window,

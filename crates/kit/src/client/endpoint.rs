@@ -16,6 +16,9 @@ pub enum ClientError {
         /// Why.
         source: tonic::transport::Error,
     },
+    /// The downstream's name cannot be a TLS server name.
+    #[error("invalid service name {0:?} for TLS")]
+    BadServiceName(String),
     /// The address is none of the accepted forms.
     #[error(
         "invalid service address {0:?}: use http://host:port, a comma-separated list, or dns://host:port"
@@ -32,6 +35,8 @@ pub struct ClientConfig {
     pub keepalive_interval: Duration,
     /// How long a ping may go unanswered before the connection is dropped.
     pub keepalive_timeout: Duration,
+    /// The identity to dial over mutual TLS with; plaintext when `None`.
+    pub tls: Option<crate::tls::Identity>,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +45,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(1),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }

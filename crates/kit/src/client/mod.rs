@@ -6,7 +6,8 @@
 //! budget ([`deadline`]), retries within a budget with jittered backoff ([`backoff`]), and a
 //! circuit breaker per method ([`breaker`]), applied with the call's span and metric by a layer
 //! over the channel ([`call`]). Several replicas are balanced by health
-//! ([`balance`]).
+//! ([`balance`]). With a TLS identity, every connection is mutual TLS, and the server must hold
+//! the certificate of the service called ([`crate::tls::client`]).
 
 pub mod backoff;
 pub mod balance;
@@ -16,12 +17,15 @@ pub mod deadline;
 pub mod downstream;
 pub mod endpoint;
 
-use tonic::transport::Channel;
-
+pub use balance::Transport;
 pub use endpoint::{ClientConfig, ClientError, endpoint};
 
-/// A channel to `address` (see [`balance::Endpoints::parse`]: one URL, a list, or
-/// `dns://host:port`) that connects on first use, so services can start in any order.
-pub fn channel(address: &str, config: &ClientConfig) -> Result<Channel, ClientError> {
-    balance::Endpoints::parse(address)?.channel(config)
+/// A channel to the service `service` at `address` (see [`balance::Endpoints::parse`]: one URL,
+/// a list, or `dns://host:port`) that connects on first use, so services can start in any order.
+pub fn channel(
+    service: &str,
+    address: &str,
+    config: &ClientConfig,
+) -> Result<Transport, ClientError> {
+    balance::Endpoints::parse(address)?.channel(service, config)
 }

@@ -511,6 +511,28 @@ mod tests {
         assert_eq!(read().await, Some(3));
     }
 
+    #[tokio::test]
+    async fn a_second_handle_on_the_file_sees_what_the_first_commits_after_it_read() {
+        let (dir, db) = table_t().await;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let other = connect(&url, 2).await.expect("second handle");
+        let read = || async {
+            other
+                .fetch_optional("SELECT v FROM t WHERE k = 'a'", &[], |row| row.int("v"))
+                .await
+                .expect("read")
+        };
+        assert_eq!(read().await, None, "a read that keeps a snapshot");
+        db.execute("INSERT INTO t (k, v) VALUES ('a', 1)", &[])
+            .await
+            .expect("insert through the first handle");
+        assert_eq!(
+            read().await,
+            Some(1),
+            "the second handle's snapshot renewed"
+        );
+    }
+
     /// Commits so far on a SQLite database.
     fn commits(db: &Database) -> u64 {
         match &db.0 {

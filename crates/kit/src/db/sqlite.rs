@@ -12,11 +12,14 @@
 //! threads, and a missing one is opened.
 //!
 //! A reader keeps its read transaction (its snapshot) open from one read to the next for as long
-//! as nothing was committed meanwhile: every write goes through this process's one writer, which
-//! counts its commits, so a reader whose snapshot is as new as the last commit needs no new one.
-//! Starting and ending a read transaction takes and drops a lock on the WAL index (two `fcntl`
-//! calls), a sixth of a GetUser's database time. A commit ends the snapshots of the idle readers,
-//! so that none holds back the checkpointer.
+//! as nothing was committed meanwhile: writes to a file from this process are counted in one
+//! counter per file, shared by every handle on it, so a reader whose snapshot is as new as the
+//! last commit needs no new one. Starting and ending a read transaction takes and drops a lock on
+//! the WAL index (two `fcntl` calls), a sixth of a GetUser's database time. Commits made by
+//! *another process* on the same file cannot be counted: a snapshot is renewed at least every
+//! [`MAX_SNAPSHOT_AGE`], which bounds how stale such a reader may be (SQLite is for one process;
+//! replicas share PostgreSQL). A commit ends the snapshots of the idle readers, so that none
+//! holds back the checkpointer.
 //!
 //! Durability: WAL with `synchronous = NORMAL`: a commit is in the WAL (in the OS) before it
 //! returns, so a killed process loses nothing acknowledged; a power loss can lose the commits since
@@ -25,10 +28,11 @@
 //! fsyncs, 15-25 ms each on this machine's disk), and a call that paid for it was the p99 of
 //! CreateOrder.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql};
@@ -53,6 +57,27 @@ const STATEMENTS: usize = 64;
 /// Reader connections kept open when idle; more are opened (and closed after) under a burst.
 const IDLE_READERS: usize = 16;
 
+/// The longest a reader keeps one snapshot: how stale a read may be after a commit by another
+/// process on the same file.
+pub(crate) const MAX_SNAPSHOT_AGE: Duration = Duration::from_millis(100);
+
+/// The commit counter of the file at `path`, shared by every handle this process opens on it.
+fn commit_counter(path: &Path) -> Arc<AtomicU64> {
+    static COUNTERS: OnceLock<Mutex<HashMap<PathBuf, Weak<AtomicU64>>>> = OnceLock::new();
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut counters = COUNTERS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    counters.retain(|_, counter| counter.strong_count() > 0);
+    if let Some(counter) = counters.get(&key).and_then(Weak::upgrade) {
+        return counter;
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    counters.insert(key, Arc::downgrade(&counter));
+    counter
+}
+
 /// How often the checkpointer copies the WAL into the database file.
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -63,8 +88,9 @@ pub(crate) struct Sqlite {
     /// connection would see a database of its own).
     file: Option<PathBuf>,
     readers: Mutex<Vec<Reader>>,
-    /// Writes committed so far: a reader's snapshot taken at this count is current.
-    commits: AtomicU64,
+    /// Writes committed to the file so far, by any handle of this process: a reader's snapshot
+    /// taken at this count is current.
+    commits: Arc<AtomicU64>,
     /// Reader connections open, idle or in use.
     open_readers: AtomicUsize,
     writer: Arc<AsyncMutex<Writer>>,
@@ -97,10 +123,14 @@ impl Sqlite {
                 conn
             }
         };
+        let commits = match &file {
+            Some(path) => commit_counter(path),
+            None => Arc::default(),
+        };
         let db = Arc::new(Self {
             file,
             readers: Mutex::default(),
-            commits: AtomicU64::new(0),
+            commits,
             open_readers: AtomicUsize::new(0),
             writer: Arc::new(AsyncMutex::new(Writer::new(writer))),
         });
@@ -131,12 +161,15 @@ impl Sqlite {
             }
         };
         let commits = self.commits.load(Ordering::Acquire);
-        if reader.snapshot != Some(commits) {
+        let current = reader
+            .snapshot
+            .is_some_and(|(at, begun)| at == commits && begun.elapsed() < MAX_SNAPSHOT_AGE);
+        if !current {
             // The snapshot is taken by the first read after BEGIN, so it holds every commit
             // counted here (and maybe later ones, which only makes it renew once more).
             reader.end_snapshot();
             reader.conn.execute_batch("BEGIN")?;
-            reader.snapshot = Some(commits);
+            reader.snapshot = Some((commits, Instant::now()));
         }
         let result = read(&reader.conn);
         if reader.conn.is_autocommit() {
@@ -240,12 +273,12 @@ fn legacy_version(conn: &Connection) -> i64 {
     .unwrap_or(0)
 }
 
-/// A reader connection, and the commit count its open read transaction was begun at (`None`:
-/// no transaction open).
+/// A reader connection, and the commit count and time its open read transaction was begun at
+/// (`None`: no transaction open).
 #[derive(Debug)]
 struct Reader {
     conn: Connection,
-    snapshot: Option<u64>,
+    snapshot: Option<(u64, Instant)>,
 }
 
 impl Reader {

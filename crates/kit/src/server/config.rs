@@ -56,6 +56,10 @@ pub struct ServerConfig {
     /// How many calls each caller may make.
     #[command(flatten)]
     pub rate: crate::rate::RateConfig,
+
+    /// Mutual TLS with callers and downstreams, or plaintext.
+    #[command(flatten)]
+    pub tls: crate::tls::config::TlsConfig,
 }
 
 impl ServerConfig {

@@ -59,6 +59,9 @@ pub enum StartError {
     /// The keys that verify callers' tokens could not be read.
     #[error(transparent)]
     Auth(#[from] crate::auth::keys::KeysError),
+    /// The service's TLS certificates could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A gRPC server under construction: add services, a descriptor set and a readiness probe, then
@@ -69,6 +72,7 @@ pub struct GrpcServer {
     names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
     probe: Option<Readiness>,
+    identity: Option<crate::tls::Identity>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -89,6 +93,7 @@ impl GrpcServer {
             names: Vec::new(),
             descriptor_sets: Vec::new(),
             probe: None,
+            identity: None,
         }
     }
 
@@ -119,6 +124,13 @@ impl GrpcServer {
     /// Without a probe, the services are SERVING from the start until they drain.
     pub fn readiness(mut self, probe: Readiness) -> Self {
         self.probe = Some(probe);
+        self
+    }
+
+    /// Serves mutual TLS as `identity` (see [`crate::tls`]): every client must present a
+    /// certificate of the same CA; without, the server speaks plaintext.
+    pub fn tls(mut self, identity: Option<crate::tls::Identity>) -> Self {
+        self.identity = identity;
         self
     }
 
@@ -222,14 +234,15 @@ impl GrpcServer {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
 
-        tracing::info!(%addr, services = ?self.names, "listening");
+        tracing::info!(%addr, services = ?self.names, tls = self.identity.is_some(), "listening");
         // The incoming stream, not the builder, sets socket options on accepted connections
-        // (TCP_NODELAY among them), and enforces the connection cap and preface timeout.
-        let (incoming, _) = crate::conn::incoming(
-            listener,
-            self.config.connection_limits(),
-            crate::conn::Protocol::Http2,
-        );
+        // (TCP_NODELAY among them), enforces the connection cap and preface timeout, and shakes
+        // hands over TLS.
+        let limits = self.config.connection_limits();
+        let (incoming, watch) =
+            crate::conn::incoming(listener, limits, crate::conn::Protocol::Http2);
+        let incoming =
+            crate::tls::server::accept(incoming, self.identity, limits.header_timeout, watch);
         // tonic takes a stream of results; accept errors are handled inside (they pause the loop).
         let incoming = tokio_stream::StreamExt::map(incoming, Ok::<_, std::io::Error>);
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
@@ -287,7 +300,9 @@ where
     )
     .await?;
     let built = build(database.clone())?;
+    let identity = server.tls.identity(service.name)?;
     GrpcServer::new(server)
+        .tls(identity)
         .add_service(built)
         .reflect(service.descriptor_set)
         .serve_with_database(database, listener, shutdown)

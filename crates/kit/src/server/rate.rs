@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tonic::server::NamedService;
-use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::Service;
@@ -40,10 +39,7 @@ fn key<B>(request: &http::Request<B>) -> Option<CallerKey> {
     if let Some(caller) = request.extensions().get::<Caller>() {
         return Some(CallerKey::Subject(caller.subject.clone()));
     }
-    let peer = request
-        .extensions()
-        .get::<TcpConnectInfo>()?
-        .remote_addr()?;
+    let peer = crate::tls::server::Peer::of(request)?.remote_addr?;
     Some(CallerKey::Peer(peer.ip()))
 }
 

@@ -11,9 +11,14 @@ use crate::support::{Options, Suite};
 #[tokio::test]
 async fn the_place_order_example_confirms_an_order() {
     let suite = Suite::start(Options::default()).await.expect("sqlite");
-    let order = place_order::place_order(&suite.users_url, &suite.orders_url, None)
-        .await
-        .expect("example runs");
+    let order = place_order::place_order(
+        &suite.users_url,
+        &suite.orders_url,
+        None,
+        suite.tls_dir.as_deref(),
+    )
+    .await
+    .expect("example runs");
     assert_eq!(
         order.status(),
         OrderStatus::Confirmed,

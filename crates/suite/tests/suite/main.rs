@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod example;
 mod faults;
+mod identity;
 mod input;
 mod rest;
 mod saga;

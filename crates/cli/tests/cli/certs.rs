@@ -1,0 +1,101 @@
+//! Mutual TLS as `orderly` sets it up: `orderly certs` writes a CA and a certificate per service
+//! (keeping the CA when run again); `orderly serve` will not start without certificates or
+//! `--insecure-plaintext`, and with them admits only clients holding a certificate of its CA;
+//! `orderly up` makes its own.
+
+use orderly_kit::tls::{Identity, SERVICES, files::certificates, identity};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+fn certs(out: &std::path::Path, extra: &[&str]) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .arg("certs")
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("run orderly certs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn certs_names_every_service_and_keeps_its_ca_when_run_again() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    certs(dir.path(), &["--lifetime", "2h"]);
+    for service in SERVICES {
+        let leaf = certificates(&dir.path().join(format!("{service}.pem"))).expect("certificate");
+        assert_eq!(identity::service(&leaf[0]).as_deref(), Some(service));
+        let left = identity::not_after(&leaf[0])
+            .expect("notAfter")
+            .duration_since(std::time::SystemTime::now())
+            .expect("in the future");
+        assert!(left <= std::time::Duration::from_secs(2 * 3600), "{left:?}");
+        Identity::load(dir.path(), service).expect("a usable identity");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let key = std::fs::metadata(dir.path().join(format!("{service}.key"))).expect("key");
+            assert_eq!(key.permissions().mode() & 0o077, 0, "keys are private");
+        }
+    }
+    let ca = std::fs::read(dir.path().join("ca.pem")).expect("CA");
+    let users = std::fs::read(dir.path().join("users.pem")).expect("users");
+    certs(dir.path(), &[]);
+    assert_eq!(std::fs::read(dir.path().join("ca.pem")).expect("CA"), ca);
+    assert_ne!(
+        std::fs::read(dir.path().join("users.pem")).expect("users"),
+        users
+    );
+    certs(dir.path(), &["--new-ca"]);
+    assert_ne!(std::fs::read(dir.path().join("ca.pem")).expect("CA"), ca);
+}
+
+#[tokio::test]
+async fn serve_needs_certificates_or_plaintext_and_then_admits_only_its_ca() {
+    let data = tempfile::tempdir().expect("data dir");
+    let database = format!("sqlite://{}", data.path().join("users.db").display());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--database-url", &database])
+        .arg("--insecure-no-auth")
+        .env_remove("ORDERLY_TLS_DIR")
+        .env_remove("ORDERLY_INSECURE_PLAINTEXT")
+        .output()
+        .expect("run orderly serve");
+    assert!(!output.status.success(), "started without certificates");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tls-dir"), "{stderr}");
+
+    let tls = data.path().join("tls");
+    certs(&tls, &[]);
+    let tls_arg = tls.to_str().expect("utf-8 path");
+    let args = [
+        "serve",
+        "--target",
+        "users",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &database,
+        "--insecure-no-auth",
+        "--tls-dir",
+        tls_arg,
+    ];
+    let served = crate::common::Orderly::start(&args).await;
+    // The test's own client holds the gateway's certificate: health answers.
+    HealthClient::new(served.channel().await)
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("a client of the CA is served");
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{}", served.addr))
+        .expect("uri")
+        .connect_lazy();
+    HealthClient::new(plain)
+        .check(HealthCheckRequest::default())
+        .await
+        .expect_err("a plaintext client is refused");
+}
