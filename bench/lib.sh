@@ -36,22 +36,26 @@ wait_line() {
 
 # Starts `orderly serve --target users` on a free port over the database $BENCH_DB, with extra
 # environment "${@:2}" (NAME=VALUE ...), and stores its address in the variable named $1. It accepts
-# every caller (--insecure-no-auth) unless $AUTH_ARGS gives other flags (e.g. --jwks-file FILE).
+# every caller (--insecure-no-auth) unless $AUTH_ARGS gives other flags (e.g. --jwks-file FILE), and
+# speaks plaintext (--insecure-plaintext) unless $TLS_ARGS gives other flags (--tls-dir DIR).
 # (Not in a command substitution: the server's pid must reach `pids` in this shell.)
 start_users() {
   local var=$1 log="$work/orderly-$RANDOM.log"
   shift
-  env "$@" RUST_LOG="${RUST_LOG:-warn,orderly_kit::server=info}" target/release/orderly serve --target users ${AUTH_ARGS:---insecure-no-auth} \
+  env "$@" RUST_LOG="${RUST_LOG:-warn,orderly_kit::server=info}" target/release/orderly serve --target users ${AUTH_ARGS:---insecure-no-auth} ${TLS_ARGS:---insecure-plaintext} \
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --database-url "$BENCH_DB" >"$log" 2>&1 &
   pids+=($!)
   printf -v "$var" '%s' "$(wait_line "$log" '"listening"' | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["addr"])')"
 }
 
-# Starts `orderly up` (release, telemetry off, accepting every caller) on free ports with its data
-# under $work/data and its log in $work/up.log; stores its pid in `up_pid` and waits until it is up. Extra environment
-# "$@" (NAME=VALUE ...), e.g. a RUST_LOG.
+# Starts `orderly up` (release, telemetry off, accepting every caller, in plaintext unless TLS=1:
+# then over the certificates it makes under $work/data/tls) on free ports with its data under
+# $work/data and its log in $work/up.log; stores its pid in `up_pid` and waits until it is up.
+# Extra environment "$@" (NAME=VALUE ...), e.g. a RUST_LOG.
 start_up() {
-  env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info "$@" target/release/orderly up --insecure-no-auth \
+  local plaintext=--insecure-plaintext
+  [[ ${TLS:-0} == 1 ]] && plaintext=""
+  env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info "$@" target/release/orderly up --insecure-no-auth $plaintext \
     --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
     --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
   up_pid=$!
@@ -88,10 +92,10 @@ print("%.0f %.2f %.2f %.2f %d" % (s["rate"], l["p50_ms"], l["p90_ms"], l["p99_ms
 }
 
 # Drives GetUser of user $2 at $1 with `orderly bench` ($conns connections, $conns x $streams calls
-# in flight, $seconds counted after a second's warm-up) and prints: requests/s, p50, p90, p99 (ms),
-# failed.
+# in flight, $seconds counted after a second's warm-up; over TLS with $BENCH_TLS, e.g.
+# "--tls-dir DIR") and prints: requests/s, p50, p90, p99 (ms), failed.
 measure() {
-  target/release/orderly bench get-user --users-url "http://$1" --user-ids "$2" \
+  target/release/orderly bench get-user --users-url "http://$1" --user-ids "$2" ${BENCH_TLS:-} \
     --connections "$conns" --concurrency $((conns * streams)) --duration "${seconds}s" --warmup 1s \
     --output json 2>/dev/null | summary_row
 }

@@ -5,6 +5,7 @@
 # goodput should hold (at least 90% of the peak): excess calls are shed, not queued.
 #
 #   bench/overload.sh [SECONDS] [LIGHT]      (defaults: 10 4)
+#   TLS=1 bench/overload.sh ...               (every hop, and the load, over mutual TLS)
 #
 # The load is `orderly bench create-order --honor-retry-info` (closed loop, a fresh idempotency key
 # per call, a shed caller waiting its RetryInfo delay), from a second process; latencies are the
@@ -21,6 +22,8 @@ trap cleanup EXIT
 source bench/lib.sh
 
 start_up
+bench_tls=""
+[[ ${TLS:-0} == 1 ]] && bench_tls="--tls-dir $work/data/tls"
 users_url=$(up_field users '"orderly is up')
 orders_url=$(up_field orders '"orderly is up')
 
@@ -28,7 +31,7 @@ orders_url=$(up_field orders '"orderly is up')
 # calls' p50/p99, and the accepted, shed and failed counts, as one JSON line.
 load() {
   target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
-    --users 1 --connections 4 --concurrency "$1" --duration "${2}s" --warmup 0s --honor-retry-info \
+    --users 1 --connections 4 --concurrency "$1" --duration "${2}s" --warmup 0s --honor-retry-info $bench_tls \
     --output json 2>/dev/null | python3 -c '
 import json, sys
 s = json.loads(sys.stdin.read()); o = s["outcomes"]; ok = o.get("OK", 0); shed = o.get("RESOURCE_EXHAUSTED", 0)
@@ -38,7 +41,7 @@ print(json.dumps({"goodput": round(ok / s["seconds"], 1), "p50_ms": s["latency_s
 get() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 load "$light" 3 >/dev/null   # warm up: connections, caches, the limiter's baseline
-echo "CreateOrder through orderly up (SQLite), ${seconds}s per run, $(nproc) cores, load from a second process"
+echo "CreateOrder through orderly up (SQLite, $([[ ${TLS:-0} == 1 ]] && echo mutual TLS || echo plaintext)), ${seconds}s per run, $(nproc) cores, load from a second process"
 printf '%-12s %10s %10s %10s %10s %8s %8s\n' in_flight confirmed/s p50_ms p99_ms accepted shed failed
 report() { printf '%-12s %10s %10s %10s %10s %8s %8s\n' "$1" "$(get "$2" goodput)" "$(get "$2" p50_ms)" \
   "$(get "$2" p99_ms)" "$(get "$2" accepted)" "$(get "$2" shed)" "$(get "$2" failed)"; }

@@ -135,6 +135,17 @@ fn the_compose_cluster_matches_the_binary() {
         ["token", "--data-dir", "/auth"],
         "the keys one-shot makes the signing key and JWKS in the auth volume"
     );
+    let certs = &services["certs"];
+    let certs_command = strings(&certs["command"]);
+    assert_eq!(
+        certs_command[..2],
+        ["certs", "--out"],
+        "the certs one-shot makes the CA and the services' certificates"
+    );
+    assert!(
+        strings(&certs["volumes"]).contains(&format!("tls:{}", certs_command[2])),
+        "it writes them into the tls volume"
+    );
     let mut targets = BTreeSet::new();
     let mut admin_targets = BTreeSet::new();
     for (name, service) in services {
@@ -166,6 +177,16 @@ fn the_compose_cluster_matches_the_binary() {
         assert_eq!(
             service["depends_on"]["keys"]["condition"], "service_completed_successfully",
             "{name} starts once the keys exist"
+        );
+        // Every gRPC hop is mutual TLS, with the certificates the one-shot `certs` writes.
+        let tls = env.get("ORDERLY_TLS_DIR").expect("certificates for every service");
+        assert!(
+            strings(&service["volumes"]).contains(&format!("tls:{tls}:ro")),
+            "{name} mounts the volume its certificates are in"
+        );
+        assert_eq!(
+            service["depends_on"]["certs"]["condition"], "service_completed_successfully",
+            "{name} starts once its certificate exists"
         );
 
         // Every variable is one the binary reads.
