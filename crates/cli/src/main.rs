@@ -186,9 +186,10 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         }
     } else {
         anyhow::ensure!(
-            args.tuning.server.auth.jwks_file.is_some(),
+            args.tuning.server.auth.enabled(),
             "orderly serve checks callers' bearer tokens: give it the JWKS of the keys that sign \
-             them (--jwks-file, ORDERLY_JWKS_FILE), or accept every caller with --insecure-no-auth"
+             them (--jwks-file, ORDERLY_JWKS_FILE, or --jwks-url, ORDERLY_JWKS_URL), or accept \
+             every caller with --insecure-no-auth"
         );
         anyhow::ensure!(
             !pages || args.tuning.page_token_secret.is_some(),
@@ -207,6 +208,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
              one), or accept plaintext with --insecure-plaintext"
         );
     }
+    // A JWKS URL is fetched once, before the first call can need it.
+    args.tuning.server.auth.fetch_jwks().await?;
     let shutdown = Shutdown::new();
     let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
@@ -248,7 +251,7 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     let auth = &mut args.tuning.server.auth;
     if auth.insecure_no_auth {
         insecure();
-    } else if auth.jwks_file.is_none() {
+    } else if !auth.enabled() {
         // A development key of its own, kept under the data directory, for `orderly token`.
         let keys = args.data_dir.join(orderly_kit::auth::DEV_KEY_DIR);
         SigningKey::load_or_create(&keys)?;
@@ -273,6 +276,7 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
         tracing::info!(dir = %dir.display(), "services call each other over mutual TLS");
         tls.tls_dir = Some(dir);
     }
+    args.tuning.server.auth.fetch_jwks().await?;
     if args.tuning.page_token_secret.is_none() {
         let keys = args.data_dir.join(orderly_kit::auth::DEV_KEY_DIR);
         args.tuning.page_token_secret = Some(load_or_create_secret(

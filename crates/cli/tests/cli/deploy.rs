@@ -179,7 +179,9 @@ fn the_compose_cluster_matches_the_binary() {
             "{name} starts once the keys exist"
         );
         // Every gRPC hop is mutual TLS, with the certificates the one-shot `certs` writes.
-        let tls = env.get("ORDERLY_TLS_DIR").expect("certificates for every service");
+        let tls = env
+            .get("ORDERLY_TLS_DIR")
+            .expect("certificates for every service");
         assert!(
             strings(&service["volumes"]).contains(&format!("tls:{tls}:ro")),
             "{name} mounts the volume its certificates are in"

@@ -148,3 +148,80 @@ async fn serve_starts_only_with_a_jwks_or_when_told_to_accept_everyone() {
     assert_eq!(status, 200);
     assert!(body.contains("authentication is off"), "{body}");
 }
+
+#[tokio::test]
+async fn serve_checks_tokens_against_a_jwks_url_fetched_at_start() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // A loopback identity provider publishing one key's JWKS.
+    let key = orderly_kit::auth::signing::SigningKey::generate().expect("key");
+    let jwks = key.jwks();
+    let provider = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        provider.local_addr().expect("addr")
+    );
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = provider.accept().await {
+            let mut request = [0u8; 2048];
+            let _ = stream.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let data = tempfile::tempdir().expect("data dir");
+    let database = format!("sqlite://{}", data.path().join("users.db").display());
+    let args = [
+        "serve",
+        "--target",
+        "users",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &database,
+        "--jwks-url",
+        &url,
+        "--page-token-secret",
+        "s3cret",
+        "--insecure-plaintext",
+    ];
+    let served = crate::common::Orderly::start(&args).await;
+    let mut users = served.users().await;
+    let user = users
+        .create_user(CreateUserRequest {
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+        })
+        .await
+        .expect("sign-up is open")
+        .into_inner()
+        .user
+        .expect("user");
+    let get = || GetUserRequest {
+        id: user.id.clone(),
+    };
+    let refused = users.get_user(get()).await.expect_err("no token");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let own = key
+        .token(&orderly_kit::auth::signing::TokenSpec {
+            subject: user.id.clone(),
+            roles: vec![],
+            issuer: DEV_ISSUER.into(),
+            audience: AUDIENCE.into(),
+            ttl: std::time::Duration::from_secs(600),
+        })
+        .expect("token");
+    let mut request = tonic::Request::new(get());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {own}").parse().expect("header"),
+    );
+    users
+        .get_user(request)
+        .await
+        .expect("a token signed by a key the URL publishes");
+}

@@ -1,5 +1,5 @@
 //! The keys tokens are verified with: a JWKS document, read from a file and read again when the
-//! file changes (so keys rotate without a restart).
+//! file changes (so keys rotate without a restart), or fetched from a URL ([`super::remote`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,51 @@ pub enum KeysError {
     /// It holds no key Orderly verifies with.
     #[error("the JWKS holds no RS256, ES256 (P-256) or EdDSA (Ed25519) key")]
     NoUsableKey,
+    /// The JWKS URL could not be fetched.
+    #[error("cannot fetch the JWKS: {0}")]
+    Fetch(#[from] super::fetch::FetchError),
+    /// A JWKS URL is configured but was not fetched before the verifier was asked for.
+    #[error("the JWKS URL was not fetched at start (AuthConfig::fetch_jwks)")]
+    NotFetched,
+}
+
+/// Where a verifier's keys come from.
+#[derive(Debug, Clone)]
+pub enum Jwks {
+    /// A file, read again when it changes.
+    File(JwksFile),
+    /// A URL, fetched again on unknown keys (at most once a minute) and every ten minutes.
+    Url(super::remote::JwksUrl),
+}
+
+impl Jwks {
+    /// The generation of the key set in use: it changes whenever the set does.
+    pub fn generation(&self) -> u64 {
+        match self {
+            Self::File(file) => file.generation(),
+            Self::Url(url) => url.generation(),
+        }
+    }
+
+    /// The key for a token naming `kid` (or none, when the set has one key).
+    pub fn key(&self, kid: Option<&str>) -> Option<VerifyingKey> {
+        match self {
+            Self::File(file) => file.key(kid),
+            Self::Url(url) => url.key(kid),
+        }
+    }
+}
+
+impl From<JwksFile> for Jwks {
+    fn from(file: JwksFile) -> Self {
+        Self::File(file)
+    }
+}
+
+impl From<super::remote::JwksUrl> for Jwks {
+    fn from(url: super::remote::JwksUrl) -> Self {
+        Self::Url(url)
+    }
 }
 
 /// One verification key and the one algorithm it verifies.

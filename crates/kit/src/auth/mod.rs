@@ -5,6 +5,7 @@
 //!   only (RS256, ES256, EdDSA): an HMAC key in the set is skipped, and a token is verified only
 //!   with the algorithm its key is for, never the one its header names, so `alg: none` and the
 //!   HS256-signed-with-the-public-key confusion cannot pass.
+//! - [`remote`]: keys from a JWKS URL ([`fetch`]: the HTTPS GET), fetched again on rotation.
 //! - [`verify`]: a token to a [`Caller`] (`iss`, `aud`, `exp` and `nbf` checked with a small skew).
 //! - [`rules`]: a service's declarative table of methods and who may call them, and the tower layer
 //!   that applies it to every call of a gRPC service, unary or streaming, before its handler runs.
@@ -16,7 +17,9 @@
 
 #[cfg(feature = "args")]
 pub mod config;
+pub mod fetch;
 pub mod keys;
+pub mod remote;
 pub mod rules;
 pub mod signing;
 pub mod verify;

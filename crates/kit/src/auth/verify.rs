@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::keys::JwksFile;
+use super::keys::Jwks;
 use super::{AuthError, Caller};
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
@@ -30,7 +30,7 @@ const REMEMBERED: usize = 16_384;
 /// What a service accepts tokens from and for.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    keys: JwksFile,
+    keys: Jwks,
     verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
     /// One validation per algorithm a key may have, built once.
     validations: [(Algorithm, Validation); 3],
@@ -58,7 +58,11 @@ struct Verified {
 
 impl Verifier {
     /// Tokens signed by a key of `keys`, issued by `issuer` for `audience`.
-    pub fn new(keys: JwksFile, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+    pub fn new(
+        keys: impl Into<Jwks>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
         let (issuer, audience) = (issuer.into(), audience.into());
         let validation = |algorithm| {
             let mut validation = Validation::new(algorithm);
@@ -70,7 +74,7 @@ impl Verifier {
             (algorithm, validation)
         };
         Self {
-            keys,
+            keys: keys.into(),
             verified: Arc::default(),
             validations: [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA].map(validation),
         }
@@ -202,7 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("jwks.json");
         std::fs::write(&path, key.jwks()).expect("write JWKS");
-        let keys = JwksFile::open(&path).expect("JWKS");
+        let keys = super::super::keys::JwksFile::open(&path).expect("JWKS");
         (dir, Verifier::new(keys, ISSUER, AUDIENCE))
     }
 
