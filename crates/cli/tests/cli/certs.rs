@@ -86,6 +86,20 @@ async fn serve_needs_certificates_or_plaintext_and_then_admits_only_its_ca() {
         tls_arg,
     ];
     let served = crate::common::Orderly::start(&args).await;
+    // Each certificate's expiry is a gauge, in Unix seconds.
+    let scrape = crate::common::scrape(served.admin).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    for certificate in ["users", "ca"] {
+        let expiry = crate::common::metric(
+            &scrape,
+            "orderly_tls_certificate_expiry_seconds",
+            &[("certificate", certificate)],
+        );
+        assert!(expiry > now + 3600.0, "{certificate} expires at {expiry}");
+    }
     // The test's own client holds the gateway's certificate: health answers.
     HealthClient::new(served.channel().await)
         .check(HealthCheckRequest::default())

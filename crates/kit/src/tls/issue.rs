@@ -51,7 +51,7 @@ fn ca_params() -> CertificateParams {
 }
 
 /// Writes a certificate for each of `services` into `dir`, valid for `lifetime`, signed by the CA
-/// in `dir` (made first if there is none, or if `new_ca`).
+/// in `dir` (made first if there is none, if it expires within twice `lifetime`, or if `new_ca`).
 pub fn issue(
     dir: &Path,
     services: &[&str],
@@ -64,8 +64,9 @@ pub fn issue(
     })?;
     let now = OffsetDateTime::now_utc();
     let ca_key_path = dir.join(CA_KEY_FILE);
+    let keep_ca = !new_ca && ca_outlives(&dir.join(CA_FILE), lifetime);
     let ca_key = match std::fs::read_to_string(&ca_key_path) {
-        Ok(pem) if !new_ca && dir.join(CA_FILE).exists() => {
+        Ok(pem) if keep_ca => {
             let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(issue_error)?;
             KeyPair::try_from(&der).map_err(issue_error)?
         }
@@ -125,6 +126,23 @@ fn pem(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+/// Whether the CA certificate at `path` exists and stays valid for twice `lifetime` more: long
+/// enough for certificates issued now and the next ones. A CA about to expire is replaced.
+fn ca_outlives(path: &Path, lifetime: Duration) -> bool {
+    let Ok(certificates) = super::files::certificates(path) else {
+        return false;
+    };
+    let Some(not_after) = certificates
+        .first()
+        .and_then(|ca| super::identity::not_after(ca))
+    else {
+        return false;
+    };
+    not_after
+        .duration_since(std::time::SystemTime::now())
+        .is_ok_and(|left| left > lifetime * 2)
 }
 
 /// Writes `contents` to `path` whole: into a temporary file beside it, then renamed over it.
