@@ -45,17 +45,24 @@ fn write_method_names(fds: &prost_types::FileDescriptorSet, out_dir: &Path) -> s
             let name = service.name();
             code.push_str(&format!(
                 "/// The names of {name}'s methods, as in `/{package}.{name}/Method`.\n\
-                 pub mod {}_methods {{\n",
+                 pub mod {}_methods {{\n\
+                 \x20   /// The service's full name.\n\
+                 \x20   pub const SERVICE: &str = \"{package}.{name}\";\n",
                 snake(name)
             ));
+            let mut all = Vec::new();
             for method in &service.method {
                 let method = method.name();
+                let constant = snake(method).to_uppercase();
                 code.push_str(&format!(
-                    "    /// `{method}`.\n    pub const {}: &str = \"{method}\";\n",
-                    snake(method).to_uppercase()
+                    "    /// `{method}`.\n    pub const {constant}: &str = \"{method}\";\n"
                 ));
+                all.push(constant);
             }
-            code.push_str("}\n");
+            code.push_str(&format!(
+                "    /// Every method, in the order the proto declares them.\n    pub const ALL: &[&str] = &[{}];\n}}\n",
+                all.join(", ")
+            ));
         }
     }
     for (package, code) in by_package {

@@ -1,6 +1,8 @@
 //! The JSON bodies of the REST API, in the proto3 JSON mapping: lowerCamelCase names (the proto
 //! names are accepted too), enums by name, `int64` as a string (a number is accepted), timestamps as
-//! RFC 3339, unknown fields refused. Missing fields take their proto3 defaults, so the services'
+//! RFC 3339, unknown fields refused. Integers are read as the mapping says parsers accept them: a
+//! number or a string, in exponent or fractional notation when the value is integral (`"2"`,
+//! `1e3`, `1.0`), and refused out of their type's range. Missing fields take their proto3 defaults, so the services'
 //! own validation names what is missing. Responses always carry every scalar field, defaults
 //! included (the mapping's option to emit them), so a client sees one shape; an absent message or
 //! timestamp is left out.
@@ -111,7 +113,7 @@ pub struct Money {
         serialize_with = "int64_string",
         deserialize_with = "int64_string_or_number"
     )]
-    #[schema(value_type = String, format = Int64, example = "1999")]
+    #[schema(value_type = String, format = Int64, example = "1999", default = "0")]
     pub amount_minor: i64,
 }
 
@@ -192,6 +194,7 @@ pub struct LineItem {
     #[schema(example = "BOOK-1843")]
     pub sku: String,
     /// How many, at least 1.
+    #[serde(deserialize_with = "int32_lenient")]
     #[schema(example = 2)]
     pub quantity: i32,
     /// The price of one.
@@ -345,17 +348,45 @@ fn int64_string<S: Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::E
 }
 
 fn int64_string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    lenient_integer(deserializer)
+}
+
+/// An `int32` as the proto3 JSON mapping reads one (see [`lenient_integer`]).
+fn int32_lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+    let value = lenient_integer(deserializer)?;
+    i32::try_from(value).map_err(|_| serde::de::Error::custom("out of range for a 32-bit integer"))
+}
+
+/// An integer as the proto3 JSON mapping says parsers accept one: a JSON number or a string
+/// holding one, in decimal, exponent or fractional notation, as long as the value is integral
+/// (`2`, `"2"`, `1e3`, `"1e3"`, `1.0`) and fits 64 bits.
+fn lenient_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Int64 {
-        Number(i64),
+    enum Integer {
+        Number(serde_json::Number),
         Text(String),
     }
-    match Int64::deserialize(deserializer)? {
-        Int64::Number(n) => Ok(n),
-        Int64::Text(text) => text
-            .parse()
-            .map_err(|_| serde::de::Error::custom("expected an integer or a string of one")),
+    let refused = || serde::de::Error::custom("expected an integer, or a string of one");
+    let (exact, float) = match Integer::deserialize(deserializer)? {
+        Integer::Number(number) => (number.as_i64(), number.as_f64()),
+        Integer::Text(text) => (text.parse().ok(), text.parse::<f64>().ok()),
+    };
+    if let Some(exact) = exact {
+        return Ok(exact);
+    }
+    // 2^63 is exactly representable; every integral f64 below it in magnitude fits an i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match float {
+        Some(value) if value.is_finite() && value.fract() == 0.0 && value.abs() < LIMIT =>
+        {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "integral and within range: checked above"
+            )]
+            Ok(value as i64)
+        }
+        _ => Err(refused()),
     }
 }
 
@@ -376,6 +407,24 @@ mod tests {
             serde_json::json!({"currencyCode": "EUR", "amountMinor": "250"})
         );
         assert!(serde_json::from_str::<Money>(r#"{"amountMinor":"12x"}"#).is_err());
+    }
+
+    #[test]
+    fn integers_are_read_as_the_proto3_json_mapping_allows() {
+        let item = |json: &str| serde_json::from_str::<LineItem>(json).map(|i| i.quantity);
+        assert_eq!(item(r#"{"quantity":"2"}"#).ok(), Some(2));
+        assert_eq!(item(r#"{"quantity":2.0}"#).ok(), Some(2));
+        assert_eq!(item(r#"{"quantity":2e0}"#).ok(), Some(2));
+        assert!(item(r#"{"quantity":2.5}"#).is_err(), "not integral");
+        assert!(item(r#"{"quantity":3000000000}"#).is_err(), "beyond int32");
+        assert!(item(r#"{"quantity":""}"#).is_err(), "empty");
+        let amount = |json: &str| serde_json::from_str::<Money>(json).map(|m| m.amount_minor);
+        assert_eq!(amount(r#"{"amountMinor":1e3}"#).ok(), Some(1000));
+        assert_eq!(amount(r#"{"amountMinor":1.0}"#).ok(), Some(1));
+        assert_eq!(amount(r#"{"amountMinor":"1e3"}"#).ok(), Some(1000));
+        assert_eq!(amount(r#"{"amountMinor":-7}"#).ok(), Some(-7));
+        assert!(amount(r#"{"amountMinor":1e19}"#).is_err(), "beyond int64");
+        assert!(amount(r#"{"amountMinor":"NaN"}"#).is_err());
     }
 
     #[test]

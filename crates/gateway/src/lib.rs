@@ -133,6 +133,74 @@ async fn openapi_json(
     )
 }
 
+/// The methods the OpenAPI document gives each path, for the `Allow` of a 405.
+#[derive(Debug)]
+struct Allowed(Vec<(Vec<String>, String)>);
+
+impl Allowed {
+    /// Each path template of `document`, by segment, with its methods (`GET` with `HEAD`).
+    fn of(document: &utoipa::openapi::OpenApi) -> Self {
+        let paths = document.paths.paths.iter().map(|(path, item)| {
+            let methods: Vec<&str> = [
+                ("GET", item.get.is_some()),
+                ("HEAD", item.get.is_some() || item.head.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, present)| present.then_some(method))
+            .collect();
+            let segments = path.split('/').map(str::to_owned).collect();
+            (segments, methods.join(","))
+        });
+        Self(paths.collect())
+    }
+
+    /// The methods of the documented path `path` matches, if one does.
+    fn methods(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split('/').collect();
+        // The most literal template that fits: `{id}:cancel` before `{id}`.
+        let literal = |template: &[String]| -> usize {
+            template
+                .iter()
+                .map(|t| {
+                    t.split_once('}')
+                        .map_or(t.len(), |(_, suffix)| suffix.len())
+                })
+                .sum()
+        };
+        self.0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| segment_matches(t, s))
+            })
+            .max_by_key(|(template, _)| literal(template))
+            .map(|(_, methods)| methods.clone())
+    }
+}
+
+/// Whether a path segment fits a template segment: `{id}` fits any non-empty segment,
+/// `{id}:cancel` one ending in `:cancel`, anything else only itself.
+fn segment_matches(template: &str, segment: &str) -> bool {
+    match template
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+    {
+        Some((_, suffix)) => {
+            segment.len() > suffix.len()
+                && segment.ends_with(suffix)
+                && (!suffix.is_empty() || !segment.is_empty())
+        }
+        None => template == segment,
+    }
+}
+
 /// Every route, mounted and documented.
 fn api() -> Api<Arc<Gateway>> {
     Api::new(Document::openapi())
@@ -236,6 +304,14 @@ pub fn router(
     max_concurrent: usize,
 ) -> Router {
     let (routes, document) = finished();
+    let allowed = Arc::new(Allowed::of(&document));
+    // Refusal counters exist at zero from the start, one series per route: dashboards and alerts
+    // then read 0, not "no data".
+    metrics::counter!("orderly_http_shed_total").absolute(0);
+    for route in document.paths.paths.keys() {
+        metrics::counter!("orderly_http_rate_limited_total", "http_route" => route.clone())
+            .absolute(0);
+    }
     let document = OpenApiJson(Arc::from(serde_json::to_vec(&document).unwrap_or_default()));
     routes
         .route_layer(axum::middleware::from_fn_with_state(
@@ -243,8 +319,18 @@ pub fn router(
             callers::check,
         ))
         .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
-        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
-            Problem::method_not_allowed(method.as_str(), uri.path())
+        .method_not_allowed_fallback(move |method: Method, uri: Uri| async move {
+            let mut response =
+                Problem::method_not_allowed(method.as_str(), uri.path()).into_response();
+            // axum's own `Allow` lists every method of the mounted route, and a custom method
+            // (`POST .../{id}:cancel`) shares the route of `GET .../{id}`: the document knows better.
+            if let Some(value) = allowed
+                .methods(uri.path())
+                .and_then(|methods| header::HeaderValue::from_str(&methods).ok())
+            {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
         })
         .layer(Extension(document))
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -35,8 +35,14 @@ impl Gateway {
         timeout: Duration,
     ) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new("users", users_url, calls)?,
-            orders: Downstream::new("orders", orders_url, calls)?,
+            users: Downstream::new("users", users_url, calls)?.declare(
+                orderly::users::v1::user_service_methods::SERVICE,
+                orderly::users::v1::user_service_methods::ALL,
+            ),
+            orders: Downstream::new("orders", orders_url, calls)?.declare(
+                orderly::orders::v1::order_service_methods::SERVICE,
+                orderly::orders::v1::order_service_methods::ALL,
+            ),
             timeout,
         })
     }

@@ -11,7 +11,7 @@ use orderly::payments::v1::refund_request::Target;
 use orderly::payments::v1::{
     ChargeRequest, Payment, PaymentServiceClient, RefundRequest, payment_service_methods,
 };
-use orderly::users::v1::{GetUserRequest, UserServiceClient};
+use orderly::users::v1::{GetUserRequest, UserServiceClient, user_service_methods};
 use orderly_kit::auth::OnBehalf;
 use orderly_kit::client::ClientError;
 use orderly_kit::client::breaker::Permit;
@@ -64,9 +64,16 @@ impl Downstreams {
     /// Clients of the services at `urls`; they connect on first use.
     pub fn new(urls: &DownstreamUrls, config: &DownstreamConfig) -> Result<Self, ClientError> {
         Ok(Self {
-            users: Downstream::new("users", &urls.users, config)?,
-            payments: Downstream::new("payments", &urls.payments, config)?,
-            delivery: Downstream::new("delivery", &urls.delivery, config)?,
+            users: Downstream::new("users", &urls.users, config)?
+                .declare(user_service_methods::SERVICE, user_service_methods::ALL),
+            payments: Downstream::new("payments", &urls.payments, config)?.declare(
+                payment_service_methods::SERVICE,
+                payment_service_methods::ALL,
+            ),
+            delivery: Downstream::new("delivery", &urls.delivery, config)?.declare(
+                delivery_service_methods::SERVICE,
+                delivery_service_methods::ALL,
+            ),
         })
     }
 

@@ -478,3 +478,42 @@ async fn a_dead_collector_costs_the_calls_nothing() {
     suite.signal(Signal::SIGTERM);
     assert!(suite.exit().await.success());
 }
+
+#[tokio::test]
+async fn every_counter_family_is_exported_at_zero_before_anything_happens() {
+    let data = tempfile::tempdir().expect("data dir");
+    let suite = start_suite(data.path(), "", &[("OTEL_SDK_DISABLED", "true")]).await;
+    let scrape = scrape(suite.admin).await;
+    let families = [
+        ("orderly_client_retries_total", 10),
+        ("orderly_client_retry_budget_exhausted_total", 4),
+        ("orderly_circuit_breaker_rejected_total", 10),
+        ("orderly_circuit_breaker_transitions_total", 30),
+        ("orderly_connections_closed_total", 6),
+        ("orderly_server_auth_refused_total", 4),
+        ("orderly_server_rate_limited_total", 4),
+        ("orderly_server_shed_total", 4),
+        ("orderly_http_rate_limited_total", 1),
+        ("orderly_http_shed_total", 1),
+    ];
+    for (family, at_least) in families {
+        let series: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|sample| sample.metric == family)
+            .collect();
+        assert!(
+            series.len() >= at_least,
+            "{family}: {} series, expected at least {at_least}",
+            series.len()
+        );
+        assert_eq!(metric(&scrape, family, &[]), 0.0, "{family} at zero");
+    }
+    // A known label set, as a dashboard would select it.
+    let retries = scrape.samples.iter().any(|s| {
+        s.metric == "orderly_client_retries_total"
+            && s.labels.get("rpc_service") == Some("orderly.payments.v1.PaymentService")
+            && s.labels.get("rpc_method") == Some("Charge")
+    });
+    assert!(retries, "orders' retries of Charge are exported at zero");
+}

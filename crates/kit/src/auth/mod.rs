@@ -124,6 +124,16 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every refusal, for counters exported at zero.
+    pub const ALL: [Self; 6] = [
+        Self::Missing,
+        Self::Expired,
+        Self::Invalid,
+        Self::NotOwner,
+        Self::MissingRole,
+        Self::CallerNotAllowed,
+    ];
+
     /// The ErrorInfo reason.
     pub fn reason(self) -> &'static str {
         match self {

@@ -270,6 +270,10 @@ impl Breaker {
             .set(0.0);
         metrics::counter!("orderly_circuit_breaker_rejected_total", "downstream" => name, "rpc_method" => method)
             .absolute(0);
+        for to in ["closed", "open", "half_open"] {
+            metrics::counter!("orderly_circuit_breaker_transitions_total", "downstream" => name, "rpc_method" => method, "to" => to)
+                .absolute(0);
+        }
         Self {
             name,
             method,

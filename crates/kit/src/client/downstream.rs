@@ -181,6 +181,21 @@ impl Downstream {
         })
     }
 
+    /// Declares the methods of `service` (its full name) this downstream serves, so that their
+    /// breakers and counters (retries, retry-budget exhaustion, breaker refusals and transitions)
+    /// are exported at zero from the start, not from their first event: a dashboard or alert on
+    /// them then reads 0, not "no data".
+    pub fn declare(self, service: &'static str, methods: &[&'static str]) -> Self {
+        metrics::counter!("orderly_client_retry_budget_exhausted_total", "rpc_service" => service)
+            .absolute(0);
+        for method in methods {
+            self.breakers.get(method);
+            metrics::counter!("orderly_client_retries_total", "rpc_service" => service, "rpc_method" => *method)
+                .absolute(0);
+        }
+        self
+    }
+
     /// Leave to call `method` once, taken before the work that needs the call starts; UNAVAILABLE
     /// (with RetryInfo) while its breaker is open or its probes are taken.
     pub fn admit(&self, method: &'static str) -> Result<Permit, Status> {

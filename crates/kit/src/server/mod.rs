@@ -185,6 +185,9 @@ impl GrpcServer {
         let reflection_v1alpha = reflection().build_v1alpha()?;
         let reflection_v1 = reflection().build_v1()?;
 
+        for service in &self.names {
+            declare_counters(service, &methods_of(&self.descriptor_sets, service));
+        }
         // The first probe runs before any call is accepted, so health is right from the first Check.
         if let Some(probe) = &self.probe {
             health.set_serving(probe().await).await;
@@ -308,6 +311,44 @@ where
         .serve_with_database(database, listener, shutdown)
         .await?;
     Ok(())
+}
+
+/// The methods `service` (its full name) declares in `descriptor_sets`.
+fn methods_of(descriptor_sets: &[&[u8]], service: &str) -> Vec<String> {
+    use prost::Message as _;
+    descriptor_sets
+        .iter()
+        .filter_map(|set| prost_types::FileDescriptorSet::decode(*set).ok())
+        .flat_map(|set| set.file)
+        .flat_map(|file| {
+            let package = file.package().to_owned();
+            file.service
+                .into_iter()
+                .filter(move |s| format!("{package}.{}", s.name()) == service)
+        })
+        .flat_map(|s| s.method)
+        .map(|method| method.name().to_owned())
+        .collect()
+}
+
+/// Exports the server's refusal counters of `service` at zero, one series per known label set, so
+/// that dashboards and alerts read 0 rather than "no data" until the first refusal: shed calls by
+/// class, rate-limited calls by method, and authentication refusals by reason.
+fn declare_counters(service: &str, methods: &[String]) {
+    for class in ["cheap", "expensive"] {
+        metrics::counter!("orderly_server_shed_total", "rpc_service" => service.to_owned(), "class" => class)
+            .absolute(0);
+    }
+    for method in methods {
+        metrics::counter!("orderly_server_rate_limited_total",
+            "rpc_service" => service.to_owned(), "rpc_method" => method.clone())
+        .absolute(0);
+    }
+    for refusal in crate::auth::AuthError::ALL {
+        metrics::counter!("orderly_server_auth_refused_total",
+            "rpc_service" => service.to_owned(), "reason" => refusal.reason())
+        .absolute(0);
+    }
 }
 
 /// Keeps health in step with the readiness probe until the server drains.

@@ -148,6 +148,13 @@ async fn bad_bodies_are_problems_not_server_errors() {
     let wrong_method = stack.json("PUT", "/v1/users", &[], &json!({})).await;
     assert_eq!(wrong_method.status, 405);
     assert_eq!(problem(&wrong_method)["reason"], "NO_ROUTE");
+    assert_eq!(wrong_method.header("allow"), Some("GET,HEAD,POST"));
+    // The Allow of a 405 names the methods the document gives that path, not the route's: a
+    // custom method (`:cancel`) shares the route of `GET /v1/orders/{id}` in axum.
+    let order = "/v1/orders/0193a5b2-7c1e-7d30-9f41-2b8c6d0e4a17";
+    let delete_order = stack.send("DELETE", order, &[], b"").await;
+    assert_eq!(delete_order.status, 405);
+    assert_eq!(delete_order.header("allow"), Some("GET,HEAD"));
 
     // Nothing of the refused requests was written.
     let listed = stack.get("/v1/users").await;

@@ -92,3 +92,35 @@ async fn every_documented_operation_is_served_and_every_route_is_documented() {
     }
     stack.stop().await;
 }
+
+/// The served document passes `openapi-spec-validator` (PyPI), the validator code generators'
+/// users reach for. It runs where `ORDERLY_OPENAPI_VALIDATOR` names the validator's executable
+/// (CI installs it), and says it skipped otherwise.
+#[tokio::test]
+async fn the_served_document_passes_openapi_spec_validator() {
+    let Some(validator) = std::env::var_os("ORDERLY_OPENAPI_VALIDATOR") else {
+        eprintln!("skipped: set ORDERLY_OPENAPI_VALIDATOR to openapi-spec-validator's path");
+        return;
+    };
+    let stack = Stack::start().await;
+    let response = stack.get("/openapi.json").await;
+    assert_eq!(response.status, 200);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &response.body).expect("write the document");
+    let output = tokio::process::Command::new(validator)
+        .arg(&file)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(orderly_testkit::stack::PATIENCE, output)
+        .await
+        .expect("the validator ends in time")
+        .expect("the validator runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stack.stop().await;
+}
