@@ -8,18 +8,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 fn certs(out: &std::path::Path, extra: &[&str]) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
-        .arg("certs")
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .expect("run orderly certs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::common::run_orderly("certs", "--out", out, extra);
 }
 
 #[test]
@@ -58,16 +47,11 @@ fn certs_names_every_service_and_keeps_its_ca_when_run_again() {
 async fn serve_needs_certificates_or_plaintext_and_then_admits_only_its_ca() {
     let data = tempfile::tempdir().expect("data dir");
     let database = format!("sqlite://{}", data.path().join("users.db").display());
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
-        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
-        .args(["--admin-listen", "127.0.0.1:0", "--database-url", &database])
-        .arg("--insecure-no-auth")
-        .env_remove("ORDERLY_TLS_DIR")
-        .env_remove("ORDERLY_INSECURE_PLAINTEXT")
-        .output()
-        .expect("run orderly serve");
-    assert!(!output.status.success(), "started without certificates");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = crate::common::serve_refused(
+        &database,
+        &["--insecure-no-auth"],
+        &["ORDERLY_TLS_DIR", "ORDERLY_INSECURE_PLAINTEXT"],
+    );
     assert!(stderr.contains("--tls-dir"), "{stderr}");
 
     let tls = data.path().join("tls");

@@ -9,21 +9,7 @@ use orderly_kit::auth::verify::Verifier;
 use orderly_kit::auth::{AUDIENCE, DEV_ISSUER, DEV_KEY_DIR};
 
 fn token(data: &std::path::Path, extra: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
-        .args(["token", "--data-dir"])
-        .arg(data)
-        .args(extra)
-        .output()
-        .expect("run orderly token");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    crate::common::run_orderly("token", "--data-dir", data, extra)
 }
 
 #[test]
@@ -46,33 +32,8 @@ async fn up_checks_tokens_signed_by_its_development_key() {
     let args = crate::common::secured_up_args(dir);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let up = crate::common::Orderly::start(&args).await;
-    let mut users = up.users().await;
-    // Sign-up is open.
-    let user = users
-        .create_user(CreateUserRequest {
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-        })
-        .await
-        .expect("sign-up needs no token")
-        .into_inner()
-        .user
-        .expect("user");
-    let get = || GetUserRequest {
-        id: user.id.clone(),
-    };
-    let refused = users.get_user(get()).await.expect_err("no token");
-    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    let own = token(data.path(), &["--sub", &user.id]);
-    let mut request = tonic::Request::new(get());
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {own}").parse().expect("header"),
-    );
-    users
-        .get_user(request)
-        .await
-        .expect("her own record, with her token");
+    signs_up_and_reads_her_record_only_with_her_token(&up, |id| token(data.path(), &["--sub", id]))
+        .await;
     let (status, body) = crate::common::http_get(up.admin, "/readyz").await;
     assert_eq!(status, 200);
     assert!(!body.contains("warning"), "{body}");
@@ -104,16 +65,15 @@ async fn up_checks_tokens_signed_by_its_development_key() {
 async fn serve_starts_only_with_a_jwks_or_when_told_to_accept_everyone() {
     let data = tempfile::tempdir().expect("data dir");
     let database = format!("sqlite://{}", data.path().join("users.db").display());
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
-        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
-        .args(["--admin-listen", "127.0.0.1:0", "--database-url", &database])
-        .arg("--insecure-plaintext")
-        .env_remove("ORDERLY_JWKS_FILE")
-        .env_remove("ORDERLY_INSECURE_NO_AUTH")
-        .output()
-        .expect("run orderly serve");
-    assert!(!output.status.success(), "started without a JWKS");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = crate::common::serve_refused(
+        &database,
+        &["--insecure-plaintext"],
+        &[
+            "ORDERLY_JWKS_FILE",
+            "ORDERLY_JWKS_URL",
+            "ORDERLY_INSECURE_NO_AUTH",
+        ],
+    );
     assert!(stderr.contains("--jwks-file"), "{stderr}");
 
     // With a JWKS, users (which signs page tokens) also needs a secret of its own.
@@ -125,21 +85,12 @@ async fn serve_starts_only_with_a_jwks_or_when_told_to_accept_everyone() {
             .jwks(),
     )
     .expect("JWKS");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
-        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
-        .args(["--admin-listen", "127.0.0.1:0", "--database-url", &database])
-        .arg("--jwks-file")
-        .arg(&jwks)
-        .arg("--insecure-plaintext")
-        .env_remove("ORDERLY_PAGE_TOKEN_SECRET")
-        .env_remove("ORDERLY_INSECURE_NO_AUTH")
-        .output()
-        .expect("run orderly serve");
-    assert!(
-        !output.status.success(),
-        "started without a page-token secret"
+    let jwks = jwks.to_str().expect("utf-8 path");
+    let stderr = crate::common::serve_refused(
+        &database,
+        &["--jwks-file", jwks, "--insecure-plaintext"],
+        &["ORDERLY_PAGE_TOKEN_SECRET", "ORDERLY_INSECURE_NO_AUTH"],
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--page-token-secret"), "{stderr}");
 
     let args = crate::common::serve_args("users", "127.0.0.1:0", &database, &[]);
@@ -190,14 +141,33 @@ async fn serve_checks_tokens_against_a_jwks_url_fetched_at_start() {
         "--insecure-plaintext",
     ];
     let served = crate::common::Orderly::start(&args).await;
-    let mut users = served.users().await;
+    signs_up_and_reads_her_record_only_with_her_token(&served, |id| {
+        key.token(&orderly_kit::auth::signing::TokenSpec {
+            subject: id.to_owned(),
+            roles: vec![],
+            issuer: DEV_ISSUER.into(),
+            audience: AUDIENCE.into(),
+            ttl: std::time::Duration::from_secs(600),
+        })
+        .expect("token")
+    })
+    .await;
+}
+
+/// Against the users service of `orderly`: sign-up needs no token; reading the new record needs
+/// one, and the token `sign` makes for her id is enough.
+async fn signs_up_and_reads_her_record_only_with_her_token(
+    orderly: &crate::common::Orderly,
+    sign: impl Fn(&str) -> String,
+) {
+    let mut users = orderly.users().await;
     let user = users
         .create_user(CreateUserRequest {
             name: "Ada".into(),
             email: "ada@example.com".into(),
         })
         .await
-        .expect("sign-up is open")
+        .expect("sign-up needs no token")
         .into_inner()
         .user
         .expect("user");
@@ -206,22 +176,15 @@ async fn serve_checks_tokens_against_a_jwks_url_fetched_at_start() {
     };
     let refused = users.get_user(get()).await.expect_err("no token");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    let own = key
-        .token(&orderly_kit::auth::signing::TokenSpec {
-            subject: user.id.clone(),
-            roles: vec![],
-            issuer: DEV_ISSUER.into(),
-            audience: AUDIENCE.into(),
-            ttl: std::time::Duration::from_secs(600),
-        })
-        .expect("token");
     let mut request = tonic::Request::new(get());
     request.metadata_mut().insert(
         "authorization",
-        format!("Bearer {own}").parse().expect("header"),
+        format!("Bearer {}", sign(&user.id))
+            .parse()
+            .expect("header"),
     );
     users
         .get_user(request)
         .await
-        .expect("a token signed by a key the URL publishes");
+        .expect("her own record, with her token");
 }

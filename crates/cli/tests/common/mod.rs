@@ -261,6 +261,39 @@ pub fn serve_args(target: &str, listen: &str, database: &str, extra: &[&str]) ->
     args
 }
 
+/// Runs `orderly COMMAND FLAG PATH EXTRA...` to its end, expecting success; returns what it
+/// printed, trimmed.
+pub fn run_orderly(command: &str, flag: &str, path: &std::path::Path, extra: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args([command, flag])
+        .arg(path)
+        .args(extra)
+        .output()
+        .expect("run orderly");
+    assert!(
+        output.status.success(),
+        "orderly {command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Runs `orderly serve --target users` over `database` with `extra` flags and without the
+/// environment variables `unset`, expecting it to refuse to start; returns what it said.
+pub fn serve_refused(database: &str, extra: &[&str], unset: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"));
+    command
+        .args(["serve", "--target", "users", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--database-url", database])
+        .args(extra);
+    for name in unset {
+        command.env_remove(name);
+    }
+    let output = command.output().expect("run orderly serve");
+    assert!(!output.status.success(), "started with {extra:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Starts `orderly ARGS` and waits until `service` listens.
 pub async fn start(args: &[String], service: &str) -> Orderly {
     Orderly::start_serving(
