@@ -78,6 +78,28 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         self
     }
 
+    /// Documents the operation of `P` without mounting a handler: for a second custom method on a
+    /// base path and HTTP method already mounted (`GET /v1/orders/{id}:watch` beside
+    /// `GET /v1/orders/{id}`), whose handler dispatches on the `:verb` suffix.
+    pub fn document<P>(mut self) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>,
+    {
+        let mut operation = P::operation();
+        let tags = P::tags();
+        if !tags.is_empty() {
+            operation
+                .tags
+                .get_or_insert_with(Vec::new)
+                .extend(tags.iter().map(ToString::to_string));
+        }
+        P::schemas(&mut self.schemas);
+        self.openapi
+            .paths
+            .add_path_operation(P::path(), P::methods(), operation);
+        self
+    }
+
     /// The router, and the finished document with every schema the routes use.
     pub fn finish(mut self) -> (Router<S>, OpenApi) {
         let components = self.openapi.components.get_or_insert_with(Default::default);

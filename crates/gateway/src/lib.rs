@@ -213,6 +213,7 @@ fn api() -> Api<Arc<Gateway>> {
         .route::<orders::__path_get_order, _, _>(orders::get_order)
         .route::<orders::__path_list_orders, _, _>(orders::list_orders)
         .route::<orders::__path_cancel_order, _, _>(orders::cancel_order)
+        .document::<orders::__path_watch_order_doc>()
         .route::<__path_openapi_json, _, _>(openapi_json)
 }
 

@@ -6,13 +6,16 @@ use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use orderly::orders::v1::{
     CancelOrderRequest, CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderServiceClient,
+    WatchOrderRequest,
 };
 use orderly_kit::client::downstream::Safety;
 use orderly_kit::status::present;
 use serde::Deserialize;
+use tokio_stream::StreamExt as _;
 use utoipa::IntoParams;
 
 use crate::api::custom_method;
@@ -150,9 +153,14 @@ fn idempotency_key_field(mut problem: Problem) -> Problem {
 pub async fn get_order(
     State(gateway): State<Arc<Gateway>>,
     forward: Forward,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Order>, Problem> {
+) -> Result<Response, Problem> {
     let Path(id) = id?;
+    // `GET /v1/orders/{id}:watch` is mounted here too (one route per base path and method).
+    if let Some(id) = custom_method(&id, "watch") {
+        return watch_order(&gateway, forward, &headers, id.to_owned()).await;
+    }
     let reply =
         gateway
             .call(
@@ -165,7 +173,80 @@ pub async fn get_order(
                 },
             )
             .await?;
-    Ok(Json(Order::from(present(reply.order, "order")?)))
+    Ok(Json(Order::from(present(reply.order, "order")?)).into_response())
+}
+
+/// How long one watch may follow an order before the gateway ends it (the client reconnects with
+/// `Last-Event-ID`).
+const WATCH_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Follows an order as it changes, as server-sent events: one `order` event per state (the
+/// current one first), each with the order as JSON and, as its id, the order's update time in
+/// microseconds; the stream ends when the order settles (FAILED or CANCELLED, or CONFIRMED), or
+/// after five minutes. A reconnecting client's `Last-Event-ID` skips the states it has seen.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}:watch", tag = "orders",
+    params(
+        ("id" = String, Path, description = "The order's id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event seen: states up to it are not sent again"),
+    ),
+    responses(
+        (status = 200, description = "`order` events, each an Order as JSON, until the order settles", content_type = "text/event-stream", body = String),
+        (status = "4XX", description = "Invalid id, or no such order", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn watch_order_doc() {}
+
+/// The response of `GET /v1/orders/{id}:watch` (see [`watch_order_doc`]).
+async fn watch_order(
+    gateway: &Gateway,
+    forward: Forward,
+    headers: &HeaderMap,
+    id: String,
+) -> Result<Response, Problem> {
+    let seen: u64 = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    let stream = gateway
+        .call_within(
+            &gateway.orders,
+            WATCH_FOR,
+            forward,
+            WatchOrderRequest { id },
+            |channel, request| async move {
+                OrderServiceClient::new(channel).watch_order(request).await
+            },
+        )
+        .await?;
+    // A failure after the first state ends the stream, as its end does.
+    let events = stream.map_while(Result::ok).filter_map(move |update| {
+        let order = update.order?;
+        let id = event_id(&order);
+        (id > seen).then(|| {
+            let json = serde_json::to_string(&Order::from(order)).unwrap_or_default();
+            Ok::<_, std::convert::Infallible>(
+                Event::default()
+                    .event("order")
+                    .id(id.to_string())
+                    .data(json),
+            )
+        })
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// An order state's event id: its update time in microseconds since the epoch, which grows with
+/// every change.
+fn event_id(order: &orderly::orders::v1::Order) -> u64 {
+    order.update_time.map_or(0, |time| {
+        u64::try_from(time.seconds).unwrap_or(0) * 1_000_000
+            + u64::try_from(time.nanos / 1_000).unwrap_or(0)
+    })
 }
 
 /// Lists a user's orders, newest first, a page at a time.

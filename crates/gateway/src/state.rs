@@ -68,6 +68,37 @@ impl Gateway {
             .map(tonic::Response::into_inner)
     }
 
+    /// Makes a call whose response streams (a watch) with `budget` as its deadline instead of the
+    /// request timeout; returns the stream once the call is answered. Not retried once answered.
+    pub async fn call_within<M, T, F, Fut>(
+        &self,
+        downstream: &Downstream,
+        budget: std::time::Duration,
+        forward: Forward,
+        message: M,
+        send: F,
+    ) -> Result<T, Problem>
+    where
+        M: Clone + Send,
+        T: Send + 'static,
+        F: Fn(CallChannel, tonic::Request<M>) -> Fut + Send,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
+    {
+        downstream
+            .unary(
+                Deadline::after(budget),
+                Safety::Idempotent,
+                message,
+                move |channel, mut request| {
+                    forward.apply(request.metadata_mut());
+                    send(channel, request)
+                },
+            )
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(Problem::from)
+    }
+
     /// Like [`Gateway::call`], keeping the response's metadata.
     pub async fn call_response<M, T, F, Fut>(
         &self,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::rest::support::{Stack, body};
 
 /// The routes the API promises (issue 7), and the document itself.
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 11] = [
     ("get", "/v1/users/{id}"),
     ("post", "/v1/users"),
     ("patch", "/v1/users/{id}"),
@@ -17,6 +17,7 @@ const ROUTES: [(&str, &str); 10] = [
     ("get", "/v1/orders/{id}"),
     ("get", "/v1/orders"),
     ("post", "/v1/orders/{id}:cancel"),
+    ("get", "/v1/orders/{id}:watch"),
     ("get", "/openapi.json"),
 ];
 

@@ -223,3 +223,102 @@ async fn hostile_text_is_refused_and_opens_no_breaker() {
     assert_eq!(placed.status, 201, "{}", placed.body);
     stack.stop().await;
 }
+
+/// The `order` events of a server-sent event stream: (id, order) in order.
+fn order_events(stream: &str) -> Vec<(u64, serde_json::Value)> {
+    stream
+        .split("\n\n")
+        .filter(|event| event.lines().any(|line| line == "event: order"))
+        .map(|event| {
+            let field = |name: &str| {
+                event
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let id = field("id: ").parse().expect("a numeric event id");
+            let order = serde_json::from_str(&field("data: ")).expect("an order as JSON");
+            (id, order)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_order_is_followed_from_pending_to_confirmed_as_server_sent_events() {
+    // Charges take a second, so the order is PENDING when the watch starts.
+    let stack = Stack::start_with_options(orderly_testkit::Options {
+        payments: orderly_testkit::stack::slow(std::time::Duration::from_secs(1), &["Charge"]),
+        ..orderly_testkit::Options::default()
+    })
+    .await;
+    let user = stack.user("Ada").await;
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let placing = {
+        let (addr, body) = (stack.addr, order_body(&user_id));
+        tokio::spawn(async move {
+            orderly_kit::http::client::request_json(
+                addr,
+                "POST",
+                "/v1/orders",
+                &[("Idempotency-Key", "watched")],
+                &body,
+                crate::rest::support::PATIENCE,
+            )
+            .await
+        })
+    };
+    let id = loop {
+        let listed = body(&stack.get(&format!("/v1/orders?user_id={user_id}")).await);
+        if let Some(id) = listed["orders"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
+    let watched = stack.get(&format!("/v1/orders/{id}:watch")).await;
+    assert_eq!(watched.status, 200, "{}", watched.body);
+    assert_eq!(watched.header("content-type"), Some("text/event-stream"));
+    let events = order_events(&watched.body);
+    let statuses: Vec<_> = events
+        .iter()
+        .map(|(_, order)| order["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("ORDER_STATUS_PENDING")
+    );
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("ORDER_STATUS_CONFIRMED"),
+        "the stream ends at the settled state: {statuses:?}"
+    );
+    assert!(
+        events.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "event ids grow"
+    );
+    let placed = placing.await.expect("task").expect("answered");
+    assert_eq!(placed.status, 201, "{}", placed.body);
+
+    // Reconnecting with the last id seen sends nothing already seen.
+    let (last_id, _) = events.last().expect("events");
+    let again = stack
+        .send(
+            "GET",
+            &format!("/v1/orders/{id}:watch"),
+            &[("Last-Event-ID", &last_id.to_string())],
+            b"",
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert!(order_events(&again.body).is_empty(), "{}", again.body);
+
+    // The document describes the route.
+    let document = body(&stack.get("/openapi.json").await);
+    let watch = &document["paths"]["/v1/orders/{id}:watch"]["get"];
+    assert!(
+        watch["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{watch}"
+    );
+    stack.stop().await;
+}

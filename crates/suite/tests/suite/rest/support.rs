@@ -26,11 +26,21 @@ impl Stack {
     /// Everything (each service honouring the per-call fault metadata), the gateway's settings
     /// changed by `tune`.
     pub async fn start_with(tune: impl FnOnce(&mut GatewayConfig) + Send + 'static) -> Self {
+        Self::start_with_options(Options {
+            gateway: Some(Box::new(tune)),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Everything as `options` say (each service honouring the per-call fault metadata), with
+    /// the gateway (default settings unless `options` tune them).
+    pub async fn start_with_options(options: Options) -> Self {
         let inner = orderly_testkit::Stack::start(Options {
             backend: TestBackend::Sqlite,
             fault_metadata: true,
-            gateway: Some(Box::new(tune)),
-            ..Options::default()
+            gateway: options.gateway.or_else(|| Some(Box::new(|_| {}))),
+            ..options
         })
         .await
         .expect("SQLite is always available");
