@@ -32,6 +32,9 @@
 //! # }
 //! ```
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod money;
 pub mod validate;
 

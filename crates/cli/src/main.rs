@@ -7,6 +7,9 @@
 //! - `orderly check`: a container health check against a process's admin port.
 //! - `orderly bench SCENARIO`: load against a running suite (see [`mod@bench`]).
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 mod args;
 mod bench;
 

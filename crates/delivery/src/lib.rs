@@ -8,6 +8,9 @@
 //! Scheduling is idempotent per order, and a cancel that arrives before its schedule leaves a
 //! cancelled record behind, so the late schedule finds it and books nothing.
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod access;
 pub mod error;
 pub mod service;

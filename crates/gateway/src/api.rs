@@ -53,15 +53,7 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
     {
         let path = P::path();
         let methods = P::methods();
-        let mut operation = P::operation();
-        let tags = P::tags();
-        if !tags.is_empty() {
-            operation
-                .tags
-                .get_or_insert_with(Vec::new)
-                .extend(tags.iter().map(ToString::to_string));
-        }
-        P::schemas(&mut self.schemas);
+        let operation = self.operation_of::<P>();
         let mounted = methods
             .iter()
             .fold(MethodRouter::new(), |router, method| {
@@ -85,6 +77,18 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
     where
         P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>,
     {
+        let operation = self.operation_of::<P>();
+        self.openapi
+            .paths
+            .add_path_operation(P::path(), P::methods(), operation);
+        self
+    }
+
+    /// The operation of `P` with its tags, its schemas gathered for the document.
+    fn operation_of<P>(&mut self) -> utoipa::openapi::path::Operation
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>,
+    {
         let mut operation = P::operation();
         let tags = P::tags();
         if !tags.is_empty() {
@@ -94,10 +98,7 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
                 .extend(tags.iter().map(ToString::to_string));
         }
         P::schemas(&mut self.schemas);
-        self.openapi
-            .paths
-            .add_path_operation(P::path(), P::methods(), operation);
-        self
+        operation
     }
 
     /// The router, and the finished document with every schema the routes use.

@@ -16,6 +16,9 @@
 //! for what is safe to repeat, a circuit breaker, client spans carrying the caller's `traceparent`
 //! on, and client metrics. Every route has its own server span and RED metrics (`kit::web`).
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod api;
 pub mod body;
 pub mod callers;

@@ -84,19 +84,17 @@ impl Gateway {
         F: Fn(CallChannel, tonic::Request<M>) -> Fut + Send,
         Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
     {
-        downstream
-            .unary(
-                Deadline::after(budget),
-                Safety::Idempotent,
-                message,
-                move |channel, mut request| {
-                    forward.apply(request.metadata_mut());
-                    send(channel, request)
-                },
-            )
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Problem::from)
+        let deadline = Deadline::after(budget);
+        call_with(
+            downstream,
+            deadline,
+            Safety::Idempotent,
+            forward,
+            message,
+            send,
+        )
+        .await
+        .map(tonic::Response::into_inner)
     }
 
     /// Like [`Gateway::call`], keeping the response's metadata.
@@ -114,19 +112,34 @@ impl Gateway {
         F: Fn(CallChannel, tonic::Request<M>) -> Fut + Send,
         Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
     {
-        downstream
-            .unary(
-                Deadline::after(self.timeout),
-                safety,
-                message,
-                move |channel, mut request| {
-                    forward.apply(request.metadata_mut());
-                    send(channel, request)
-                },
-            )
-            .await
-            .map_err(Problem::from)
+        let deadline = Deadline::after(self.timeout);
+        call_with(downstream, deadline, safety, forward, message, send).await
     }
+}
+
+/// One call to `downstream` under `deadline`, with the request's forwarded headers; a failure
+/// becomes its [`Problem`].
+async fn call_with<M, T, F, Fut>(
+    downstream: &Downstream,
+    deadline: Deadline,
+    safety: Safety,
+    forward: Forward,
+    message: M,
+    send: F,
+) -> Result<tonic::Response<T>, Problem>
+where
+    M: Clone + Send,
+    T: Send + 'static,
+    F: Fn(CallChannel, tonic::Request<M>) -> Fut + Send,
+    Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
+{
+    downstream
+        .unary(deadline, safety, message, move |channel, mut request| {
+            forward.apply(request.metadata_mut());
+            send(channel, request)
+        })
+        .await
+        .map_err(Problem::from)
 }
 
 /// Request headers passed on to the services as metadata: the caller's `authorization` (each

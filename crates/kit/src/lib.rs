@@ -27,6 +27,9 @@
 //! Layers depend downwards only: `server` uses `client`, `db` and `http`; `client` and `http` use
 //! `observe`; nothing uses `server`.
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 #[cfg(feature = "args")]
 pub mod args;
 #[cfg(feature = "auth")]

@@ -11,6 +11,9 @@
 //! [`serve`] also runs the recovery sweep: at start and then on an interval, every order whose work
 //! stood still longer than `recover_after` is settled, so no charge is ever orphaned by a crash.
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod access;
 pub mod changes;
 pub mod downstream;

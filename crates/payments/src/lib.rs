@@ -9,6 +9,9 @@
 //! key that arrives before the charge voids it, so a caller that gave up on a charge can always
 //! make sure no money stays taken.
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod access;
 pub mod error;
 pub mod service;

@@ -1,3 +1,6 @@
 //! Orderly's cross-service test suite lives in `tests/suite`: the order saga over the four real
 //! services (money and parcels checked in their databases), and the REST gateway over them. This
 //! library is empty; it exists because a package needs a target.
+
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]

@@ -5,6 +5,9 @@
 //!
 //! [`on_both_backends!`] runs each scenario of a suite as two tests, one per database.
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod db;
 pub mod details;
 pub mod served;

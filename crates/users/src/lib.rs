@@ -9,6 +9,9 @@
 //! [`serve`] runs the service on a listener the caller bound, with the kit's health checks,
 //! reflection and graceful shutdown, until the shutdown future resolves.
 
+// Every dependency is used (test builds excepted: they see the dev-dependencies too).
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod access;
 pub mod error;
 pub mod model;

@@ -5,12 +5,19 @@
 
 pub mod shop;
 
-/// Held by a test that times what happens under load, so that no other such test runs beside it.
-static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Held exclusively by a test that times what happens under load, so that no other load test
+/// runs beside it; shared by load tests that count outcomes but time nothing.
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// Waits until no other load-timing test runs; the test runs alone while it holds the guard.
-pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
-    ALONE.lock().await
+/// Waits until no other load test runs; the test runs alone while it holds the guard.
+pub async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    ALONE.write().await
+}
+
+/// Waits until no test that times its load runs; other tests holding this guard may run beside
+/// (they load the machine, but only outcomes are counted, not how long calls take).
+pub async fn untimed() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    ALONE.read().await
 }
 
 use std::collections::HashMap;
