@@ -24,19 +24,9 @@ token=$(target/release/orderly token --data-dir "$work/keys" --sub bench --admin
 BENCH_DB=sqlite://$work/users.db
 start_users off_addr OTEL_SDK_DISABLED=true
 off_pid=${pids[-1]}
-AUTH_ARGS="--jwks-file $work/keys/auth/jwks.json" start_users on_addr OTEL_SDK_DISABLED=true
+AUTH_ARGS="--jwks-file $work/keys/auth/jwks.json --page-token-secret bench-only-secret" start_users on_addr OTEL_SDK_DISABLED=true
 on_pid=${pids[-1]}
 user_id=$(make_user "$off_addr")
 
-echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, orderly bench, $(nproc) cores"
-row6 server req/s p50_ms p90_ms p99_ms failed cpu_us/call
-offs=() ons=()
-for round in $(seq 1 "$rounds"); do
-  off=$(measure_cpu "$off_pid" "$off_addr" "$user_id"); offs+=("$off"); row6 "no authentication (round $round)" $off
-  on=$(ORDERLY_TOKEN=$token measure_cpu "$on_pid" "$on_addr" "$user_id"); ons+=("$on"); row6 "EdDSA token checked (round $round)" $on
-done
-off=$(median "${offs[@]}") on=$(median "${ons[@]}")
-row6 "no authentication (median)" $off
-row6 "EdDSA token checked (median)" $on
-ratio "$off" "$on" "on/off (medians)"
-cpu_ratio "$off" "$on" "on/off (medians)"
+compare_rounds "no authentication" "$off_pid" "$off_addr" \
+  "EdDSA token checked" "$on_pid" "$on_addr" ORDERLY_TOKEN="$token"

@@ -174,3 +174,26 @@ b = list(map(float, sys.argv[1].split())); o = list(map(float, sys.argv[2].split
 print(f"ratio {sys.argv[3]}: throughput {o[0]/b[0]:.2f}x, p50 {o[1]/b[1]:.2f}x, p99 {o[3]/b[3]:.2f}x")
 PY
 }
+
+# The A/B comparison of GetUser on two users servers in one run: `measure_cpu` on the baseline
+# (label $1, pid $2, address $3) and on the measured server (label $4, pid $5, address $6, measured
+# with the variables "${@:7}" set, e.g. BENCH_TLS=... or ORDERLY_TOKEN=...), alternating for $rounds
+# rounds on user $user_id; prints every round, the medians and their throughput and CPU ratios.
+compare_rounds() {
+  local base_label=$1 base_pid=$2 base_addr=$3 label=$4 pid=$5 addr=$6 base measured round
+  local bases=() measureds=()
+  echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, orderly bench, $(nproc) cores"
+  row6 server req/s p50_ms p90_ms p99_ms failed cpu_us/call
+  for round in $(seq 1 "$rounds"); do
+    base=$(measure_cpu "$base_pid" "$base_addr" "$user_id"); bases+=("$base")
+    row6 "$base_label (round $round)" $base
+    # The environment holds for this measurement only (the substitution runs in a subshell).
+    measured=$(export "${@:7}"; measure_cpu "$pid" "$addr" "$user_id"); measureds+=("$measured")
+    row6 "$label (round $round)" $measured
+  done
+  base=$(median "${bases[@]}") measured=$(median "${measureds[@]}")
+  row6 "$base_label (median)" $base
+  row6 "$label (median)" $measured
+  ratio "$base" "$measured" "$label / $base_label (medians)"
+  cpu_ratio "$base" "$measured" "$label / $base_label (medians)"
+}

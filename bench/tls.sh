@@ -29,15 +29,5 @@ tls_pid=${pids[-1]}
 # Made through the plaintext server; both read the same database.
 user_id=$(make_user "$plain_addr")
 
-echo "GetUser, ${seconds}s per run, ${conns} connections x ${streams} streams, orderly bench, $(nproc) cores"
-row6 server req/s p50_ms p90_ms p99_ms failed cpu_us/call
-plains=() tlss=()
-for round in $(seq 1 "$rounds"); do
-  plain=$(measure_cpu "$plain_pid" "$plain_addr" "$user_id"); plains+=("$plain"); row6 "plaintext (round $round)" $plain
-  tls=$(BENCH_TLS="--tls-dir $work/tls" measure_cpu "$tls_pid" "$tls_addr" "$user_id"); tlss+=("$tls"); row6 "mutual TLS (round $round)" $tls
-done
-plain=$(median "${plains[@]}") tls=$(median "${tlss[@]}")
-row6 "plaintext (median)" $plain
-row6 "mutual TLS (median)" $tls
-ratio "$plain" "$tls" "TLS/plaintext (medians)"
-cpu_ratio "$plain" "$tls" "TLS/plaintext (medians)"
+compare_rounds plaintext "$plain_pid" "$plain_addr" \
+  "mutual TLS" "$tls_pid" "$tls_addr" BENCH_TLS="--tls-dir $work/tls"

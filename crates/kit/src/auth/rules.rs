@@ -177,7 +177,6 @@ pub use layer::Authenticate;
 #[cfg(feature = "server")]
 mod layer {
     use std::convert::Infallible;
-    use std::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Poll};
 
@@ -227,7 +226,7 @@ mod layer {
     {
         type Response = http::Response<tonic::body::Body>;
         type Error = Infallible;
-        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+        type Future = crate::server::refuse::Answer;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
             self.inner.poll_ready(cx)
@@ -267,7 +266,7 @@ mod layer {
     fn refuse<S: NamedService, B>(
         request: http::Request<B>,
         refusal: AuthError,
-    ) -> Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send>>
+    ) -> crate::server::refuse::Answer
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,
@@ -275,8 +274,7 @@ mod layer {
         metrics::counter!("orderly_server_auth_refused_total",
             "rpc_service" => S::NAME, "reason" => refusal.reason())
         .increment(1);
-        let answer = crate::server::refuse::answer(request, Status::from(refusal));
-        Box::pin(std::future::ready(Ok(answer)))
+        crate::server::refuse::refused(request, Status::from(refusal))
     }
 }
 

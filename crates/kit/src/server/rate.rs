@@ -5,7 +5,6 @@
 //! peer address; so one caller's burst never spends another's allowance.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tonic::server::NamedService;
@@ -53,7 +52,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = crate::server::refuse::Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -77,8 +76,6 @@ where
             "too many calls from this caller; retry after the RetryInfo delay",
             details,
         );
-        Box::pin(std::future::ready(Ok(crate::server::refuse::answer(
-            request, status,
-        ))))
+        crate::server::refuse::refused(request, status)
     }
 }

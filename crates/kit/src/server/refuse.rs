@@ -9,6 +9,8 @@
 //! (hyperium/h2#935 and the reports that followed it.) So a refused call's body is drained, off the
 //! response path, before it is dropped.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
 use http_body_util::BodyExt as _;
@@ -29,6 +31,19 @@ where
         let read_all = async { while let Some(Ok(_)) = body.frame().await {} };
         let _ = tokio::time::timeout(DRAIN_FOR, read_all).await;
     });
+}
+
+/// The response future of a layer over a generated gRPC service: the service's own, or a refusal.
+pub type Answer =
+    Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send>>;
+
+/// [`answer`], as a layer's response future: a refusal is decided before the service runs.
+pub fn refused<B>(request: http::Request<B>, status: tonic::Status) -> Answer
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+{
+    Box::pin(std::future::ready(Ok(answer(request, status))))
 }
 
 /// Answers `request` with `status` without handing it to its service: its body drained (see

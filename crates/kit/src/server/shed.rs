@@ -22,7 +22,6 @@
 //! so a busy replica is not mistaken for a dead one.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -155,7 +154,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = crate::server::refuse::Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Always ready: each call is decided when it comes. Both limits are asked, since which
@@ -184,9 +183,7 @@ where
                 RETRY_AFTER_MS,
             )))),
         );
-        Box::pin(std::future::ready(Ok(crate::server::refuse::answer(
-            request, status,
-        ))))
+        crate::server::refuse::refused(request, status)
     }
 }
 

@@ -162,11 +162,11 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
     Ok(certificates)
 }
 
-/// The CA certificates of `dir` as a root store.
-pub fn roots(dir: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+/// `certificates` as a root store.
+fn roots(certificates: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
     let mut roots = RootCertStore::empty();
-    for certificate in certificates(&dir.join(CA_FILE))? {
-        roots.add(certificate)?;
+    for certificate in certificates {
+        roots.add(certificate.clone())?;
     }
     Ok(Arc::new(roots))
 }
@@ -174,14 +174,15 @@ pub fn roots(dir: &Path) -> Result<Arc<RootCertStore>, TlsError> {
 /// Both configurations of service `name` from the files in `dir`.
 fn build(dir: &Path, name: &str) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), TlsError> {
     let [ca, cert, key] = paths(dir, name);
-    let roots = roots(dir)?;
+    let authorities = certificates(&ca)?;
+    let roots = roots(&authorities)?;
     let chain = certificates(&cert)?;
     let key = PrivateKeyDer::from_pem_slice(&read(&key)?).map_err(|_| TlsError::Missing {
         path: key.display().to_string(),
         what: "PEM private key",
     })?;
     let found = identity::spiffe_ids(&chain[0]);
-    if identity::service(&chain[0]).as_deref() != Some(name) {
+    if identity::service_among(&found) != Some(name) {
         return Err(TlsError::WrongIdentity {
             path: cert.display().to_string(),
             expected: spiffe_id(name),
@@ -206,9 +207,7 @@ fn build(dir: &Path, name: &str) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>
     client.alpn_protocols = vec![ALPN_H2.to_vec()];
 
     gauge_expiry(name, &chain[0]);
-    if let Some(first) = certificates(&ca)?.first() {
-        gauge_expiry("ca", first);
-    }
+    gauge_expiry("ca", &authorities[0]);
     Ok((Arc::new(server), Arc::new(client)))
 }
 

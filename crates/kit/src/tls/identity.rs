@@ -36,8 +36,13 @@ pub fn spiffe_ids(der: &[u8]) -> Vec<String> {
 /// `spiffe://orderly.local/service/<name>` URI SAN. A certificate with several SPIFFE ids
 /// identifies nobody (SPIFFE allows exactly one).
 pub fn service(der: &[u8]) -> Option<String> {
-    match spiffe_ids(der).as_slice() {
-        [one] => super::service_of(one).map(str::to_owned),
+    service_among(&spiffe_ids(der)).map(str::to_owned)
+}
+
+/// The Orderly service a certificate's SPIFFE ids (from [`spiffe_ids`]) name: their only one's.
+pub fn service_among(ids: &[String]) -> Option<&str> {
+    match ids {
+        [one] => super::service_of(one),
         _ => None,
     }
 }

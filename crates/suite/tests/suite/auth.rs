@@ -77,6 +77,16 @@ fn reason(status: &Status) -> String {
         .unwrap_or_default()
 }
 
+/// Asserts that `status` is a refusal with `code` and ErrorInfo reason `expected`.
+#[track_caller]
+fn assert_refused(status: &Status, code: Code, expected: &str) {
+    assert_eq!(
+        (status.code(), reason(status).as_str()),
+        (code, expected),
+        "{status:?}"
+    );
+}
+
 #[tokio::test]
 async fn users_read_only_their_own_record_and_admins_any() {
     let mut suite = Authed::start().await;
@@ -91,10 +101,7 @@ async fn users_read_only_their_own_record_and_admins_any() {
         .get_user(with(get(&alice), None))
         .await
         .expect_err("no token");
-    assert_eq!(
-        (missing.code(), reason(&missing).as_str()),
-        (Code::Unauthenticated, "TOKEN_MISSING")
-    );
+    assert_refused(&missing, Code::Unauthenticated, "TOKEN_MISSING");
     users
         .get_user(with(get(&alice), Some(&alice_token)))
         .await
@@ -103,10 +110,7 @@ async fn users_read_only_their_own_record_and_admins_any() {
         .get_user(with(get(&bob), Some(&alice_token)))
         .await
         .expect_err("another user's record");
-    assert_eq!(
-        (other.code(), reason(&other).as_str()),
-        (Code::PermissionDenied, "NOT_OWNER")
-    );
+    assert_refused(&other, Code::PermissionDenied, "NOT_OWNER");
     users
         .get_user(with(get(&bob), Some(&admin)))
         .await
@@ -115,10 +119,7 @@ async fn users_read_only_their_own_record_and_admins_any() {
         .list_users(with(ListUsersRequest::default(), Some(&alice_token)))
         .await
         .expect_err("listing needs admin");
-    assert_eq!(
-        (list.code(), reason(&list).as_str()),
-        (Code::PermissionDenied, "MISSING_ROLE")
-    );
+    assert_refused(&list, Code::PermissionDenied, "MISSING_ROLE");
 }
 
 #[tokio::test]
@@ -138,10 +139,7 @@ async fn an_order_for_another_user_is_refused_before_anything_is_stored() {
         ))
         .await
         .expect_err("alice orders for bob");
-    assert_eq!(
-        (refused.code(), reason(&refused).as_str()),
-        (Code::PermissionDenied, "NOT_OWNER")
-    );
+    assert_refused(&refused, Code::PermissionDenied, "NOT_OWNER");
     let bobs = suite
         .stack
         .orders
@@ -273,8 +271,7 @@ async fn a_burst_beyond_the_limit_is_refused_for_its_caller_only() {
         .get_user(get(&alice, &alice_token))
         .await
         .expect_err("beyond the burst");
-    assert_eq!(limited.code(), Code::ResourceExhausted);
-    assert_eq!(reason(&limited), "RATE_LIMITED");
+    assert_refused(&limited, Code::ResourceExhausted, "RATE_LIMITED");
     let wait = limited
         .get_details_retry_info()
         .and_then(|info| info.retry_delay)
