@@ -362,14 +362,16 @@ pub async fn serve(
         &config.calls,
         config.request_timeout,
     )?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, "gateway listening");
     let app = router(
         gateway,
         config.callers,
         config.max_body_bytes,
         config.max_concurrent_requests,
     );
+    // Announced only once the router (and with it every counter it declares at zero) exists:
+    // whoever waits for this line may scrape at once.
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, "gateway listening");
     orderly_kit::http::serve(
         listener,
         app,
