@@ -53,22 +53,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => token(&args),
         Command::Certs(args) => certs(&args),
-        Command::Up(args) => traced(format, "orderly", up(args)).await,
+        Command::Up(args) => traced(format, "orderly", &orderly_kit::tls::SERVICES, up(args)).await,
         Command::Serve(args) => {
             let name = format!("orderly-{}", args.target.name());
-            traced(format, &name, serve(args)).await
+            traced(format, &name, &[], serve(args)).await
         }
     }
 }
 
-/// Runs `work` with logs and traces set up as process `service_name`, then flushes the spans of
-/// the last calls.
+/// Runs `work` with logs and traces set up as process `service_name` (each of `services`, when it
+/// serves several, reporting as itself), then flushes the spans of the last calls.
 async fn traced(
     format: LogFormat,
     service_name: &str,
+    services: &[&'static str],
     work: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let telemetry = orderly_kit::observe::telemetry::init(format, service_name)?;
+    let telemetry = orderly_kit::observe::telemetry::init(format, service_name, services)?;
     // The connection caps, not the system's default descriptor limit, decide how many clients
     // are served.
     match orderly_kit::conn::raise_fd_limit() {

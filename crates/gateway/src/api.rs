@@ -60,7 +60,7 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
                 router.on(method_filter(method), handler.clone())
             })
             .layer(axum::middleware::from_fn_with_state(
-                Route::new(&path),
+                Route::new(crate::SERVICE_NAME, &path),
                 observe,
             ));
         self.router = self.router.route(&mount_path(&path), mounted);

@@ -71,6 +71,9 @@ pub struct GatewayConfig {
     pub callers: callers::Callers,
 }
 
+/// The gateway's short name among the services: its spans and its certificate name it so.
+pub const SERVICE_NAME: &str = "gateway";
+
 /// How long a REST request may take unless configured otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest REST request body accepted unless configured otherwise, in bytes.

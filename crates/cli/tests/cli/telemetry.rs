@@ -2,6 +2,7 @@
 //! hop, received by a real OTLP collector running in this test; logs that name the same trace;
 //! metrics that count the calls on both ends; and a dead collector that costs the calls nothing.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,10 +25,12 @@ use tonic::{Request, Response, Status};
 
 use crate::common::{Orderly, PATIENCE, free_port, metric, order_request, scrape, up_args};
 
-/// An OTLP trace collector that keeps every span it receives.
+/// An OTLP trace collector that keeps every span it receives, and the `service.name` of the
+/// resource each came under.
 #[derive(Clone, Default)]
 struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
+    services: Arc<Mutex<HashMap<Vec<u8>, String>>>,
     arrived: Arc<Notify>,
 }
 
@@ -37,13 +40,28 @@ impl TraceService for Collector {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans);
-        self.spans.lock().expect("lock").extend(spans);
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.clone())
+                .and_then(|v| v.value);
+            let Some(AnyValue::StringValue(service)) = service else {
+                return Err(Status::invalid_argument("a resource without service.name"));
+            };
+            let spans: Vec<Span> = resource_spans
+                .scope_spans
+                .into_iter()
+                .flat_map(|s| s.spans)
+                .collect();
+            let mut services = self.services.lock().expect("lock");
+            for span in &spans {
+                services.insert(span.span_id.clone(), service.clone());
+            }
+            self.spans.lock().expect("lock").extend(spans);
+        }
         self.arrived.notify_waiters();
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
@@ -66,8 +84,19 @@ impl Collector {
         (collector, addr)
     }
 
-    /// Waits until the spans of `trace_id` include every name in `names`; returns them.
-    async fn trace(&self, trace_id: &[u8], names: &[&str]) -> Vec<Span> {
+    /// The `service.name` that `span` was exported under.
+    fn service_of(&self, span: &Span) -> String {
+        self.services
+            .lock()
+            .expect("lock")
+            .get(&span.span_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until the spans of `trace_id` include a span of every name and kind in `wanted`
+    /// (each service's arrive in exports of their own); returns them.
+    async fn trace(&self, trace_id: &[u8], wanted: &[(&str, SpanKind)]) -> Vec<Span> {
         let wait = async {
             loop {
                 let arrived = self.arrived.notified();
@@ -79,7 +108,12 @@ impl Collector {
                     .filter(|s| s.trace_id == trace_id)
                     .cloned()
                     .collect();
-                if names.iter().all(|n| spans.iter().any(|s| s.name == *n)) {
+                let arrived_all = wanted.iter().all(|(name, kind)| {
+                    spans
+                        .iter()
+                        .any(|s| s.name == *name && s.kind == *kind as i32)
+                });
+                if arrived_all {
                     return spans;
                 }
                 arrived.await;
@@ -181,7 +215,11 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
         "orderly.payments.v1.PaymentService/Charge",
         "orderly.delivery.v1.DeliveryService/ScheduleDelivery",
     ];
-    let spans = collector.trace(&trace_bytes, &names).await;
+    let mut wanted = vec![(names[0], SpanKind::Server)];
+    for name in &names[1..] {
+        wanted.extend([(*name, SpanKind::Client), (*name, SpanKind::Server)]);
+    }
+    let spans = collector.trace(&trace_bytes, &wanted).await;
     assert!(
         spans.iter().all(|s| s.trace_id == trace_bytes),
         "one trace id"
@@ -205,9 +243,17 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
         attribute(orders_server, "rpc.grpc.status_code"),
         Some(AnyValue::IntValue(0))
     );
-    for name in &names[1..] {
+    // `orderly up` serves all four in one process; each reports as itself, its calls out included.
+    assert_eq!(collector.service_of(orders_server), "orderly-orders");
+    for (name, service) in
+        names[1..]
+            .iter()
+            .zip(["orderly-users", "orderly-payments", "orderly-delivery"])
+    {
         let client = find(&spans, name, SpanKind::Client);
         let server = find(&spans, name, SpanKind::Server);
+        assert_eq!(collector.service_of(client), "orderly-orders", "{name}");
+        assert_eq!(collector.service_of(server), service, "{name}");
         assert_eq!(
             client.parent_span_id, orders_server.span_id,
             "{name}: called from within CreateOrder"
@@ -242,7 +288,9 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
         tonic::Code::FailedPrecondition
     );
     let failing_bytes: Vec<u8> = unhex(failing_trace);
-    let spans = collector.trace(&failing_bytes, &names[..2]).await;
+    let spans = collector
+        .trace(&failing_bytes, &[(names[1], SpanKind::Client)])
+        .await;
     let lookup = find(&spans, names[1], SpanKind::Client);
     assert_eq!(
         lookup.status.as_ref().map(|s| s.code),
@@ -290,7 +338,14 @@ async fn a_rest_request_continues_the_callers_trace_through_the_gateway() {
     let trace_bytes: Vec<u8> = unhex(trace_id);
     let call = "orderly.users.v1.UserService/CreateUser";
     let spans = collector
-        .trace(&trace_bytes, &["POST /v1/users", call])
+        .trace(
+            &trace_bytes,
+            &[
+                ("POST /v1/users", SpanKind::Server),
+                (call, SpanKind::Client),
+                (call, SpanKind::Server),
+            ],
+        )
         .await;
     let route = find(&spans, "POST /v1/users", SpanKind::Server);
     assert_eq!(
@@ -312,6 +367,9 @@ async fn a_rest_request_continues_the_callers_trace_through_the_gateway() {
         client.parent_span_id, route.span_id,
         "called from within the route"
     );
+    assert_eq!(collector.service_of(route), "orderly-gateway");
+    assert_eq!(collector.service_of(client), "orderly-gateway");
+    assert_eq!(collector.service_of(server), "orderly-users");
     assert_eq!(
         server.parent_span_id, client.span_id,
         "served as a child of the call"

@@ -33,20 +33,23 @@ pub struct Route(Arc<RouteState>);
 
 #[derive(Debug)]
 struct RouteState {
+    service: &'static str,
     template: Arc<str>,
     active: Gauge,
     durations: RwLock<HashMap<(Method, StatusCode), Histogram>>,
 }
 
 impl Route {
-    /// The route of `template`.
-    pub fn new(template: &str) -> Self {
+    /// The route of `template`, served by `service` (its short name, which its spans report as
+    /// when several services share a process: see [`crate::observe::services`]).
+    pub fn new(service: &'static str, template: &str) -> Self {
         let template: Arc<str> = Arc::from(template);
         let active = metrics::gauge!(
             "http_server_active_requests",
             "http_route" => metrics::SharedString::from_shared(template.clone())
         );
         Self(Arc::new(RouteState {
+            service,
             template,
             active,
             durations: RwLock::default(),
@@ -99,7 +102,7 @@ pub async fn observe(State(route): State<Route>, request: Request, next: Next) -
         http.response.status_code = tracing::field::Empty,
     );
     if !span.is_disabled() {
-        server_parent(&span, request.headers());
+        server_parent(&span, request.headers(), Some(route.0.service));
     }
     let started = Instant::now();
     route.0.active.increment(1.0);

@@ -5,5 +5,6 @@
 
 pub mod metrics;
 pub mod rpc;
+pub mod services;
 pub mod telemetry;
 pub mod trace;

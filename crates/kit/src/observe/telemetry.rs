@@ -18,7 +18,9 @@ use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+
+use crate::observe::services::{SplitExporter, TagEmitter};
 use tracing::Metadata;
 use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
@@ -83,8 +85,14 @@ fn env_set(name: &str) -> bool {
 
 /// Installs the process-wide subscriber: logs in `format`, and OpenTelemetry tracing unless
 /// `OTEL_SDK_DISABLED=true`. `service_name` names the process's spans unless `OTEL_SERVICE_NAME`
-/// does. Call once, inside the Tokio runtime, at the start of `main`.
-pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, TelemetryError> {
+/// does; when the process serves several `services` (short names, as their servers are named),
+/// each one's spans report as `<service_name>-<service>` ([`crate::observe::services`]). Call once,
+/// inside the Tokio runtime, at the start of `main`.
+pub fn init(
+    format: LogFormat,
+    service_name: &str,
+    services: &[&'static str],
+) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
@@ -92,7 +100,7 @@ pub fn init(format: LogFormat, service_name: &str) -> Result<Telemetry, Telemetr
     let provider = if env_is("OTEL_SDK_DISABLED", "true") || !exporting() {
         None
     } else {
-        Some(provider(service_name)?)
+        Some(provider(service_name, services)?)
     };
     // RUST_LOG filters the logs only: spans are traced by the sampler's decision, not the log
     // level, so quieting the logs never drops traces.
@@ -162,19 +170,30 @@ fn exporting() -> bool {
         && !env_is("OTEL_TRACES_EXPORTER", "none")
 }
 
-/// A tracer provider exporting over OTLP.
-fn provider(service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
+/// A tracer provider exporting over OTLP, each of `services` under its own name.
+fn provider(
+    service_name: &str,
+    services: &[&'static str],
+) -> Result<SdkTracerProvider, TelemetryError> {
     let mut resource = Resource::builder();
     if !env_set("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name(service_name.to_owned());
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()?;
-    Ok(SdkTracerProvider::builder()
-        .with_resource(resource.build())
-        .with_batch_exporter(exporter)
-        .build())
+    let otlp = || {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+    };
+    let builder = SdkTracerProvider::builder().with_resource(resource.build());
+    let builder = if services.is_empty() {
+        builder.with_batch_exporter(otlp()?)
+    } else {
+        let exporter = SplitExporter::new(otlp()?, services, otlp)?;
+        builder.with_span_processor(TagEmitter::new(
+            BatchSpanProcessor::builder(exporter).build(),
+        ))
+    };
+    Ok(builder.build())
 }
 
 /// One JSON object a line, with the OpenTelemetry trace and span ids of the current span,

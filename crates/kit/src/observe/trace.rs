@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::observe::metrics::status_code;
 use crate::observe::rpc::RpcMethod;
+use crate::observe::services::Emitter;
 
 /// Whether a server span with this status is an error: the codes that mean the server failed.
 pub fn is_server_error(code: i32) -> bool {
@@ -35,16 +36,29 @@ pub fn is_server_error(code: i32) -> bool {
     .any(|c| *c as i32 == code)
 }
 
-/// Makes `span` a child of the trace context (and baggage) in a request's `headers`, if any.
-pub fn server_parent(span: &tracing::Span, headers: &http::HeaderMap) {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+/// Makes `span` a child of the trace context (and baggage) in a request's `headers`, if any, and
+/// the span, with every span under it, one of `service`'s (see [`crate::observe::services`]).
+pub fn server_parent(
+    span: &tracing::Span,
+    headers: &http::HeaderMap,
+    service: Option<&'static str>,
+) {
+    let mut parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+    if let Some(service) = service {
+        parent = parent.with_value(Emitter(service));
+    }
     // Fails only when the span is disabled, in which case there is nothing to link.
     let _ = span.set_parent(parent);
 }
 
-/// A span for one call of `rpc` a server answers, its parent taken from the request's headers.
-/// With nothing to record it (no tracer), the span is disabled and costs nothing more.
-pub fn server_span(headers: &http::HeaderMap, rpc: &RpcMethod) -> tracing::Span {
+/// A span for one call of `rpc` that `service` answers, its parent taken from the request's
+/// headers. With nothing to record it (no tracer), the span is disabled and costs nothing more.
+pub fn server_span(
+    headers: &http::HeaderMap,
+    rpc: &RpcMethod,
+    service: Option<&'static str>,
+) -> tracing::Span {
     let span = tracing::info_span!(
         "grpc.server",
         otel.name = rpc.name,
@@ -57,7 +71,7 @@ pub fn server_span(headers: &http::HeaderMap, rpc: &RpcMethod) -> tracing::Span 
         enduser.id = tracing::field::Empty,
     );
     if !span.is_disabled() {
-        server_parent(&span, headers);
+        server_parent(&span, headers, service);
     }
     span
 }
@@ -84,15 +98,22 @@ pub fn record_status(span: &tracing::Span, code: i32, error: bool) {
     }
 }
 
-/// A tower layer giving every call a server its [`server_span`].
+/// A tower layer giving every call a server its [`server_span`], as one of the named service's
+/// spans when it has a name.
 #[derive(Debug, Clone, Default)]
-pub struct ServerTraceLayer;
+pub struct ServerTraceLayer {
+    /// The short name of the service the server's spans belong to (`users`).
+    pub service: Option<&'static str>,
+}
 
 impl<S> Layer<S> for ServerTraceLayer {
     type Service = ServerTrace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServerTrace { inner }
+        ServerTrace {
+            inner,
+            service: self.service,
+        }
     }
 }
 
@@ -100,6 +121,7 @@ impl<S> Layer<S> for ServerTraceLayer {
 #[derive(Debug, Clone)]
 pub struct ServerTrace<S> {
     inner: S,
+    service: Option<&'static str>,
 }
 
 impl<S, B, R> Service<http::Request<B>> for ServerTrace<S>
@@ -121,7 +143,7 @@ where
             return Box::pin(self.inner.call(request));
         }
         let rpc = rpc_method(&mut request);
-        let span = server_span(request.headers(), &rpc);
+        let span = server_span(request.headers(), &rpc, self.service);
         if span.is_disabled() {
             return Box::pin(self.inner.call(request));
         }

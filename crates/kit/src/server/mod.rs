@@ -73,6 +73,7 @@ pub struct GrpcServer {
     descriptor_sets: Vec<&'static [u8]>,
     probe: Option<Readiness>,
     identity: Option<crate::tls::Identity>,
+    name: Option<&'static str>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -94,7 +95,15 @@ impl GrpcServer {
             descriptor_sets: Vec::new(),
             probe: None,
             identity: None,
+            name: None,
         }
+    }
+
+    /// Names the service by its short name (`users`): its spans then report as that service when
+    /// several share a process (see [`crate::observe::services`]).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
     }
 
     /// Adds a generated gRPC service; its health status is reported under its full name.
@@ -230,7 +239,7 @@ impl GrpcServer {
                 .max_connection_age_grace(self.config.grace_period);
         }
         let router = builder
-            .layer(ServerTraceLayer)
+            .layer(ServerTraceLayer { service: self.name })
             .layer(ServerMetricsLayer)
             .add_routes(self.routes.routes())
             .add_service(health_service)
@@ -305,6 +314,7 @@ where
     let built = build(database.clone())?;
     let identity = server.tls.identity(service.name)?;
     GrpcServer::new(server)
+        .named(service.name)
         .tls(identity)
         .add_service(built)
         .reflect(service.descriptor_set)
