@@ -33,16 +33,26 @@ pub struct Currency([u8; 3]);
 impl Currency {
     /// Checks a currency code.
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
-        let known = iso_currency::Currency::from_code(code).filter(|currency| {
-            currency.exponent().is_some()
-                && currency.is_superseded().is_none()
-                && !currency.is_fund()
-                && !currency.is_special()
-        });
+        let known = iso_currency::Currency::from_code(code).filter(in_circulation);
         match (known, code.as_bytes()) {
             (Some(_), &[a, b, c]) => Ok(Self([a, b, c])),
             _ => Err(MoneyError::BadCurrency),
         }
+    }
+
+    /// Every code [`Currency::parse`] accepts, in alphabetical order (for documents that list
+    /// them; found by trying every three-letter code, so call it once).
+    pub fn codes() -> Vec<String> {
+        let letters = b'A'..=b'Z';
+        letters
+            .clone()
+            .flat_map(|a| letters.clone().map(move |b| [a, b]))
+            .flat_map(|[a, b]| (b'A'..=b'Z').map(move |c| [a, b, c]))
+            .filter_map(|code| {
+                let code = std::str::from_utf8(&code).ok()?.to_owned();
+                Self::parse(&code).ok().map(|_| code)
+            })
+            .collect()
     }
 
     /// The code, e.g. `EUR`.
@@ -50,6 +60,15 @@ impl Currency {
         // Only ASCII letters get in.
         std::str::from_utf8(&self.0).unwrap_or("XXX")
     }
+}
+
+/// Whether a currency is one orders may be placed in: with minor units, not superseded, not a fund
+/// or special code.
+fn in_circulation(currency: &iso_currency::Currency) -> bool {
+    currency.exponent().is_some()
+        && currency.is_superseded().is_none()
+        && !currency.is_fund()
+        && !currency.is_special()
 }
 
 impl fmt::Display for Currency {
@@ -154,6 +173,22 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_listed_codes_are_exactly_those_accepted() {
+        let codes = Currency::codes();
+        assert!(codes.len() > 100, "{}", codes.len());
+        for code in ["EUR", "USD", "JPY"] {
+            assert!(codes.iter().any(|c| c == code), "{code}");
+        }
+        for code in ["HRK", "XAU", "XXX", "XTS"] {
+            assert!(!codes.iter().any(|c| c == code), "{code}");
+        }
+        assert!(
+            codes.windows(2).all(|pair| pair[0] < pair[1]),
+            "sorted, no repeats"
+        );
     }
 
     #[test]

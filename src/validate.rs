@@ -7,6 +7,53 @@ use std::fmt;
 
 use crate::common::v1::Address;
 
+/// The limits of the fields the services check, in one place: the services' validators and the
+/// gateway's OpenAPI document both read them, so what is refused and what is documented cannot
+/// drift apart.
+pub mod limits {
+    /// Longest user name, in characters.
+    pub const USER_NAME_CHARS: usize = 200;
+    /// Longest email address, in bytes (RFC 5321's path limit less the angle brackets).
+    pub const EMAIL_BYTES: usize = 254;
+    /// Longest SKU, in characters.
+    pub const SKU_CHARS: usize = 64;
+    /// Fewest items in an order.
+    pub const MIN_ITEMS: usize = 1;
+    /// Most items in an order.
+    pub const MAX_ITEMS: usize = 100;
+    /// Largest quantity of one item.
+    pub const MAX_QUANTITY: i32 = 10_000;
+    /// Largest price of one item, in minor units: with at most [`MAX_ITEMS`] lines of at most
+    /// [`MAX_QUANTITY`] each, no order's total can overflow (10¹⁸ < 2⁶³).
+    pub const MAX_UNIT_PRICE_MINOR: i64 = 999_999_999_999;
+    /// Longest idempotency key, in characters.
+    pub const KEY_CHARS: usize = 200;
+    /// Longest reason (for a cancellation, refund or cancelled delivery), in characters.
+    pub const REASON_CHARS: usize = 500;
+    /// Longest address recipient, in characters.
+    pub const RECIPIENT_CHARS: usize = 200;
+    /// Longest address line, in characters.
+    pub const ADDRESS_LINE_CHARS: usize = 200;
+    /// Longest city, in characters.
+    pub const CITY_CHARS: usize = 100;
+    /// Longest postal code, in characters.
+    pub const POSTAL_CODE_CHARS: usize = 20;
+    /// Page size served when a list call asks for 0.
+    pub const DEFAULT_PAGE_SIZE: u32 = 50;
+    /// Largest page served; larger requests are served this many (AIP-158).
+    pub const MAX_PAGE_SIZE: u32 = 1000;
+}
+
+/// The [`text`] rule as an ECMA-262 regular expression (for JSON Schema): no control characters.
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
+/// The [`required_text`] rule as an ECMA-262 regular expression: no control characters, and at least
+/// one character that is not white space.
+pub const REQUIRED_TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// A country code as [`address`] accepts it: ISO 3166-1 alpha-2, upper case.
+pub const COUNTRY_CODE_PATTERN: &str = "^[A-Z]{2}$";
+
 /// A problem with one field: its path and what is wrong.
 pub type Problem = (&'static str, &'static str);
 
@@ -38,16 +85,16 @@ impl fmt::Display for TextProblem {
 impl std::error::Error for TextProblem {}
 
 /// The rule for every free-text field (names, SKUs, keys, reasons, address lines): UTF-8 (which
-/// protobuf decoding already guarantees), trimmed, no control characters, at most `max_chars`
-/// characters. Returns the trimmed text, which may be empty.
+/// protobuf decoding already guarantees), no control characters, at most `max_chars` characters,
+/// both as sent (so that the OpenAPI document's `maxLength` and `pattern` say exactly what is
+/// accepted); then trimmed. Returns the trimmed text, which may be empty.
 pub fn text(value: &str, max_chars: usize) -> Result<&str, TextProblem> {
-    let value = value.trim();
     if value.chars().any(char::is_control) {
         Err(TextProblem::ControlCharacter)
     } else if value.chars().count() > max_chars {
         Err(TextProblem::TooLong { max_chars })
     } else {
-        Ok(value)
+        Ok(value.trim())
     }
 }
 
@@ -78,11 +125,21 @@ pub fn address(address: &Address) -> Vec<Problem> {
             }
         }
     };
-    check("recipient", &address.recipient, true, 200);
-    check("line1", &address.line1, true, 200);
-    check("line2", &address.line2, false, 200);
-    check("city", &address.city, true, 100);
-    check("postal_code", &address.postal_code, true, 20);
+    check(
+        "recipient",
+        &address.recipient,
+        true,
+        limits::RECIPIENT_CHARS,
+    );
+    check("line1", &address.line1, true, limits::ADDRESS_LINE_CHARS);
+    check("line2", &address.line2, false, limits::ADDRESS_LINE_CHARS);
+    check("city", &address.city, true, limits::CITY_CHARS);
+    check(
+        "postal_code",
+        &address.postal_code,
+        true,
+        limits::POSTAL_CODE_CHARS,
+    );
     let code = address.country_code.as_bytes();
     if code.len() != 2 || !code.iter().all(u8::is_ascii_uppercase) {
         problems.push((
@@ -110,7 +167,17 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_bounded_and_free_of_control_characters() {
-        assert_eq!(text("  a b  ", 3), Ok("a b"));
+        assert_eq!(text("  a b  ", 7), Ok("a b"));
+        assert_eq!(
+            text("  a b  ", 6),
+            Err(TextProblem::TooLong { max_chars: 6 }),
+            "counted as sent"
+        );
+        assert_eq!(
+            text("a b\n", 9),
+            Err(TextProblem::ControlCharacter),
+            "even at the end"
+        );
         assert_eq!(text("", 3), Ok(""));
         assert_eq!(required_text(" ", 3), Err(TextProblem::Required));
         assert_eq!(text("abcd", 3), Err(TextProblem::TooLong { max_chars: 3 }));

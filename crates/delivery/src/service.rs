@@ -16,7 +16,7 @@ use crate::store::{self, DeliveryRecord, DeliveryStore};
 /// The longest order or delivery id, in bytes.
 pub const MAX_ID_CHARS: usize = 200;
 /// The longest cancel reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+pub use orderly::validate::limits::REASON_CHARS as MAX_REASON_CHARS;
 
 /// DeliveryService over a [`DeliveryStore`].
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Request bodies: JSON parsed into the API's types with every failure a problem+json (400 for
 //! malformed JSON or a wrong field, naming the field; 413 past the size limit; 415 for another
-//! media type), never axum's plain-text rejections. An empty body reads as `{}`.
+//! media type), never axum's plain-text rejections. An empty body, or a JSON `null` (which proto3's
+//! JSON mapping reads as "the default"), reads as `{}`.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
@@ -45,7 +46,11 @@ where
         let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
             Bytes::from_static(b"{}")
         } else if is_json == Some(true) {
-            bytes
+            if bytes.trim_ascii() == b"null" {
+                Bytes::from_static(b"{}")
+            } else {
+                bytes
+            }
         } else {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,6 +1,7 @@
 //! Who is calling the gateway, before any route runs: a bearer token sent is verified here (a bad
 //! one is a 401 at once, without a call to a service; the services still check the token
-//! themselves, and decide which routes need one), and each caller — the token's subject, or the
+//! themselves, and decide what it allows), a route other than sign-up called without one is a 401
+//! too (`crate::anonymous_allowed`), and each caller — the token's subject, or the
 //! peer address without a token — is held to its rate limit: over it, 429 with `Retry-After` and
 //! the `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
 
@@ -29,11 +30,22 @@ pub struct Callers {
 /// The middleware: checks the caller, then runs the route.
 pub async fn check(State(callers): State<Arc<Callers>>, request: Request, next: Next) -> Response {
     let token = request.headers().get(header::AUTHORIZATION);
+    // A route that needs a token refuses a call without one before reading its input, as the
+    // document says: a malformed body of a tokenless call is a 401, not a 400.
+    let required = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| {
+            path.as_str().starts_with("/v1/")
+                && !crate::anonymous_allowed(request.method(), path.as_str())
+        });
     let subject = match (&callers.verifier, token) {
-        (Some(verifier), Some(token)) => match verifier.authorization(Some(token.as_bytes())) {
-            Ok(caller) => Some(caller.subject),
-            Err(refusal) => return Problem::from(Status::from(refusal)).into_response(),
-        },
+        (Some(verifier), token) if token.is_some() || required => {
+            match verifier.authorization(token.map(HeaderValue::as_bytes)) {
+                Ok(caller) => Some(caller.subject),
+                Err(refusal) => return Problem::from(Status::from(refusal)).into_response(),
+            }
+        }
         _ => None,
     };
     if let Some(limits) = &callers.limits {

@@ -25,6 +25,7 @@ pub mod callers;
 pub mod json;
 pub mod orders;
 pub mod problem;
+pub mod schema;
 pub mod state;
 pub mod users;
 
@@ -33,9 +34,9 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Uri, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use orderly_kit::client::ClientError;
 use orderly_kit::client::downstream::DownstreamConfig;
@@ -191,6 +192,39 @@ impl Allowed {
     }
 }
 
+/// 405 for `method` on `path`, with the document's methods for the path as `Allow` (axum's own
+/// lists every method of the mounted route, and a custom method such as `POST .../{id}:cancel`
+/// shares the route of `GET .../{id}`: the document knows better).
+fn not_allowed(allowed: &Allowed, method: &Method, path: &str) -> Response {
+    let mut response = Problem::method_not_allowed(method.as_str(), path).into_response();
+    if let Some(value) = allowed
+        .methods(path)
+        .and_then(|methods| header::HeaderValue::from_str(&methods).ok())
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// A middleware refusing, with 405, a method the document does not give the requested path, before
+/// the route mounted there runs: `GET /v1/orders/{id}:cancel` reaches the handler of
+/// `GET /v1/orders/{id}` in axum, but only `POST` is documented for it.
+async fn documented_method(
+    State(allowed): State<Arc<Allowed>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let documented = allowed
+        .methods(path)
+        .is_none_or(|methods| methods.split(',').any(|m| m == request.method().as_str()));
+    if documented {
+        next.run(request).await
+    } else {
+        not_allowed(&allowed, request.method(), path)
+    }
+}
+
 /// Whether a path segment fits a template segment: `{id}` fits any non-empty segment,
 /// `{id}:cancel` one ending in `:cancel`, anything else only itself.
 fn segment_matches(template: &str, segment: &str) -> bool {
@@ -223,9 +257,17 @@ fn api() -> Api<Arc<Gateway>> {
         .route::<__path_openapi_json, _, _>(openapi_json)
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    finished().1
+/// The OpenAPI document of every route, as served: with the services' rules laid over it
+/// ([`schema`]).
+pub fn openapi() -> serde_json::Value {
+    served(&finished().1)
+}
+
+/// `document` as JSON, with the services' rules laid over it.
+fn served(document: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut served = serde_json::to_value(document).unwrap_or_default();
+    schema::constrain(&mut served);
+    served
 }
 
 /// Every route, and the document of them with the bearer scheme declared.
@@ -233,6 +275,13 @@ fn finished() -> (Router<Arc<Gateway>>, utoipa::openapi::OpenApi) {
     let (routes, mut document) = api().finish();
     declare_bearer(&mut document);
     (routes, document)
+}
+
+/// Whether a `/v1` route may be called without a token: only sign-up (`POST /v1/users`), which
+/// the users service keeps open unless told to close it. The document says so, and the gateway
+/// answers a tokenless call to any other route with 401 before looking at its input.
+pub fn anonymous_allowed(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/v1/users"
 }
 
 /// Declares the bearer-token scheme (a JWT in `Authorization: Bearer ...`) and which operations
@@ -268,13 +317,12 @@ fn declare_bearer(document: &mut utoipa::openapi::OpenApi) {
             patch,
             ..
         } = item;
-        let sign_up = path == "/v1/users";
         for (operation, optional) in [
-            (get, false),
-            (put, false),
-            (post, sign_up),
-            (delete, false),
-            (patch, false),
+            (get, anonymous_allowed(&Method::GET, path)),
+            (put, anonymous_allowed(&Method::PUT, path)),
+            (post, anonymous_allowed(&Method::POST, path)),
+            (delete, anonymous_allowed(&Method::DELETE, path)),
+            (patch, anonymous_allowed(&Method::PATCH, path)),
         ] {
             let Some(operation) = operation else { continue };
             let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
@@ -319,25 +367,22 @@ pub fn router(
         metrics::counter!("orderly_http_rate_limited_total", "http_route" => route.clone())
             .absolute(0);
     }
-    let document = OpenApiJson(Arc::from(serde_json::to_vec(&document).unwrap_or_default()));
+    let document = OpenApiJson(Arc::from(
+        serde_json::to_vec(&served(&document)).unwrap_or_default(),
+    ));
+    let fallback_allowed = allowed.clone();
     routes
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(callers),
             callers::check,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            allowed,
+            documented_method,
+        ))
         .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
         .method_not_allowed_fallback(move |method: Method, uri: Uri| async move {
-            let mut response =
-                Problem::method_not_allowed(method.as_str(), uri.path()).into_response();
-            // axum's own `Allow` lists every method of the mounted route, and a custom method
-            // (`POST .../{id}:cancel`) shares the route of `GET .../{id}`: the document knows better.
-            if let Some(value) = allowed
-                .methods(uri.path())
-                .and_then(|methods| header::HeaderValue::from_str(&methods).ok())
-            {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-            response
+            not_allowed(&fallback_allowed, &method, uri.path())
         })
         .layer(Extension(document))
         .layer(DefaultBodyLimit::max(max_body_bytes))

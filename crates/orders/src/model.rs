@@ -8,16 +8,10 @@ use orderly::validate::required_text;
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
 
-/// Fewest items in an order.
-pub const MIN_ITEMS: usize = 1;
-/// Most items in an order.
-pub const MAX_ITEMS: usize = 100;
-/// Largest quantity of one item.
-pub const MAX_QUANTITY: i32 = 10_000;
-/// Longest SKU, in characters.
-pub const MAX_SKU_CHARS: usize = 64;
-/// Longest idempotency key, in characters.
-pub const MAX_KEY_CHARS: usize = 200;
+pub use orderly::validate::limits::{
+    KEY_CHARS as MAX_KEY_CHARS, MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE_MINOR, MIN_ITEMS,
+    SKU_CHARS as MAX_SKU_CHARS,
+};
 
 /// One validated line of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +98,9 @@ impl NewOrder {
             .enumerate()
             .map(|(i, item)| parse_item(&mut violations, i, item))
             .collect();
-        let total = total(&mut violations, &items).filter(|total| {
-            // Decided: an order must cost something. A free order would reach payments as a
-            // zero charge, which it refuses; better said here, before anything is stored.
-            let free = total.minor() == 0;
-            if free {
-                violations.add("items", "the order total must be greater than zero");
-            }
-            !free
-        });
+        // Every line costs something (a free order would reach payments as a zero charge, which
+        // it refuses), so every total does.
+        let total = total(&mut violations, &items);
         match &request.shipping_address {
             None => violations.add("shipping_address", "is required"),
             Some(address) => {
@@ -159,8 +147,17 @@ fn parse_item(violations: &mut FieldViolations, index: usize, item: &LineItem) -
         Some(MoneyMessage {
             currency_code,
             amount_minor,
-        }) => match Money::parse(currency_code, *amount_minor) {
-            Ok(price) => Some(price),
+        }) => match Money::parse_positive(currency_code, *amount_minor) {
+            // Every line costs something and no line can cost so much that a total overflows:
+            // both are rules of one field, which a schema can state and a caller check alone.
+            Ok(price) if price.minor() <= MAX_UNIT_PRICE_MINOR => Some(price),
+            Ok(_) => {
+                violations.add(
+                    field("unit_price.amount_minor"),
+                    format!("must be at most {MAX_UNIT_PRICE_MINOR}"),
+                );
+                None
+            }
             Err(error @ MoneyError::BadCurrency) => {
                 violations.add(field("unit_price.currency_code"), error.to_string());
                 None
@@ -469,20 +466,29 @@ mod tests {
             fields(NewOrder::parse(request(mixed)).expect_err("mixed")),
             ["items[1].unit_price.currency_code"]
         );
-        let free = vec![item("A", 2, "EUR", 0)];
+        let free = vec![item("A", 2, "EUR", 1), item("B", 2, "EUR", 0)];
         assert_eq!(
             fields(NewOrder::parse(request(free)).expect_err("free")),
-            ["items"]
+            ["items[1].unit_price.amount_minor"]
         );
         let unknown = vec![item("A", 1, "ZZZ", 100)];
         assert_eq!(
             fields(NewOrder::parse(request(unknown)).expect_err("no such currency")),
             ["items[0].unit_price.currency_code"]
         );
-        let huge = vec![item("A", 10_000, "EUR", i64::MAX / 2)];
+        let huge = vec![item("A", 1, "EUR", MAX_UNIT_PRICE_MINOR + 1)];
         assert_eq!(
-            fields(NewOrder::parse(request(huge)).expect_err("overflow")),
-            ["items"]
+            fields(NewOrder::parse(request(huge)).expect_err("too dear")),
+            ["items[0].unit_price.amount_minor"]
+        );
+        // The dearest order the limits allow still has a total.
+        let dearest = (0..MAX_ITEMS)
+            .map(|i| item(&format!("S{i}"), MAX_QUANTITY, "EUR", MAX_UNIT_PRICE_MINOR))
+            .collect();
+        let total = NewOrder::parse(request(dearest)).expect("valid").total;
+        assert_eq!(
+            total.minor(),
+            MAX_UNIT_PRICE_MINOR * i64::from(MAX_QUANTITY) * MAX_ITEMS as i64
         );
     }
 }

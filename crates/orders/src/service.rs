@@ -29,10 +29,9 @@ use crate::follow::Follower;
 use crate::model::{NewOrder, OrderRecord, Status as OrderStatus};
 use crate::store::{Inserted, OrderStore};
 
-/// Page size of ListOrders when the request names none.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Largest page of ListOrders; larger requests are coerced down (AIP-158).
-pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Page sizes of ListOrders: the default when the request names none, and the largest (larger
+/// requests are coerced down, AIP-158).
+pub use orderly::validate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 /// The most bytes of orders one ListOrders page carries. A page stops early (with a next-page
 /// token, as AIP-158 allows) rather than outgrow the 4 MiB message limit: a thousand orders of a
 /// hundred lines each would be ten times that.
@@ -41,7 +40,7 @@ pub const PAGE_BYTES: usize = 1024 * 1024;
 /// a page that stops early has not read (and held) the rest.
 const LIST_CHUNK: u32 = 50;
 /// Longest cancel reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+pub use orderly::validate::limits::REASON_CHARS as MAX_REASON_CHARS;
 /// Time kept from the caller's deadline to store and report the outcome after the fan-out.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
 /// How long past the fan-out deadline a caller waits for a quick compensation to finish.

@@ -16,10 +16,8 @@ use tonic::{Request, Response, Status};
 use crate::error::PaymentError;
 use crate::store::{Charged, PaymentRecord, PaymentStore, Refunded};
 
-/// The longest idempotency key, in bytes.
-pub const MAX_KEY_CHARS: usize = 200;
-/// The longest refund reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+/// The longest idempotency key and refund reason, in characters.
+pub use orderly::validate::limits::{KEY_CHARS as MAX_KEY_CHARS, REASON_CHARS as MAX_REASON_CHARS};
 
 /// PaymentService over a [`PaymentStore`].
 #[derive(Debug, Clone)]

@@ -66,7 +66,7 @@ pub struct UserName(String);
 
 impl UserName {
     /// The longest name, in characters.
-    pub const MAX_CHARS: usize = 200;
+    pub const MAX_CHARS: usize = orderly::validate::limits::USER_NAME_CHARS;
 
     /// Trims and checks a name.
     pub fn parse(raw: &str) -> Result<Self, ModelError> {
@@ -91,7 +91,7 @@ pub struct Email(String);
 
 impl Email {
     /// The longest address, in bytes (RFC 5321's path limit less the angle brackets).
-    pub const MAX_BYTES: usize = 254;
+    pub const MAX_BYTES: usize = orderly::validate::limits::EMAIL_BYTES;
 
     /// Trims and checks an address.
     pub fn parse(raw: &str) -> Result<Self, ModelError> {
@@ -99,7 +99,8 @@ impl Email {
         if email.is_empty() {
             return Err(ModelError::Missing);
         }
-        if email.len() > Self::MAX_BYTES {
+        // Counted as sent, as the OpenAPI document's `maxLength` counts.
+        if raw.len() > Self::MAX_BYTES {
             return Err(ModelError::EmailTooLong {
                 max: Self::MAX_BYTES,
             });

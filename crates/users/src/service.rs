@@ -17,10 +17,9 @@ use crate::error::UserError;
 use crate::model::{Email, ModelError, UserId, UserName};
 use crate::store::UserStore;
 
-/// Page size of ListUsers when the request names none.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Largest page of ListUsers; larger requests are coerced down (AIP-158).
-pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Page sizes of ListUsers: the default when the request names none, and the largest (larger
+/// requests are coerced down, AIP-158).
+pub use orderly::validate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 /// Most ids in one BatchGetUsers.
 pub const MAX_BATCH: usize = 1000;
 /// The scope page tokens of ListUsers are sealed with.

@@ -9,5 +9,6 @@ mod certs;
 mod deploy;
 mod gateway;
 mod process;
+mod schemathesis;
 mod telemetry;
 mod token;

@@ -155,6 +155,16 @@ async fn bad_bodies_are_problems_not_server_errors() {
     let delete_order = stack.send("DELETE", order, &[], b"").await;
     assert_eq!(delete_order.status, 405);
     assert_eq!(delete_order.header("allow"), Some("GET,HEAD"));
+    // A method the document does not give a custom method's path is 405 too, although axum routes
+    // it to the handler of the base path (`GET /v1/orders/{id}`).
+    let get_cancel = stack.get(&format!("{order}:cancel")).await;
+    assert_eq!(get_cancel.status, 405, "{}", get_cancel.body);
+    assert_eq!(get_cancel.header("allow"), Some("POST"));
+    let post_watch = stack
+        .send("POST", &format!("{order}:watch"), &[], b"")
+        .await;
+    assert_eq!(post_watch.status, 405, "{}", post_watch.body);
+    assert_eq!(post_watch.header("allow"), Some("GET,HEAD"));
 
     // Nothing of the refused requests was written.
     let listed = stack.get("/v1/users").await;

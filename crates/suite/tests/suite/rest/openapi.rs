@@ -31,7 +31,7 @@ async fn every_documented_operation_is_served_and_every_route_is_documented() {
     assert_eq!(document["openapi"], "3.1.0");
     assert_eq!(
         document,
-        serde_json::to_value(orderly_gateway::openapi()).expect("json"),
+        orderly_gateway::openapi(),
         "the served document is the one generated from the routes"
     );
 
@@ -123,5 +123,59 @@ async fn the_served_document_passes_openapi_spec_validator() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    stack.stop().await;
+}
+
+/// The document states the services' rules with the very constants their validators use, and the
+/// gateway keeps to them: a value just inside a documented bound is accepted where one just outside
+/// is refused, naming the field.
+#[tokio::test]
+async fn the_document_states_the_rules_the_services_enforce() {
+    use orderly::validate::limits::{MAX_QUANTITY, MAX_UNIT_PRICE_MINOR, USER_NAME_CHARS};
+    let document = orderly_gateway::openapi();
+    let schemas = &document["components"]["schemas"];
+    let name = &schemas["NewUser"]["properties"]["name"];
+    assert_eq!(name["maxLength"], USER_NAME_CHARS);
+    assert_eq!(name["minLength"], 1);
+    assert_eq!(
+        schemas["NewUser"]["required"],
+        serde_json::json!(["name", "email"])
+    );
+    assert_eq!(
+        schemas["LineItem"]["properties"]["quantity"]["maximum"],
+        MAX_QUANTITY
+    );
+    let currencies = schemas["Money"]["properties"]["currencyCode"]["enum"]
+        .as_array()
+        .expect("currency codes");
+    assert!(currencies.iter().any(|c| c == "EUR") && !currencies.iter().any(|c| c == "XXX"));
+    let unit_price = &schemas["LineItem"]["properties"]["unitPrice"]["allOf"][1];
+    assert_eq!(
+        unit_price["properties"]["amountMinor"]["maximum"],
+        MAX_UNIT_PRICE_MINOR
+    );
+    let get_user = &document["paths"]["/v1/users/{id}"]["get"]["parameters"][0];
+    assert_eq!(get_user["schema"]["format"], "uuid");
+    let create_order = &document["paths"]["/v1/orders"]["post"]["parameters"][0];
+    assert_eq!(create_order["name"], "Idempotency-Key");
+    assert_eq!(create_order["required"], true);
+
+    let stack = Stack::start().await;
+    let longest = "n".repeat(USER_NAME_CHARS);
+    for (name, status) in [(longest.clone(), 201), (format!("{longest}n"), 400)] {
+        let email = format!("{}@example.com", name.len());
+        let answer = stack
+            .json(
+                "POST",
+                "/v1/users",
+                &[],
+                &serde_json::json!({"name": name, "email": email}),
+            )
+            .await;
+        assert_eq!(answer.status, status, "{}", answer.body);
+        if status == 400 {
+            assert_eq!(body(&answer)["violations"][0]["field"], "name");
+        }
+    }
     stack.stop().await;
 }

@@ -141,11 +141,12 @@ async fn bad_orders_are_refused_and_nothing_is_placed() {
     let no_user = stack.get("/v1/orders").await;
     assert_eq!(no_user.status, 400);
     assert_eq!(violated_fields(&problem(&no_user)), ["userId"]);
-    // A POST to an order without the `:cancel` verb is no route at all.
+    // A POST to an order without the `:cancel` verb is a method the order does not have.
     let no_verb = stack
         .send("POST", &format!("/v1/orders/{stranger}"), &[], b"")
         .await;
-    assert_eq!(no_verb.status, 404);
+    assert_eq!(no_verb.status, 405);
+    assert_eq!(no_verb.header("allow"), Some("GET,HEAD"));
     assert_eq!(problem(&no_verb)["reason"], "NO_ROUTE");
     stack.stop().await;
 }

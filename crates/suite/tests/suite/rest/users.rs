@@ -64,6 +64,18 @@ async fn a_user_is_created_read_changed_listed_and_deleted() {
     assert_eq!(masked["name"], "Ada King");
     assert_eq!(masked["email"], "countess@example.com");
 
+    // An empty mask is no mask (AIP-134): the fields sent change.
+    let unmasked = stack
+        .json(
+            "PATCH",
+            &format!("/v1/users/{id}?updateMask="),
+            &[],
+            &json!({"name": "Ada"}),
+        )
+        .await;
+    assert_eq!(unmasked.status, 200, "{}", unmasked.body);
+    assert_eq!(body(&unmasked)["name"], "Ada");
+
     let deleted = stack
         .send("DELETE", &format!("/v1/users/{id}"), &[], b"")
         .await;
