@@ -35,8 +35,24 @@
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+pub mod error;
 pub mod money;
 pub mod validate;
+
+// The crates whose types the API is made of, re-exported so that `orderly` is a caller's one
+// dependency and the versions always match.
+pub use prost_types;
+pub use tonic;
+pub use tonic_types;
+
+/// The types a caller handles most, from tonic and prost: requests and responses, statuses, the
+/// channel and its endpoint, metadata, and the well-known types the messages use.
+pub mod rpc {
+    pub use prost_types::{FieldMask, Timestamp};
+    pub use tonic::metadata::{MetadataMap, MetadataValue};
+    pub use tonic::transport::{Channel, Endpoint, Error as TransportError};
+    pub use tonic::{Code, Request, Response, Status, Streaming};
+}
 
 /// Names of the gRPC metadata that the services send beside their messages.
 pub mod metadata {

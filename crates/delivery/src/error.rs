@@ -1,10 +1,11 @@
 //! What can go wrong in a DeliveryService call, and the one place it becomes a gRPC status.
 
+use orderly::error::Reason;
 use orderly_kit::status::{FieldViolations, with_info};
 use tonic::{Code, Status};
 
 /// The error domain of this service in `google.rpc.ErrorInfo`.
-pub const DOMAIN: &str = "delivery.orderly";
+pub const DOMAIN: &str = orderly::error::domain::DELIVERY;
 
 /// Why a DeliveryService call failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ impl From<DeliveryError> for Status {
             DeliveryError::NotFound(id) => with_info(
                 Code::NotFound,
                 message,
-                "DELIVERY_NOT_FOUND",
+                Reason::DeliveryNotFound,
                 DOMAIN,
                 [("id", id)],
             ),

@@ -5,6 +5,7 @@
 //! peer address without a token — is held to its rate limit: over it, 429 with `Retry-After` and
 //! the `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
 
+use orderly::error::Reason;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -75,7 +76,7 @@ fn limited(burst: u32, wait: std::time::Duration) -> Response {
     let mut problem = Problem::from(Status::resource_exhausted(
         "too many requests from this caller; retry after Retry-After",
     ));
-    problem.reason = Some("RATE_LIMITED".into());
+    problem.reason = Some(Reason::RateLimited.as_str().into());
     problem.retry_after_seconds = Some(seconds);
     let mut response = problem.into_response();
     let headers = response.headers_mut();

@@ -6,6 +6,7 @@
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use orderly::error::Reason;
 use orderly_kit::status::code_name;
 use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
@@ -16,7 +17,7 @@ use utoipa::ToSchema;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The reason of the problems that say no route serves a request.
-pub const NO_ROUTE: &str = "NO_ROUTE";
+pub const NO_ROUTE: &str = Reason::NoRoute.as_str();
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -154,7 +155,7 @@ impl Problem {
             Code::ResourceExhausted,
             "the gateway is at its concurrency limit; retry shortly",
         );
-        problem.reason = Some("OVERLOADED".into());
+        problem.reason = Some(Reason::Overloaded.as_str().into());
         problem.retry_after_seconds = Some(1);
         problem
     }
@@ -187,7 +188,7 @@ impl From<Status> for Problem {
         }
         if let Some(info) = status.get_details_error_info() {
             // The request is well formed but contradicts what its key did before.
-            if info.reason == "IDEMPOTENCY_KEY_REUSED" {
+            if Reason::parse(&info.reason) == Some(Reason::IdempotencyKeyReused) {
                 problem.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
                 problem.title = "Unprocessable Content".into();
             }

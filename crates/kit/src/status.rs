@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use orderly::error::Reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
@@ -89,12 +90,13 @@ impl From<FieldViolations> for Status {
     }
 }
 
-/// A status with a `google.rpc.ErrorInfo`: `reason` is a stable UPPER_SNAKE_CASE identifier,
-/// `domain` the service that produced it, `metadata` the values a program may need (e.g. the id).
+/// A status with a `google.rpc.ErrorInfo`: `reason` one the API defines (callers match on the same
+/// type), `domain` the service that produced it (`orderly::error::domain`), `metadata` the values a
+/// program may need (e.g. the id).
 pub fn with_info(
     code: Code,
     message: impl Into<String>,
-    reason: &str,
+    reason: Reason,
     domain: &str,
     metadata: impl IntoIterator<Item = (&'static str, String)>,
 ) -> Status {
@@ -105,7 +107,7 @@ pub fn with_info(
     Status::with_error_details(
         code,
         message,
-        ErrorDetails::with_error_info(reason, domain, metadata),
+        ErrorDetails::with_error_info(reason.as_str(), domain, metadata),
     )
 }
 
@@ -183,13 +185,13 @@ mod tests {
     fn error_info_carries_reason_and_metadata() {
         let status = with_info(
             Code::NotFound,
-            "no such thing",
-            "THING_NOT_FOUND",
-            "things",
+            "no such order",
+            Reason::OrderNotFound,
+            orderly::error::domain::ORDERS,
             [("id", "7".into())],
         );
         let info = status.get_details_error_info().expect("error info");
-        assert_eq!(info.reason, "THING_NOT_FOUND");
+        assert_eq!(info.reason, Reason::OrderNotFound.as_str());
         assert_eq!(info.metadata.get("id").map(String::as_str), Some("7"));
     }
 }

@@ -279,6 +279,8 @@ async fn retries_stop_at_the_deadline() {
         Code::DeadlineExceeded,
         "a spent budget fails without a call"
     );
+    // The status may travel on to outside callers: it names no downstream.
+    assert_eq!(spent.message(), "deadline exceeded");
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! What can go wrong in an OrderService call, and the one place it becomes a gRPC status.
 
+use orderly::error::Reason;
 use orderly_kit::status::{FieldViolations, with_info};
 use tonic::{Code, Status};
 
 use crate::flow::FlowError;
 
 /// The error domain of this service in `google.rpc.ErrorInfo`.
-pub const DOMAIN: &str = "orders.orderly";
+pub const DOMAIN: &str = orderly::error::domain::ORDERS;
 
 /// Why an OrderService call failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,56 +65,61 @@ impl From<OrderError> for Status {
             OrderError::NotFound(id) => with_info(
                 Code::NotFound,
                 message,
-                "ORDER_NOT_FOUND",
+                Reason::OrderNotFound,
                 DOMAIN,
                 [("id", id)],
             ),
             OrderError::KeyReused(key) => with_info(
                 Code::InvalidArgument,
                 message,
-                "IDEMPOTENCY_KEY_REUSED",
+                Reason::IdempotencyKeyReused,
                 DOMAIN,
                 [("idempotency_key", key)],
             ),
             OrderError::UnknownUser(id) => with_info(
                 Code::FailedPrecondition,
                 message,
-                "USER_NOT_FOUND",
+                Reason::UserNotFound,
                 DOMAIN,
                 [("user_id", id)],
             ),
             OrderError::NotConfirmed { id, status } => with_info(
                 Code::FailedPrecondition,
                 message,
-                "ORDER_NOT_CONFIRMED",
+                Reason::OrderNotConfirmed,
                 DOMAIN,
                 [("id", id), ("status", status.to_owned())],
             ),
+            // What failed inside is logged, not told: callers need not know the call graph.
             OrderError::Users(status) if status.code() == Code::DeadlineExceeded => {
-                Status::deadline_exceeded(message)
+                tracing::debug!(%message, "deadline exceeded");
+                Status::deadline_exceeded("deadline exceeded")
             }
-            OrderError::Users(_) => Status::unavailable(message),
+            OrderError::Users(_) => {
+                tracing::warn!(%message, "order refused");
+                Status::unavailable("a service the order needs is unavailable; retry later")
+            }
             OrderError::FailingFast(downstream) => with_info(
                 Code::Unavailable,
                 message,
-                "DOWNSTREAM_CIRCUIT_OPEN",
+                Reason::DownstreamCircuitOpen,
                 DOMAIN,
                 [("downstream", downstream.to_owned())],
             ),
             OrderError::StillProcessing(id) => with_info(
                 Code::DeadlineExceeded,
                 message,
-                "ORDER_STILL_PROCESSING",
+                Reason::OrderStillProcessing,
                 DOMAIN,
                 [("id", id)],
             ),
             OrderError::Flow(FlowError::Database(error)) | OrderError::Database(error) => {
                 orderly_kit::status::database(&error)
             }
-            OrderError::Flow(FlowError::Downstream(status)) => Status::unavailable(format!(
-                "a downstream service failed; retry later: {}",
-                status.message()
-            )),
+            OrderError::Flow(FlowError::Downstream(status)) => {
+                tracing::warn!(message = status.message(), "order refused");
+                Status::unavailable("a service the order needs failed; retry later")
+            }
             OrderError::Flow(error @ FlowError::Missing(_)) => {
                 tracing::error!(%error, "order saga error");
                 Status::internal("internal error")

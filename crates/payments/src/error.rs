@@ -1,10 +1,11 @@
 //! What can go wrong in a PaymentService call, and the one place it becomes a gRPC status.
 
+use orderly::error::Reason;
 use orderly_kit::status::{FieldViolations, with_info};
 use tonic::{Code, Status};
 
 /// The error domain of this service in `google.rpc.ErrorInfo`.
-pub const DOMAIN: &str = "payments.orderly";
+pub const DOMAIN: &str = orderly::error::domain::PAYMENTS;
 
 /// Why a PaymentService call failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +40,14 @@ impl From<PaymentError> for Status {
             PaymentError::NotFound(id) => with_info(
                 Code::NotFound,
                 message,
-                "PAYMENT_NOT_FOUND",
+                Reason::PaymentNotFound,
                 DOMAIN,
                 [("id", id)],
             ),
             PaymentError::KeyReused(key) => with_info(
                 Code::FailedPrecondition,
                 message,
-                "IDEMPOTENCY_KEY_REUSED",
+                Reason::IdempotencyKeyReused,
                 DOMAIN,
                 [("idempotency_key", key)],
             ),
@@ -56,7 +57,7 @@ impl From<PaymentError> for Status {
             } => with_info(
                 Code::FailedPrecondition,
                 message,
-                "REFUND_EXCEEDS_CHARGE",
+                Reason::RefundExceedsCharge,
                 DOMAIN,
                 [
                     ("requested", requested.to_string()),

@@ -1,12 +1,13 @@
 //! What can go wrong in a UserService call, and the one place it becomes a gRPC status.
 
+use orderly::error::Reason;
 use orderly_kit::status::{FieldViolations, with_info};
 use tonic::{Code, Status};
 
 use crate::store::StoreError;
 
 /// The error domain of this service in `google.rpc.ErrorInfo`.
-pub const DOMAIN: &str = "users.orderly";
+pub const DOMAIN: &str = orderly::error::domain::USERS;
 
 /// Why a UserService call failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +45,14 @@ impl From<UserError> for Status {
             UserError::NotFound(id) => with_info(
                 Code::NotFound,
                 format!("no user with id {id}"),
-                "USER_NOT_FOUND",
+                Reason::UserNotFound,
                 DOMAIN,
                 [("id", id)],
             ),
             UserError::EmailTaken => with_info(
                 Code::AlreadyExists,
                 "email address already in use",
-                "EMAIL_TAKEN",
+                Reason::EmailTaken,
                 DOMAIN,
                 [],
             ),

@@ -24,10 +24,11 @@ pub mod rules;
 pub mod signing;
 pub mod verify;
 
+use orderly::error::Reason;
 use tonic::{Code, Status};
 
 /// The ErrorInfo domain of authentication and authorization refusals.
-pub const DOMAIN: &str = "auth.orderly";
+pub const DOMAIN: &str = orderly::error::domain::AUTH;
 
 /// The issuer of the tokens the development key signs (`orderly up`, `orderly token`).
 pub const DEV_ISSUER: &str = "urn:orderly:dev";
@@ -135,14 +136,14 @@ impl AuthError {
     ];
 
     /// The ErrorInfo reason.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Reason {
         match self {
-            Self::Missing => "TOKEN_MISSING",
-            Self::Expired => "TOKEN_EXPIRED",
-            Self::Invalid => "TOKEN_INVALID",
-            Self::NotOwner => "NOT_OWNER",
-            Self::MissingRole => "MISSING_ROLE",
-            Self::CallerNotAllowed => "CALLER_NOT_ALLOWED",
+            Self::Missing => Reason::TokenMissing,
+            Self::Expired => Reason::TokenExpired,
+            Self::Invalid => Reason::TokenInvalid,
+            Self::NotOwner => Reason::NotOwner,
+            Self::MissingRole => Reason::MissingRole,
+            Self::CallerNotAllowed => Reason::CallerNotAllowed,
         }
     }
 
@@ -186,7 +187,7 @@ mod tests {
         let status = Status::from(AuthError::Expired);
         assert_eq!(status.code(), Code::Unauthenticated);
         let info = status.get_details_error_info().expect("ErrorInfo");
-        assert_eq!(info.reason, "TOKEN_EXPIRED");
+        assert_eq!(info.reason, Reason::TokenExpired.as_str());
         assert_eq!(info.domain, DOMAIN);
         assert_eq!(
             Status::from(AuthError::NotOwner).code(),

@@ -272,7 +272,7 @@ mod layer {
         B::Data: Send,
     {
         metrics::counter!("orderly_server_auth_refused_total",
-            "rpc_service" => S::NAME, "reason" => refusal.reason())
+            "rpc_service" => S::NAME, "reason" => refusal.reason().as_str())
         .increment(1);
         crate::server::refuse::refused(request, Status::from(refusal))
     }

@@ -321,17 +321,19 @@ impl Downstream {
         let name = self.name;
         let mut retry = 0;
         loop {
+            // The downstream is named in the log, not the status, which may travel on to
+            // callers who need not know the call graph.
             if deadline.is_expired() {
-                return Err(Status::deadline_exceeded(format!(
-                    "deadline exceeded before calling {name}"
-                )));
+                tracing::debug!(downstream = name, "deadline exceeded before the call");
+                return Err(Status::deadline_exceeded("deadline exceeded"));
             }
             let one = attempt(Scoped::new(self.channel.clone(), scope.clone()), deadline);
             let failure = match one.await {
                 Ok(value) => return Ok(value),
                 // tonic's own timeout ends a call as CANCELLED; past the deadline, say so.
                 Err(status) if status.code() == Code::Cancelled && deadline.is_expired() => {
-                    Status::deadline_exceeded(format!("deadline exceeded calling {name}"))
+                    tracing::debug!(downstream = name, "deadline exceeded during the call");
+                    Status::deadline_exceeded("deadline exceeded")
                 }
                 Err(status) => status,
             };

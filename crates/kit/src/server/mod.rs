@@ -356,7 +356,7 @@ fn declare_counters(service: &str, methods: &[String]) {
     }
     for refusal in crate::auth::AuthError::ALL {
         metrics::counter!("orderly_server_auth_refused_total",
-            "rpc_service" => service.to_owned(), "reason" => refusal.reason())
+            "rpc_service" => service.to_owned(), "reason" => refusal.reason().as_str())
         .absolute(0);
     }
 }

@@ -70,7 +70,11 @@ where
             "rpc_service" => S::NAME, "rpc_method" => rpc.method)
         .increment(1);
         let mut details = ErrorDetails::with_retry_info(Some(wait));
-        details.set_error_info("RATE_LIMITED", crate::auth::DOMAIN, []);
+        details.set_error_info(
+            orderly::error::Reason::RateLimited.as_str(),
+            crate::auth::DOMAIN,
+            [],
+        );
         let status = Status::with_error_details(
             Code::ResourceExhausted,
             "too many calls from this caller; retry after the RetryInfo delay",
