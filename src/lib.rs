@@ -36,6 +36,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod error;
+pub mod messages;
 pub mod money;
 pub mod validate;
 
@@ -49,6 +50,7 @@ pub use tonic_types;
 /// channel and its endpoint, metadata, and the well-known types the messages use.
 pub mod rpc {
     pub use prost_types::{FieldMask, Timestamp};
+    pub use tonic::codegen::BoxStream;
     pub use tonic::metadata::{MetadataMap, MetadataValue};
     pub use tonic::transport::{Channel, Endpoint, Error as TransportError};
     pub use tonic::{Code, Request, Response, Status, Streaming};
@@ -64,7 +66,7 @@ pub mod metadata {
 /// Types shared by several services: money and postal addresses.
 pub mod common {
     /// Version 1 of the `orderly.common` package.
-    #[allow(missing_docs, clippy::all)]
+    #[allow(missing_docs, unused_variables, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.common.v1");
     }
@@ -73,7 +75,7 @@ pub mod common {
 /// The users service: the people who place orders.
 pub mod users {
     /// Version 1 of the `orderly.users` package.
-    #[allow(missing_docs, clippy::all)]
+    #[allow(missing_docs, unused_variables, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.users.v1");
         include!(concat!(env!("OUT_DIR"), "/orderly.users.v1.methods.rs"));
@@ -85,7 +87,7 @@ pub mod users {
 /// The orders service: places orders across users, payments and delivery.
 pub mod orders {
     /// Version 1 of the `orderly.orders` package.
-    #[allow(missing_docs, clippy::all)]
+    #[allow(missing_docs, unused_variables, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.orders.v1");
         include!(concat!(env!("OUT_DIR"), "/orderly.orders.v1.methods.rs"));
@@ -97,7 +99,7 @@ pub mod orders {
 /// The payments service: charges and refunds, exactly once per idempotency key.
 pub mod payments {
     /// Version 1 of the `orderly.payments` package.
-    #[allow(missing_docs, clippy::all)]
+    #[allow(missing_docs, unused_variables, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.payments.v1");
         include!(concat!(env!("OUT_DIR"), "/orderly.payments.v1.methods.rs"));
@@ -109,7 +111,7 @@ pub mod payments {
 /// The delivery service: schedules and cancels the shipping of orders.
 pub mod delivery {
     /// Version 1 of the `orderly.delivery` package.
-    #[allow(missing_docs, clippy::all)]
+    #[allow(missing_docs, unused_variables, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("orderly.delivery.v1");
         include!(concat!(env!("OUT_DIR"), "/orderly.delivery.v1.methods.rs"));

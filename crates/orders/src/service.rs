@@ -3,7 +3,7 @@
 //! or times out never leaves an order half-done; the call answers with the order as it stands when
 //! the saga finishes, or DEADLINE_EXCEEDED if the saga is still working when the time is up.
 
-use std::pin::Pin;
+use orderly::rpc::BoxStream;
 use std::time::Duration;
 
 use orderly::orders::v1::{
@@ -17,7 +17,6 @@ use orderly_kit::client::deadline::Deadline;
 use orderly_kit::pagination::{PageTokens, page_size};
 use orderly_kit::status::FieldViolations;
 use tokio::time::Instant;
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -352,7 +351,7 @@ impl Orders {
     async fn watch_order(
         &self,
         request: Request<WatchOrderRequest>,
-    ) -> Answer<<Self as OrderService>::WatchOrderStream> {
+    ) -> Answer<BoxStream<WatchOrderResponse>> {
         let caller = Caller::of(&request).cloned();
         let id = order_id(&request.into_inner().id)?;
         let mut follower = self.follower(&id);
@@ -394,7 +393,6 @@ impl Orders {
 
 #[tonic::async_trait]
 impl OrderService for Orders {
-    type WatchOrderStream = Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + Send>>;
     async fn create_order(
         &self,
         request: Request<CreateOrderRequest>,
@@ -426,7 +424,7 @@ impl OrderService for Orders {
     async fn watch_order(
         &self,
         request: Request<WatchOrderRequest>,
-    ) -> Reply<Self::WatchOrderStream> {
+    ) -> Reply<BoxStream<WatchOrderResponse>> {
         Orders::watch_order(self, request)
             .await
             .map_err(Status::from)
