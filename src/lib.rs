@@ -35,9 +35,12 @@
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+pub mod client;
 pub mod error;
 pub mod messages;
 pub mod money;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;
 
 // The crates whose types the API is made of, re-exported so that `orderly` is a caller's one
@@ -49,6 +52,7 @@ pub use tonic_types;
 /// The types a caller handles most, from tonic and prost: requests and responses, statuses, the
 /// channel and its endpoint, metadata, and the well-known types the messages use.
 pub mod rpc {
+    pub use futures_util::{Stream, StreamExt};
     pub use prost_types::{FieldMask, Timestamp};
     pub use tonic::codegen::BoxStream;
     pub use tonic::metadata::{MetadataMap, MetadataValue};

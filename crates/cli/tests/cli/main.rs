@@ -6,6 +6,7 @@
 mod common;
 
 mod certs;
+mod client;
 mod deploy;
 mod gateway;
 mod process;
