@@ -36,7 +36,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use futures_util::Stream;
-use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -60,6 +60,9 @@ pub enum ClientError {
     /// The token cannot travel in a header (it has characters a header may not carry).
     #[error("the bearer token is not a valid header value")]
     InvalidToken,
+    /// Metadata to send with every call that cannot travel as a header.
+    #[error("metadata {0:?} is not a valid header name and value")]
+    InvalidMetadata(String),
     /// Nothing answered at the endpoint (refused, unreachable, or not within the connect timeout).
     #[error("cannot connect to {url}: {reason}")]
     Connect {
@@ -107,13 +110,25 @@ impl RetryPolicy {
         }
     }
 
-    /// How long to wait before retry number `retry` (0 for the first) after `status`.
-    fn delay(&self, retry: u32, status: &Status) -> Duration {
-        let cap = self
-            .initial_backoff
-            .saturating_mul(1u32 << retry.min(16))
-            .min(self.max_backoff);
-        let jittered = cap.mul_f64(random_fraction());
+    /// The cap of the wait before retry `retry` (0 for the first): `initial_backoff × 2^retry`,
+    /// at most `max_backoff`.
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+
+    /// A random wait in `[0, ceiling(retry)]` ("full jitter"), so that callers who failed together
+    /// do not retry together.
+    pub fn jittered(&self, retry: u32) -> Duration {
+        self.ceiling(retry).mul_f64(random_fraction())
+    }
+
+    /// How long to wait before retry number `retry` (0 for the first) after `status`: the
+    /// jittered wait, or longer if the server's `RetryInfo` asks.
+    pub fn delay(&self, retry: u32, status: &Status) -> Duration {
+        let jittered = self.jittered(retry);
         match status.retry_after() {
             Some(asked) => asked.max(jittered),
             None => jittered,
@@ -133,6 +148,7 @@ fn random_fraction() -> f64 {
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     authorization: Option<AsciiMetadataValue>,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Option<Duration>,
 }
 
@@ -142,6 +158,9 @@ impl Interceptor for Credentials {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        for (key, value) in &self.metadata {
+            request.metadata_mut().insert(key.clone(), value.clone());
         }
         if let Some(timeout) = self.timeout
             && !request.metadata().contains_key("grpc-timeout")
@@ -163,6 +182,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     timeout: Option<Duration>,
     token: Option<String>,
+    metadata: Vec<(String, String)>,
     retry: RetryPolicy,
     #[cfg(feature = "tls")]
     tls: Option<tonic::transport::ClientTlsConfig>,
@@ -192,6 +212,12 @@ impl ClientBuilder {
     /// Sends `token` as `authorization: Bearer <token>` on every call.
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Sends `key: value` (ASCII metadata) on every call, e.g. a tenant or a client version.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
         self
     }
 
@@ -244,10 +270,28 @@ impl ClientBuilder {
             ),
             None => None,
         };
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|(key, value)| {
+                let invalid = || ClientError::InvalidMetadata(key.clone());
+                Ok((
+                    AsciiMetadataKey::from_bytes(key.as_bytes()).map_err(|_| invalid())?,
+                    AsciiMetadataValue::try_from(value.as_str()).map_err(|_| invalid())?,
+                ))
+            })
+            .collect::<Result<_, ClientError>>()?;
         Ok(Credentials {
             authorization,
+            metadata,
             timeout: self.timeout,
         })
+    }
+
+    /// What every call of the client will carry, and how it retries.
+    #[cfg(feature = "testing")]
+    pub(crate) fn settings(&self) -> Result<(Credentials, RetryPolicy), ClientError> {
+        Ok((self.credentials()?, self.retry))
     }
 
     /// Connects now: fails at once if nothing answers at an endpoint.
@@ -316,6 +360,7 @@ impl Client {
             connect_timeout: Duration::from_secs(5),
             timeout: Some(Duration::from_secs(10)),
             token: None,
+            metadata: Vec::new(),
             retry: RetryPolicy::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -448,5 +493,41 @@ impl Client {
         }
         last.filter(|order| order.status().is_settled())
             .ok_or_else(|| Status::unavailable("the watch ended before the order settled"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceilings_double_up_to_the_cap() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            max_attempts: 10,
+        };
+        let ceilings: Vec<u128> = (0..6).map(|n| policy.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(policy.ceiling(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn waits_are_jittered_below_the_ceiling_unless_the_server_asks_for_more() {
+        let policy = RetryPolicy::default();
+        let waits: Vec<Duration> = (0..100).map(|_| policy.jittered(3)).collect();
+        assert!(waits.iter().all(|d| *d <= policy.ceiling(3)));
+        assert!(
+            waits.windows(2).any(|w| w[0] != w[1]),
+            "jittered, not constant"
+        );
+        let mut details = tonic_types::ErrorDetails::new();
+        details.set_retry_info(Some(Duration::from_secs(5)));
+        let asked = <Status as tonic_types::StatusExt>::with_error_details(
+            tonic::Code::Unavailable,
+            "later",
+            details,
+        );
+        assert_eq!(policy.delay(0, &asked), Duration::from_secs(5));
     }
 }

@@ -1,8 +1,10 @@
 //! Orderly's gRPC API: the messages, servers and typed clients of the users, orders, payments and
 //! delivery services, generated at build time from `proto/` by a pure-Rust protobuf compiler.
 //!
-//! This crate is what an integrating team depends on to call Orderly. It stays light on purpose:
-//! tonic (client channel and codegen) and prost, no database driver, web framework or telemetry SDK.
+//! This crate is what an integrating team depends on to call Orderly, and the only one it needs
+//! (it re-exports [`tonic`], [`prost_types`] and [`tonic_types`]; the common types are in [`rpc`]).
+//! It stays light on purpose: tonic's client and prost, no database driver, web framework or
+//! telemetry SDK.
 //!
 //! Each service lives in a module named after its protobuf package, with its client and server at
 //! the top of the module:
@@ -14,23 +16,103 @@
 //! | `orderly.payments.v1` | [`payments::v1::PaymentServiceClient`] | [`payments::v1::PaymentService`], [`payments::v1::PaymentServiceServer`] |
 //! | `orderly.delivery.v1` | [`delivery::v1::DeliveryServiceClient`] | [`delivery::v1::DeliveryService`], [`delivery::v1::DeliveryServiceServer`] |
 //!
-//! # Calling a service
+//! # Connecting
+//!
+//! [`client::Client::builder`] takes the service's address (`orderly up` serves users on 50051
+//! and orders on 50052; [`client::ClientBuilder::orders_url`] points orders elsewhere), a connect
+//! timeout, a default deadline, a bearer token and, with the `tls` feature, a TLS configuration.
+//! One client shares one connection per address among all its service clients; clone it freely.
 //!
 //! ```no_run
-//! use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
+//! use std::time::Duration;
+//!
+//! use orderly::client::Client;
+//! use orderly::users::v1::{CreateUserRequest, GetUserRequest};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut users = UserServiceClient::connect("http://127.0.0.1:50051").await?;
-//! let created = users
+//! let client = Client::builder("http://127.0.0.1:50051")
+//!     .orders_url("http://127.0.0.1:50052")
+//!     .connect_timeout(Duration::from_secs(1))
+//!     .timeout(Duration::from_secs(2))
+//!     .bearer_token("eyJ...")
+//!     .connect()
+//!     .await?;
+//! let created = client
+//!     .users()
 //!     .create_user(CreateUserRequest { name: "Ada".into(), email: "ada@example.com".into() })
-//!     .await?
+//!     .await
+//!     .map_err(orderly::error::Error::from)?
 //!     .into_inner();
 //! let id = created.user.map(|user| user.id).unwrap_or_default();
-//! let fetched = users.get_user(GetUserRequest { id }).await?.into_inner();
+//! let fetched = client.users().get_user(GetUserRequest { id }).await?.into_inner();
 //! println!("{:?}", fetched.user);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Placing and following an order
+//!
+//! ```no_run
+//! use orderly::client::Client;
+//! use orderly::common::v1::{Address, Money};
+//! use orderly::orders::v1::{CreateOrderRequest, LineItem};
+//! use orderly::rpc::StreamExt as _;
+//!
+//! # async fn example(client: Client, user_id: String) -> Result<(), orderly::error::Error> {
+//! let request = CreateOrderRequest {
+//!     user_id: user_id.clone(),
+//!     items: vec![LineItem::new("BOOK-1843", 2, Money::new("EUR", 1999))],
+//!     shipping_address: Some(Address::new("Ada", "1 Analytical Way", "London", "N1 7AA", "GB")),
+//!     idempotency_key: orderly::messages::idempotency_key(),
+//! };
+//! // The key makes the call safe to repeat: a retry is answered with the same order.
+//! let order = client
+//!     .retry(|| async { client.orders().create_order(request.clone()).await })
+//!     .await?
+//!     .into_inner()
+//!     .order
+//!     .unwrap_or_default();
+//! let settled = client.watch_until_settled(order.id).await?;
+//! println!("{:?}", settled.status());
+//! let mut orders = std::pin::pin!(client.list_orders(user_id, 50));
+//! while let Some(order) = orders.next().await {
+//!     println!("{}", order?.id);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Deadlines
+//!
+//! Every call gets the builder's deadline unless its request sets one
+//! (`request.set_timeout(..)`); the server is told it (`grpc-timeout`) and spends no longer. A call
+//! past its deadline fails with a status whose [`error::StatusExt::is_deadline`] is true, whether
+//! the server or the client gave up.
+//!
+//! # Errors
+//!
+//! A refusal carries a `google.rpc.ErrorInfo` reason ([`error::Reason`]: `EMAIL_TAKEN`,
+//! `ORDER_NOT_FOUND`, `TOKEN_EXPIRED`, ...) and, for invalid input, the fields refused
+//! ([`error::StatusExt::violations`]). [`error::Error`] shows all of it when printed.
+//!
+//! # Retries
+//!
+//! [`client::Client::retry`] repeats a call while it [is retryable](error::StatusExt::is_retryable)
+//! (UNAVAILABLE, or a status asking for a later retry), with full-jitter exponential backoff that
+//! waits at least what the server's `RetryInfo` asks ([`client::RetryPolicy`]). Use it for reads
+//! and for writes that carry an idempotency key, never for CreateUser.
+//!
+//! # TLS and authentication
+//!
+//! Services of `orderly up` speak mutual TLS between themselves; a client outside the mesh talks
+//! to the gateway (REST) or, with the `tls` feature, presents a certificate of the cluster's CA
+//! ([`client::ClientBuilder`]'s `tls`, taking tonic's `ClientTlsConfig`). Every call carries the
+//! builder's bearer token (`orderly token --sub ID` prints one for development).
+//!
+//! # Testing
+//!
+//! The generated servers have default stubs: a fake implements only the methods a test needs. The
+//! `testing` feature serves fakes in memory and hands back a client (`orderly::testing::serve`).
 
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]

@@ -38,9 +38,9 @@ use std::io;
 
 use tokio::io::DuplexStream;
 use tonic::service::Routes;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::{Channel, Endpoint, Server};
 
-use crate::client::{Client, Credentials, RetryPolicy};
+use crate::client::{Client, ClientBuilder, ClientError, Credentials, RetryPolicy};
 
 /// Bytes a connection buffers each way.
 const BUFFER: usize = 64 * 1024;
@@ -49,6 +49,18 @@ const BUFFER: usize = 64 * 1024;
 /// and returns a client of them, without retries. Call it inside a Tokio runtime: the server runs
 /// as a task of it, until the runtime ends.
 pub fn serve(routes: Routes) -> Client {
+    Client::over(channel(routes), Credentials::default(), RetryPolicy::none())
+}
+
+/// As [`serve`], for a client configured by `builder` (its token, metadata, deadline and retry
+/// policy; its addresses are ignored).
+pub fn serve_as(builder: ClientBuilder, routes: Routes) -> Result<Client, ClientError> {
+    let (credentials, retry) = builder.settings()?;
+    Ok(Client::over(channel(routes), credentials, retry))
+}
+
+/// A channel to `routes`, served in memory.
+fn channel(routes: Routes) -> Channel {
     let (connections, accepted) = tokio::sync::mpsc::unbounded_channel::<DuplexStream>();
     let incoming = futures_util::stream::unfold(accepted, |mut accepted| async move {
         let connection = accepted.recv().await?;
@@ -69,7 +81,5 @@ pub fn serve(routes: Routes) -> Client {
             Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(client))
         }
     });
-    let channel =
-        Endpoint::from_static("http://in-memory.invalid").connect_with_connector_lazy(connector);
-    Client::over(channel, Credentials::default(), RetryPolicy::none())
+    Endpoint::from_static("http://in-memory.invalid").connect_with_connector_lazy(connector)
 }

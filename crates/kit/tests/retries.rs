@@ -138,8 +138,8 @@ async fn retries_are_spaced_by_growing_jittered_delays() {
     let addr = serve(server).await;
     let base = Duration::from_millis(40);
     let backoff = Backoff {
-        base,
-        cap: Duration::from_secs(1),
+        initial_backoff: base,
+        max_backoff: Duration::from_secs(1),
         max_attempts: 3,
     };
     let downstream =
@@ -191,8 +191,8 @@ async fn retries_are_spaced_by_growing_jittered_delays() {
 #[tokio::test]
 async fn only_retryable_failures_of_safe_calls_are_retried() {
     let backoff = Backoff {
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(5),
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
         max_attempts: 4,
     };
     // A request error is the caller's: never retried.
@@ -245,8 +245,8 @@ async fn retries_stop_at_the_deadline() {
     let server = flaky(usize::MAX, Code::Unavailable);
     let addr = serve(server).await;
     let backoff = Backoff {
-        base: Duration::from_millis(80),
-        cap: Duration::from_secs(1),
+        initial_backoff: Duration::from_millis(80),
+        max_backoff: Duration::from_secs(1),
         max_attempts: 10,
     };
     let downstream =
@@ -290,8 +290,8 @@ async fn the_retry_budget_stops_a_retry_storm() {
     let calls = server.calls.clone();
     let addr = serve(server).await;
     let backoff = Backoff {
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(2),
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
         max_attempts: 5,
     };
     // Retries may add 10% of calls, with a floor of one per second.
@@ -339,8 +339,8 @@ async fn a_dns_name_is_resolved_to_replicas_in_rotation() {
     // localhost may also resolve to ::1, where nothing listens: that address never joins rotation.
     let address = format!("dns://localhost:{}", addr.port());
     let backoff = Backoff {
-        base: Duration::from_millis(10),
-        cap: Duration::from_millis(50),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
         max_attempts: 3,
     };
     let downstream = Downstream::new("dns", &address, &config(backoff)).expect("downstream");
@@ -365,8 +365,8 @@ async fn the_breaker_counts_calls_of_the_method_the_typed_client_called() {
         ..BreakerConfig::default()
     };
     let backoff = Backoff {
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(5),
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
         max_attempts: 3,
     };
 

@@ -65,8 +65,8 @@ impl Default for DownstreamConfig {
         Self {
             client: ClientConfig::default(),
             backoff: Backoff {
-                base: Duration::from_millis(25),
-                cap: Duration::from_secs(1),
+                initial_backoff: Duration::from_millis(25),
+                max_backoff: Duration::from_secs(1),
                 max_attempts: 3,
             },
             retry_ratio: 0.2,
@@ -340,7 +340,7 @@ impl Downstream {
             if !is_retryable(&failure, safety) || retry + 1 >= self.backoff.max_attempts {
                 return Err(failure);
             }
-            let delay = self.backoff.delay(retry);
+            let delay = self.backoff.jittered(retry);
             // Other calls opened the breaker meanwhile: this one stops with them.
             if delay >= deadline.remaining() || scope.is_cooling_down() {
                 return Err(failure);
