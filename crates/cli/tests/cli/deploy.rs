@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-fn repo_file(path: &str) -> String {
+pub(crate) fn repo_file(path: &str) -> String {
     let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(path);
@@ -31,12 +31,12 @@ fn orderly(args: &[&str]) -> String {
 }
 
 /// What `orderly serve` accepts: its environment variables, and each target's default port.
-struct Flags {
-    env: BTreeSet<String>,
-    ports: BTreeMap<String, u16>,
+pub(crate) struct Flags {
+    pub(crate) env: BTreeSet<String>,
+    pub(crate) ports: BTreeMap<String, u16>,
 }
 
-fn serve_flags() -> Flags {
+pub(crate) fn serve_flags() -> Flags {
     let help = orderly(&["serve", "--help"]);
     let env = help
         .split("[env: ")
@@ -66,7 +66,7 @@ fn serve_flags() -> Flags {
 }
 
 /// The variables the telemetry reads (`orderly_kit::observe::telemetry`).
-const OTEL_VARS: [&str; 6] = [
+pub(crate) const OTEL_VARS: [&str; 6] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_SERVICE_NAME",
     "OTEL_TRACES_SAMPLER",
@@ -75,7 +75,7 @@ const OTEL_VARS: [&str; 6] = [
     "OTEL_SDK_DISABLED",
 ];
 
-fn port_of(address: &str) -> u16 {
+pub(crate) fn port_of(address: &str) -> u16 {
     address
         .rsplit(':')
         .next()

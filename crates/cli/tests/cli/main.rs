@@ -9,6 +9,7 @@ mod certs;
 mod client;
 mod deploy;
 mod gateway;
+mod kubernetes;
 mod process;
 mod schemathesis;
 mod telemetry;

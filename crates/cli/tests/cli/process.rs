@@ -315,3 +315,82 @@ async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consisten
         assert!(process.exit().await.success());
     }
 }
+
+/// Replicas starting at once over one fresh PostgreSQL database (a Kubernetes rollout) all come
+/// up, and the schema is applied once: sqlx's migrator holds a PostgreSQL advisory lock while it
+/// migrates, so one process applies each migration and the others find it applied.
+#[tokio::test]
+async fn replicas_starting_at_once_on_one_fresh_postgres_database_all_come_up() {
+    let Some(db) = TestDatabase::create(TestBackend::Postgres).await else {
+        return;
+    };
+    let args = serve_users(db.url(), &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (mut first, mut second) = tokio::join!(Orderly::start(&args), Orderly::start(&args));
+    for replica in [&first, &second] {
+        let (status, _) = crate::common::http_get(replica.admin, "/readyz").await;
+        assert_eq!(status, 200, "both replicas are ready");
+    }
+    let database = orderly_kit::db::connect(db.url(), 1)
+        .await
+        .expect("the database");
+    let versions = database
+        .fetch_all("SELECT version FROM _sqlx_migrations", &[], |row| {
+            row.int("version")
+        })
+        .await
+        .expect("sqlx's record of applied migrations");
+    let distinct: std::collections::BTreeSet<i64> = versions.iter().copied().collect();
+    assert_eq!(
+        versions.len(),
+        orderly_users::store::MIGRATIONS.len(),
+        "{versions:?}"
+    );
+    assert_eq!(
+        distinct.len(),
+        versions.len(),
+        "each applied once: {versions:?}"
+    );
+    database.close().await;
+    for replica in [&mut first, &mut second] {
+        replica.signal(Signal::SIGTERM);
+        assert!(replica.exit().await.success());
+    }
+    db.remove().await;
+}
+
+/// `--health-listen` serves `grpc.health.v1` alone, in plaintext, with the server's own statuses:
+/// what Kubernetes' native gRPC probes (which cannot present a certificate) call.
+#[tokio::test]
+async fn health_alone_answers_in_plaintext_on_its_own_port() {
+    let db = TestDatabase::create(TestBackend::Sqlite)
+        .await
+        .expect("SQLite is always available");
+    let port = crate::common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut served = start_users(db.url(), &["--health-listen", &listen]).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{listen}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("the health port answers");
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["orderly.users.v1.UserService", ""] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .expect("checked")
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "{service:?}");
+    }
+    let business = UserServiceClient::new(channel)
+        .get_user(GetUserRequest { id: "x".into() })
+        .await
+        .expect_err("health only");
+    assert_eq!(business.code(), tonic::Code::Unimplemented);
+    served.signal(Signal::SIGTERM);
+    assert!(served.exit().await.success());
+}

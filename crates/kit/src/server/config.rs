@@ -41,6 +41,11 @@ pub struct ServerConfig {
     #[arg(long, env = "ORDERLY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
+    /// A second, plaintext address serving only `grpc.health.v1` (the same statuses), for probes
+    /// that cannot speak mutual TLS: Kubernetes' native gRPC probes. None by default.
+    #[arg(long, env = "ORDERLY_HEALTH_LISTEN")]
+    pub health_listen: Option<std::net::SocketAddr>,
+
     /// How often health checks probe the service's dependencies (its database).
     #[arg(long, env = "ORDERLY_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,

@@ -42,6 +42,14 @@ pub enum ServerError {
     /// The transport failed.
     #[error("gRPC transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The plaintext health address could not be bound.
+    #[error("cannot listen for health checks on {addr}: {source}")]
+    HealthListen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Why a service could not start, or stopped with an error: what every service's `serve` returns.
@@ -171,6 +179,24 @@ impl GrpcServer {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let (health, health_service) = HealthState::new(self.names.clone()).await;
+        // Health alone, in plaintext, for probes that cannot present a certificate; it answers
+        // until this server is done.
+        let health_only = match self.config.health_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::HealthListen { addr, source })?;
+                let bound = listener.local_addr().map_or(addr, |a| a);
+                tracing::info!(addr = %bound, "health listening");
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                Some(tokio::spawn(
+                    Server::builder()
+                        .add_service(health_service.clone())
+                        .serve_with_incoming(incoming),
+                ))
+            }
+            None => None,
+        };
         let reflection = || {
             let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -264,6 +290,9 @@ impl GrpcServer {
             () = async { draining.wait().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(?grace, "grace period over: dropping the calls still running");
             }
+        }
+        if let Some(health_only) = health_only {
+            health_only.abort();
         }
         tracing::info!(services = ?self.names, "server stopped");
         Ok(())
