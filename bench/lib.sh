@@ -57,7 +57,7 @@ start_up() {
   [[ ${TLS:-0} == 1 ]] && plaintext=""
   env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly=info "$@" target/release/orderly up --insecure-no-auth $plaintext \
     --data-dir "$work/data" --admin-listen 127.0.0.1:0 --users-listen 127.0.0.1:0 --orders-listen 127.0.0.1:0 \
-    --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
+    --payments-listen 127.0.0.1:0 --delivery-listen 127.0.0.1:0 --catalog-listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
   up_pid=$!
   pids+=($up_pid)
   wait_line "$work/up.log" '"orderly is up' >/dev/null

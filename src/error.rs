@@ -37,6 +37,8 @@ pub mod domain {
     pub const PAYMENTS: &str = "payments.orderly";
     /// The delivery service.
     pub const DELIVERY: &str = "delivery.orderly";
+    /// The catalog service.
+    pub const CATALOG: &str = "catalog.orderly";
     /// Authentication, authorization and per-caller limits, in every service.
     pub const AUTH: &str = "auth.orderly";
 }
@@ -95,6 +97,21 @@ reasons! {
     RefundExceedsCharge = "REFUND_EXCEEDS_CHARGE",
     /// No delivery has the id (NOT_FOUND).
     DeliveryNotFound = "DELIVERY_NOT_FOUND",
+    /// No product has the SKU (catalog: NOT_FOUND; orders: FAILED_PRECONDITION, the `skus`
+    /// metadata naming them).
+    ProductNotFound = "PRODUCT_NOT_FOUND",
+    /// Another product has the SKU (ALREADY_EXISTS).
+    SkuTaken = "SKU_TAKEN",
+    /// Not enough stock on hand for every line (FAILED_PRECONDITION; the `skus` metadata names the
+    /// products short, comma-separated). Nothing was reserved or charged.
+    OutOfStock = "OUT_OF_STOCK",
+    /// No reservation for the order (NOT_FOUND).
+    ReservationNotFound = "RESERVATION_NOT_FOUND",
+    /// The reservation was released (or expired) before it was committed (FAILED_PRECONDITION).
+    ReservationReleased = "RESERVATION_RELEASED",
+    /// The order's total at today's prices differs from the `expected_total` sent
+    /// (FAILED_PRECONDITION; `expected` and `actual` metadata). Nothing was reserved or charged.
+    PriceChanged = "PRICE_CHANGED",
     /// No bearer token (UNAUTHENTICATED).
     TokenMissing = "TOKEN_MISSING",
     /// The token has expired (UNAUTHENTICATED).

@@ -206,15 +206,28 @@ pub mod delivery {
     }
 }
 
+/// The catalog service: products, their prices, and the stock orders reserve.
+pub mod catalog {
+    /// Version 1 of the `orderly.catalog` package.
+    #[allow(missing_docs, unused_variables, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("orderly.catalog.v1");
+        include!(concat!(env!("OUT_DIR"), "/orderly.catalog.v1.methods.rs"));
+        pub use catalog_service_client::CatalogServiceClient;
+        pub use catalog_service_server::{CatalogService, CatalogServiceServer};
+    }
+}
+
 /// The encoded `google.protobuf.FileDescriptorSet` of every Orderly proto file (and the well-known
 /// types they import), for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/orderly_descriptor.bin"));
 
-/// The fully qualified names of Orderly's four gRPC services, as health checks and reflection know them.
-pub const SERVICE_NAMES: [&str; 4] = [
+/// The fully qualified names of Orderly's five gRPC services, as health checks and reflection know them.
+pub const SERVICE_NAMES: [&str; 5] = [
     users::v1::user_service_server::SERVICE_NAME,
     orders::v1::order_service_server::SERVICE_NAME,
     payments::v1::payment_service_server::SERVICE_NAME,
     delivery::v1::delivery_service_server::SERVICE_NAME,
+    catalog::v1::catalog_service_server::SERVICE_NAME,
 ];

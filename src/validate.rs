@@ -38,6 +38,16 @@ pub mod limits {
     pub const CITY_CHARS: usize = 100;
     /// Longest postal code, in characters.
     pub const POSTAL_CODE_CHARS: usize = 20;
+    /// Longest product name, in characters.
+    pub const PRODUCT_NAME_CHARS: usize = 200;
+    /// Longest product description, in characters.
+    pub const DESCRIPTION_CHARS: usize = 2000;
+    /// Longest ListProducts query, in characters.
+    pub const QUERY_CHARS: usize = 200;
+    /// Most units of one product in stock, and most units one stock adjustment moves.
+    pub const MAX_STOCK: i64 = 1_000_000_000;
+    /// Most SKUs in one BatchGetProducts.
+    pub const MAX_BATCH: usize = 1000;
     /// Page size served when a list call asks for 0.
     pub const DEFAULT_PAGE_SIZE: u32 = 50;
     /// Largest page served; larger requests are served this many (AIP-158).

@@ -68,7 +68,7 @@ fn descriptor_set_names_every_service_and_method() {
             services.insert(name, methods);
         }
     }
-    let expected: [(&str, &[&str]); 4] = [
+    let expected: [(&str, &[&str]); 5] = [
         (
             "orderly.users.v1.UserService",
             &[
@@ -97,6 +97,20 @@ fn descriptor_set_names_every_service_and_method() {
         (
             "orderly.delivery.v1.DeliveryService",
             &["ScheduleDelivery", "CancelDelivery", "GetDelivery"],
+        ),
+        (
+            "orderly.catalog.v1.CatalogService",
+            &[
+                "GetProduct",
+                "ListProducts",
+                "BatchGetProducts",
+                "CreateProduct",
+                "UpdateProduct",
+                "AdjustStock",
+                "ReserveStock",
+                "CommitReservation",
+                "ReleaseReservation",
+            ],
         ),
     ];
     assert_eq!(

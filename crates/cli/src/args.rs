@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use orderly_kit::observe::telemetry::LogFormat;
 use orderly_kit::server::config::ServerConfig;
 
-/// Orderly: gRPC microservices for users, orders, payments and delivery.
+/// Orderly: gRPC microservices for users, orders, payments, delivery and the catalog.
 #[derive(Debug, clap::Parser)]
 #[command(name = "orderly", version)]
 pub struct Cli {
@@ -97,6 +97,8 @@ pub enum Target {
     Payments,
     /// DeliveryService (gRPC port 50054).
     Delivery,
+    /// CatalogService (gRPC port 50055).
+    Catalog,
     /// The REST/JSON gateway (HTTP port 8080).
     Gateway,
 }
@@ -109,6 +111,7 @@ impl Target {
             Self::Orders => 50052,
             Self::Payments => 50053,
             Self::Delivery => 50054,
+            Self::Catalog => 50055,
             Self::Gateway => 8080,
         }
     }
@@ -125,6 +128,7 @@ impl Target {
             Self::Orders => "orders",
             Self::Payments => "payments",
             Self::Delivery => "delivery",
+            Self::Catalog => "catalog",
             Self::Gateway => "gateway",
         }
     }
@@ -185,6 +189,10 @@ pub struct Tuning {
     /// How orders times its work.
     #[command(flatten)]
     pub orders: orderly_orders::OrdersArgs,
+
+    /// How the catalog keeps its stock.
+    #[command(flatten)]
+    pub catalog: orderly_catalog::CatalogArgs,
 
     /// How orders and the gateway protect their calls.
     #[command(flatten)]
@@ -288,9 +296,21 @@ pub struct UpArgs {
     )]
     pub delivery_listen: SocketAddr,
 
+    /// CatalogService's gRPC address.
+    #[arg(
+        long,
+        env = "ORDERLY_CATALOG_LISTEN",
+        default_value = "127.0.0.1:50055"
+    )]
+    pub catalog_listen: SocketAddr,
+
     /// The REST/JSON gateway's HTTP address.
     #[arg(long, env = "ORDERLY_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub gateway_listen: SocketAddr,
+
+    /// Start with an empty catalog instead of the demo products.
+    #[arg(long, env = "ORDERLY_EMPTY_CATALOG")]
+    pub empty_catalog: bool,
 
     /// The most database connections each service opens.
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 8)]

@@ -2,7 +2,7 @@
 //!
 //! - `orderly up`: every service in one process, on embedded SQLite under `--data-dir`, still
 //!   calling each other over real gRPC on loopback.
-//! - `orderly serve --target users|orders|payments|delivery|gateway`: one service, for containers
+//! - `orderly serve --target users|orders|payments|delivery|catalog|gateway`: one service, for containers
 //!   and replicas.
 //! - `orderly check`: a container health check against a process's admin port.
 //! - `orderly bench SCENARIO`: load against a running suite (see [`mod@bench`]).
@@ -149,6 +149,15 @@ async fn run(
             let config = orderly_delivery::DeliveryConfig { database };
             orderly_delivery::serve(config, server, listener, shutdown).await?;
         }
+        Target::Catalog => {
+            let mut config = orderly_catalog::CatalogConfig::new(database);
+            config.page_token_secret = page_secret(tuning.page_token_secret)?;
+            config.reservation_sweep = tuning.catalog.reservation_sweep;
+            if tuning.catalog.demo_catalog {
+                config.seed = orderly_catalog::seed::demo_catalog();
+            }
+            orderly_catalog::serve(config, server, listener, shutdown).await?;
+        }
         Target::Orders => {
             let downstream = DownstreamUrls {
                 users: peers.users_url,
@@ -182,7 +191,10 @@ async fn admin(
 /// `orderly serve`: one service until SIGTERM or SIGINT.
 async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     orderly_kit::observe::metrics::install();
-    let pages = matches!(args.target, Target::Users | Target::Orders);
+    let pages = matches!(
+        args.target,
+        Target::Users | Target::Orders | Target::Catalog
+    );
     if args.tuning.server.auth.insecure_no_auth {
         insecure();
         if pages && args.tuning.page_token_secret.is_none() {
@@ -287,12 +299,15 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
             &keys.join(orderly_kit::auth::signing::PAGE_SECRET_FILE),
         )?);
     }
+    // The demo catalog, unless asked for none.
+    args.tuning.catalog.demo_catalog = !args.empty_catalog;
     // Bind every port first, so that each service knows where the others really are (port 0 works).
     let mut listeners = Vec::new();
     for (target, addr) in [
         (Target::Users, args.users_listen),
         (Target::Payments, args.payments_listen),
         (Target::Delivery, args.delivery_listen),
+        (Target::Catalog, args.catalog_listen),
         (Target::Orders, args.orders_listen),
         (Target::Gateway, args.gateway_listen),
     ] {
@@ -323,6 +338,7 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
         orders = %url_of(Target::Orders),
         payments = %url_of(Target::Payments),
         delivery = %url_of(Target::Delivery),
+        catalog = %url_of(Target::Catalog),
         data_dir = %args.data_dir.display(),
         "orderly is up; Ctrl-C stops it"
     );

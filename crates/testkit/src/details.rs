@@ -15,3 +15,8 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
 pub fn reason(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)
 }
+
+/// The whole `google.rpc.ErrorInfo` of a status: reason, domain and metadata.
+pub fn error_info(status: &Status) -> Option<tonic_types::ErrorInfo> {
+    status.get_details_error_info()
+}

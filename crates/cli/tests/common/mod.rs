@@ -327,6 +327,7 @@ pub fn secured_up_args(dir: &str) -> Vec<String> {
         "--orders-listen",
         "--payments-listen",
         "--delivery-listen",
+        "--catalog-listen",
         "--gateway-listen",
     ] {
         args.extend([flag.to_owned(), "127.0.0.1:0".to_owned()]);

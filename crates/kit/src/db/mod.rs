@@ -378,6 +378,24 @@ impl Transaction {
         }
     }
 
+    /// Every row `sql` returns in the transaction, mapped by `map`.
+    pub async fn fetch_all<T: Send>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut map: impl FnMut(&Row<'_>) -> Result<T, QueryError> + Send,
+    ) -> Result<Vec<T>, QueryError> {
+        match &mut self.0 {
+            Tx::Sqlite(tx) => sqlite::fetch_all(tx.conn()?, sql, params, map),
+            Tx::Postgres(tx) => postgres::query(sql, params)
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|row| map(&Row::Postgres(row)))
+                .collect(),
+        }
+    }
+
     /// Makes the transaction's writes durable and visible.
     pub async fn commit(self) -> Result<(), QueryError> {
         match self.0 {

@@ -70,6 +70,9 @@ pub enum StartError {
     /// The service's TLS certificates could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The data a service starts with (a demo catalog) could not be written.
+    #[error("cannot write the starting data: {0}")]
+    Seed(#[source] crate::db::QueryError),
 }
 
 /// A gRPC server under construction: add services, a descriptor set and a readiness probe, then
