@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use orderly::common::v1::{Address, Money};
 use orderly::orders::v1::{
-    CreateOrderRequest, LineItem, Order, OrderServiceClient, OrderStatus, WatchOrderRequest,
+    CreateOrderRequest, Order, OrderLine, OrderServiceClient, OrderStatus, WatchOrderRequest,
 };
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -89,14 +89,16 @@ pub async fn place_order(
 
     let request = CreateOrderRequest {
         user_id: user.id.clone(),
-        items: vec![LineItem {
-            sku: "BOOK-NOTES-ON-THE-ENGINE".into(),
+        // Products of the catalog (`orderly up` starts with a demo catalog): the catalog prices
+        // them, and the total must be the one the shopper saw.
+        items: vec![OrderLine {
+            sku: "BOOK-1".into(),
             quantity: 2,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 1999,
-            }),
         }],
+        expected_total: Some(Money {
+            currency_code: "EUR".into(),
+            amount_minor: 2 * 1999,
+        }),
         shipping_address: Some(Address {
             recipient: "Ada Lovelace".into(),
             line1: "12 St James's Square".into(),

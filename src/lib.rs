@@ -55,15 +55,17 @@
 //! ```no_run
 //! use orderly::client::Client;
 //! use orderly::common::v1::{Address, Money};
-//! use orderly::orders::v1::{CreateOrderRequest, LineItem};
+//! use orderly::orders::v1::{CreateOrderRequest, OrderLine};
 //! use orderly::rpc::StreamExt as _;
 //!
 //! # async fn example(client: Client, user_id: String) -> Result<(), orderly::error::Error> {
 //! let request = CreateOrderRequest {
 //!     user_id: user_id.clone(),
-//!     items: vec![LineItem::new("BOOK-1843", 2, Money::new("EUR", 1999))],
+//!     items: vec![OrderLine::new("BOOK-1", 2)],
 //!     shipping_address: Some(Address::new("Ada", "1 Analytical Way", "London", "N1 7AA", "GB")),
 //!     idempotency_key: orderly::messages::idempotency_key(),
+//!     // The price the catalog showed: another total is refused (PRICE_CHANGED), nothing charged.
+//!     expected_total: Some(Money::new("EUR", 3998)),
 //! };
 //! // The key makes the call safe to repeat: a retry is answered with the same order.
 //! let order = client

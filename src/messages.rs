@@ -3,18 +3,20 @@
 //!
 //! ```
 //! use orderly::common::v1::{Address, Money};
-//! use orderly::orders::v1::{CreateOrderRequest, LineItem};
+//! use orderly::orders::v1::{CreateOrderRequest, OrderLine};
 //!
 //! let request = CreateOrderRequest {
 //!     user_id: "0193a5b2-7c1e-7d30-9f41-2b8c6d0e4a17".into(),
-//!     items: vec![LineItem::new("BOOK-1843", 2, Money::new("EUR", 1999))],
+//!     items: vec![OrderLine::new("BOOK-1", 2)],
 //!     shipping_address: Some(
 //!         Address::new("Ada Lovelace", "12 St James's Square", "London", "SW1Y 4JH", "GB")
 //!             .with_line2("Flat 1"),
 //!     ),
 //!     idempotency_key: orderly::messages::idempotency_key(),
+//!     // Refused with PRICE_CHANGED, and nothing charged, if the catalog's prices make another total.
+//!     expected_total: Some(Money::new("EUR", 3998)),
 //! };
-//! assert_eq!(request.items[0].unit_price.as_ref().map(|p| p.amount_minor), Some(1999));
+//! assert_eq!(request.items[0].quantity, 2);
 //! ```
 
 use std::collections::hash_map::RandomState;
@@ -23,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::common::v1::{Address, Money};
-use crate::orders::v1::{LineItem, OrderStatus};
+use crate::orders::v1::{LineItem, OrderLine, OrderStatus};
 
 impl Money {
     /// `amount_minor` minor units (cents for EUR) of the ISO 4217 currency `currency_code`.
@@ -62,8 +64,18 @@ impl Address {
     }
 }
 
+impl OrderLine {
+    /// `quantity` units of the catalog's product `sku`, to order.
+    pub fn new(sku: impl Into<String>, quantity: i32) -> Self {
+        Self {
+            sku: sku.into(),
+            quantity,
+        }
+    }
+}
+
 impl LineItem {
-    /// `quantity` of `sku` at `unit_price` each.
+    /// `quantity` of `sku` at `unit_price` each (a placed order's line, as a fake service answers).
     pub fn new(sku: impl Into<String>, quantity: i32, unit_price: Money) -> Self {
         Self {
             sku: sku.into(),

@@ -46,8 +46,6 @@ pub mod limits {
     pub const QUERY_CHARS: usize = 200;
     /// Most units of one product in stock, and most units one stock adjustment moves.
     pub const MAX_STOCK: i64 = 1_000_000_000;
-    /// Most SKUs in one BatchGetProducts.
-    pub const MAX_BATCH: usize = 1000;
     /// Page size served when a list call asks for 0.
     pub const DEFAULT_PAGE_SIZE: u32 = 50;
     /// Largest page served; larger requests are served this many (AIP-158).
@@ -60,6 +58,51 @@ pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 /// The [`required_text`] rule as an ECMA-262 regular expression: no control characters, and at least
 /// one character that is not white space.
 pub const REQUIRED_TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// A SKU as [`sku`] accepts it: a letter or digit, then letters, digits, `.`, `_` and `-`, at most
+/// [`limits::SKU_CHARS`] in all. SKUs name products in URLs (`/v1/products/{sku}`), so they are
+/// kept to characters that need no escaping.
+pub const SKU_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
+/// Why a SKU was refused; its `Display` is meant for a field violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkuProblem {
+    /// Empty.
+    Required,
+    /// Longer than [`limits::SKU_CHARS`].
+    TooLong,
+    /// A character other than ASCII letters, digits, `.`, `_` and `-`, or one of the last three
+    /// first.
+    BadCharacter,
+}
+
+impl fmt::Display for SkuProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Required => f.write_str("is required"),
+            Self::TooLong => write!(f, "must be at most {} characters", limits::SKU_CHARS),
+            Self::BadCharacter => f.write_str(
+                "must be ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SkuProblem {}
+
+/// The rule for SKUs (see [`SKU_PATTERN`]), as sent: no trimming, since a SKU is an identifier.
+pub fn sku(value: &str) -> Result<&str, SkuProblem> {
+    let mut chars = value.chars();
+    match chars.next() {
+        None => Err(SkuProblem::Required),
+        Some(_) if value.len() > limits::SKU_CHARS => Err(SkuProblem::TooLong),
+        Some(first) if !first.is_ascii_alphanumeric() => Err(SkuProblem::BadCharacter),
+        Some(_) if chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) => {
+            Ok(value)
+        }
+        Some(_) => Err(SkuProblem::BadCharacter),
+    }
+}
 
 /// A country code as [`address`] accepts it: ISO 3166-1 alpha-2, upper case.
 pub const COUNTRY_CODE_PATTERN: &str = "^[A-Z]{2}$";
@@ -163,6 +206,20 @@ pub fn address(address: &Address) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skus_are_url_safe_identifiers() {
+        for good in ["BOOK-1", "MUG_3", "a.b", "0", &"9".repeat(64)] {
+            assert_eq!(sku(good), Ok(good));
+        }
+        assert_eq!(sku(""), Err(SkuProblem::Required));
+        assert_eq!(sku(&"9".repeat(65)), Err(SkuProblem::TooLong));
+        for bad in ["-A", " A", "A B", "A/B", "Ø", "A\u{0}", ".A", "A?"] {
+            assert_eq!(sku(bad), Err(SkuProblem::BadCharacter), "{bad:?}");
+        }
+        // The pattern says the same: its length bound is SKU_CHARS.
+        assert!(SKU_PATTERN.contains(&format!("{{0,{}}}", limits::SKU_CHARS - 1)));
+    }
 
     fn valid() -> Address {
         Address {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use orderly::common::v1::{Address, Money};
-use orderly::orders::v1::{CreateOrderRequest, LineItem, OrderStatus};
+use orderly::orders::v1::{CreateOrderRequest, OrderLine, OrderStatus};
 use orderly::users::v1::{
     BatchGetUsersRequest, BatchGetUsersResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, ListUsersRequest,
@@ -18,14 +18,14 @@ use tonic::{Request, Response, Status};
 fn create_order_request_round_trips_through_the_wire_format() {
     let request = CreateOrderRequest {
         user_id: "u-1".into(),
-        items: vec![LineItem {
+        items: vec![OrderLine {
             sku: "SKU-42".into(),
             quantity: 3,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 1999,
-            }),
         }],
+        expected_total: Some(Money {
+            currency_code: "EUR".into(),
+            amount_minor: 5997,
+        }),
         shipping_address: Some(Address {
             recipient: "Ada".into(),
             line1: "1 Analytical Way".into(),
@@ -40,9 +40,10 @@ fn create_order_request_round_trips_through_the_wire_format() {
     assert!(!bytes.is_empty());
     let decoded = CreateOrderRequest::decode(bytes.as_slice()).expect("decodes");
     assert_eq!(decoded, request);
+    assert_eq!(decoded.items[0].quantity, 3);
     assert_eq!(
-        decoded.items[0].unit_price.as_ref().map(|m| m.amount_minor),
-        Some(1999)
+        decoded.expected_total.as_ref().map(|m| m.amount_minor),
+        Some(5997)
     );
 }
 

@@ -1,7 +1,7 @@
 //! What can go wrong in a CatalogService call, and the one place it becomes a gRPC status.
 
 use orderly::error::Reason;
-use orderly_kit::status::{FieldViolations, with_info};
+use orderly_kit::status::{FieldViolations, listed, with_info};
 use tonic::{Code, Status};
 
 /// The error domain of this service in `google.rpc.ErrorInfo`.
@@ -14,13 +14,13 @@ pub enum CatalogError {
     #[error(transparent)]
     Invalid(#[from] FieldViolations),
     /// No product has these SKUs.
-    #[error("no product with SKU {}", .0.join(", "))]
+    #[error("no product with SKU {}", listed(.0))]
     ProductNotFound(Vec<String>),
     /// Another product has the SKU.
     #[error("a product with SKU {0} exists")]
     SkuTaken(String),
     /// These products have fewer units on hand than asked; nothing was reserved or taken.
-    #[error("not enough stock of {}", .0.join(", "))]
+    #[error("not enough stock of {}", listed(.0))]
     OutOfStock(Vec<String>),
     /// The order has no reservation.
     #[error("no reservation for order {0}")]
@@ -46,7 +46,7 @@ impl From<CatalogError> for Status {
                 message,
                 Reason::ProductNotFound,
                 DOMAIN,
-                [("skus", skus.join(","))],
+                [("skus", listed(&skus))],
             ),
             CatalogError::SkuTaken(sku) => with_info(
                 Code::AlreadyExists,
@@ -60,7 +60,7 @@ impl From<CatalogError> for Status {
                 message,
                 Reason::OutOfStock,
                 DOMAIN,
-                [("skus", skus.join(","))],
+                [("skus", listed(&skus))],
             ),
             CatalogError::ReservationNotFound(order_id) => with_info(
                 Code::NotFound,

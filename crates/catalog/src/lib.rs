@@ -109,7 +109,13 @@ pub async fn serve(
             stop.clone(),
         )));
         let catalog = Catalog::new(store, PageTokens::new(config.page_token_secret.expose()));
-        orderly_kit::tune_service!(CatalogServiceServer::new(catalog), tuning, access::rules())
+        // Orders prices every order with one BatchGetProducts of its few lines: a cheap call.
+        orderly_kit::tune_service!(
+            CatalogServiceServer::new(catalog),
+            tuning,
+            access::rules(),
+            cheap = &["BatchGetProducts"]
+        )
     })
     .await;
     stop.trigger();

@@ -15,9 +15,8 @@ use orderly::catalog::v1::{
 use orderly::common::v1::Money as MoneyMessage;
 use orderly::money::{Money, MoneyError};
 use orderly::validate::limits::{
-    DEFAULT_PAGE_SIZE, DESCRIPTION_CHARS, KEY_CHARS, MAX_BATCH, MAX_ITEMS, MAX_PAGE_SIZE,
-    MAX_QUANTITY, MAX_STOCK, MAX_UNIT_PRICE_MINOR, PRODUCT_NAME_CHARS, QUERY_CHARS, REASON_CHARS,
-    SKU_CHARS,
+    DEFAULT_PAGE_SIZE, DESCRIPTION_CHARS, KEY_CHARS, MAX_ITEMS, MAX_PAGE_SIZE, MAX_STOCK,
+    MAX_UNIT_PRICE_MINOR, PRODUCT_NAME_CHARS, QUERY_CHARS, REASON_CHARS,
 };
 use orderly::validate::{required_text, text};
 use orderly_kit::pagination::{PageTokens, page_size};
@@ -96,7 +95,7 @@ fn reservation(record: ReservationRecord) -> Reservation {
 }
 
 fn sku(violations: &mut FieldViolations, field: &str, raw: &str) -> Option<String> {
-    violations.text(field, required_text(raw, SKU_CHARS))
+    violations.text(field, orderly::validate::sku(raw))
 }
 
 /// Checks a price: present, a currency code, from one minor unit up to the largest unit price.
@@ -161,10 +160,10 @@ fn stock_lines(violations: &mut FieldViolations, lines: &[StockLine]) -> Vec<(St
     let mut checked = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
         let sku = sku(violations, &format!("lines[{index}].sku"), &line.sku);
-        if !(1..=i64::from(MAX_QUANTITY)).contains(&line.quantity) {
+        if !(1..=MAX_STOCK).contains(&line.quantity) {
             violations.add(
                 format!("lines[{index}].quantity"),
-                format!("must be from 1 to {MAX_QUANTITY}"),
+                format!("must be from 1 to {MAX_STOCK}"),
             );
         }
         if let Some(sku) = sku {
@@ -256,10 +255,11 @@ impl Catalog {
     ) -> Answer<BatchGetProductsResponse> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        if request.skus.len() > MAX_BATCH {
+        // As many as an order has lines: a small read, which the shedder counts as cheap.
+        if request.skus.len() > MAX_ITEMS {
             violations.add(
                 "skus",
-                format!("at most {MAX_BATCH} SKUs, got {}", request.skus.len()),
+                format!("at most {MAX_ITEMS} SKUs, got {}", request.skus.len()),
             );
             return Err(CatalogError::Invalid(violations));
         }

@@ -168,6 +168,14 @@ pub struct PeerUrls {
         default_value = "http://127.0.0.1:50054"
     )]
     pub delivery_url: String,
+
+    /// CatalogService's address, for `--target orders` and `--target gateway`.
+    #[arg(
+        long,
+        env = "ORDERLY_CATALOG_URL",
+        default_value = "http://127.0.0.1:50055"
+    )]
+    pub catalog_url: String,
 }
 
 /// How the gateway treats requests, for `serve --target gateway` and `up` alike; the defaults are

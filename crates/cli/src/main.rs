@@ -119,6 +119,7 @@ async fn run(
     match target {
         Target::Gateway => {
             let mut config = orderly_gateway::GatewayConfig::new(peers.users_url, peers.orders_url);
+            config.catalog_url = peers.catalog_url;
             config.request_timeout = tuning.gateway.request_timeout.into();
             config.max_body_bytes = tuning.gateway.max_body_bytes;
             config.max_concurrent_requests = server.max_concurrent_calls;
@@ -163,6 +164,7 @@ async fn run(
                 users: peers.users_url,
                 payments: peers.payments_url,
                 delivery: peers.delivery_url,
+                catalog: peers.catalog_url,
             };
             let mut config =
                 orderly_orders::OrdersConfig::with_args(database, downstream, &tuning.orders);
@@ -327,6 +329,7 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
         orders_url: url_of(Target::Orders),
         payments_url: url_of(Target::Payments),
         delivery_url: url_of(Target::Delivery),
+        catalog_url: url_of(Target::Catalog),
     };
 
     let shutdown = Shutdown::new();

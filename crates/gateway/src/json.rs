@@ -13,6 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use orderly::catalog::v1 as catalog;
 use orderly::common::v1 as common;
 use orderly::orders::v1 as orders;
 use orderly::users::v1 as users;
@@ -186,7 +187,7 @@ impl From<Address> for common::Address {
     }
 }
 
-/// One line of an order.
+/// One line of a placed order, at the catalog's price.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LineItem {
@@ -197,7 +198,7 @@ pub struct LineItem {
     #[serde(deserialize_with = "int32_lenient")]
     #[schema(example = 2)]
     pub quantity: i32,
-    /// The price of one.
+    /// The price of one, from the catalog when the order was placed.
     #[serde(alias = "unit_price", skip_serializing_if = "Option::is_none")]
     pub unit_price: Option<Money>,
 }
@@ -212,14 +213,157 @@ impl From<orders::LineItem> for LineItem {
     }
 }
 
-impl From<LineItem> for orders::LineItem {
-    fn from(item: LineItem) -> Self {
+/// One line of an order to place: a product and how many; the catalog sets the price.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct OrderLine {
+    /// The stock-keeping unit of a product of the catalog; each once per order.
+    #[schema(example = "BOOK-1")]
+    pub sku: String,
+    /// How many, at least 1.
+    #[serde(deserialize_with = "int32_lenient")]
+    #[schema(example = 2)]
+    pub quantity: i32,
+}
+
+impl From<OrderLine> for orders::OrderLine {
+    fn from(line: OrderLine) -> Self {
         Self {
-            sku: item.sku,
-            quantity: item.quantity,
-            unit_price: item.unit_price.map(common::Money::from),
+            sku: line.sku,
+            quantity: line.quantity,
         }
     }
+}
+
+/// A product of the catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    /// The product's stock-keeping unit: its id.
+    #[schema(example = "BOOK-1")]
+    pub sku: String,
+    /// What it is called.
+    #[schema(example = "The Rust Programming Language")]
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// The price of one unit; orders are charged at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+    /// Units that can be sold now; a string (proto3 `int64`).
+    #[serde(
+        serialize_with = "int64_string",
+        deserialize_with = "int64_string_or_number"
+    )]
+    #[schema(value_type = String, format = Int64, example = "100")]
+    pub stock_on_hand: i64,
+    /// Units reserved for orders being placed.
+    #[serde(
+        serialize_with = "int64_string",
+        deserialize_with = "int64_string_or_number"
+    )]
+    #[schema(value_type = String, format = Int64, example = "0")]
+    pub stock_reserved: i64,
+    /// Units sold.
+    #[serde(
+        serialize_with = "int64_string",
+        deserialize_with = "int64_string_or_number"
+    )]
+    #[schema(value_type = String, format = Int64, example = "0")]
+    pub stock_sold: i64,
+    /// When the product was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub create_time: Option<String>,
+    /// When it last changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub update_time: Option<String>,
+}
+
+impl From<catalog::Product> for Product {
+    fn from(product: catalog::Product) -> Self {
+        Self {
+            sku: product.sku,
+            name: product.name,
+            description: product.description,
+            price: product.price.map(Money::from),
+            stock_on_hand: product.stock_on_hand,
+            stock_reserved: product.stock_reserved,
+            stock_sold: product.stock_sold,
+            create_time: rfc3339(product.create_time),
+            update_time: rfc3339(product.update_time),
+        }
+    }
+}
+
+/// One page of products.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPage {
+    /// The products of this page, in SKU order.
+    pub products: Vec<Product>,
+    /// The token of the next page; empty on the last.
+    pub next_page_token: String,
+}
+
+/// The body of `POST /v1/products`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NewProduct {
+    /// The product's stock-keeping unit, unique in the catalog.
+    #[schema(example = "MUG-2")]
+    pub sku: String,
+    /// What it is called.
+    #[schema(example = "Enamel mug, green")]
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// The price of one unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+    /// Units on hand to start with; a string (proto3 `int64`), a number is accepted.
+    #[serde(
+        alias = "stock_on_hand",
+        serialize_with = "int64_string",
+        deserialize_with = "int64_string_or_number"
+    )]
+    #[schema(value_type = String, format = Int64, example = "100", default = "0")]
+    pub stock_on_hand: i64,
+}
+
+/// The body of `PATCH /v1/products/{sku}`: the fields to change. Without an `updateMask` query
+/// parameter, the fields present are the ones changed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ProductPatch {
+    /// A new name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A new price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+}
+
+/// The body of `POST /v1/products/{sku}:adjustStock`; the idempotency key travels in the
+/// `Idempotency-Key` header.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StockAdjustment {
+    /// Units to add (positive) or take away (negative); a string (proto3 `int64`), a number is
+    /// accepted.
+    #[serde(
+        serialize_with = "int64_string",
+        deserialize_with = "int64_string_or_number"
+    )]
+    #[schema(value_type = String, format = Int64, example = "25")]
+    pub delta: i64,
+    /// Why, for the record.
+    #[schema(example = "delivery received")]
+    pub reason: String,
 }
 
 /// The body of `POST /v1/orders`; the idempotency key travels in the `Idempotency-Key` header.
@@ -229,11 +373,15 @@ pub struct NewOrder {
     /// Who places the order.
     #[serde(alias = "user_id")]
     pub user_id: String,
-    /// What is ordered.
-    pub items: Vec<LineItem>,
+    /// What is ordered: products of the catalog and how many of each.
+    pub items: Vec<OrderLine>,
     /// Where it goes.
     #[serde(alias = "shipping_address", skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<Address>,
+    /// The total the caller expects to pay; when the catalog's prices make another, the order is
+    /// refused (409, reason PRICE_CHANGED) with nothing reserved or charged.
+    #[serde(alias = "expected_total", skip_serializing_if = "Option::is_none")]
+    pub expected_total: Option<Money>,
 }
 
 /// The body of `POST /v1/orders/{id}:cancel`, which may be empty.

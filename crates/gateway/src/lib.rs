@@ -25,6 +25,7 @@ pub mod callers;
 pub mod json;
 pub mod orders;
 pub mod problem;
+pub mod products;
 pub mod schema;
 pub mod state;
 pub mod users;
@@ -56,6 +57,8 @@ pub struct GatewayConfig {
     pub users_url: String,
     /// OrderService, likewise.
     pub orders_url: String,
+    /// CatalogService, likewise.
+    pub catalog_url: String,
     /// How long a request may take, service calls and retries included.
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes; larger ones get 413.
@@ -81,11 +84,13 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 impl GatewayConfig {
-    /// The defaults, for services at `users_url` and `orders_url`.
+    /// The defaults, for services at `users_url` and `orders_url` (and the catalog at its default
+    /// address, `http://127.0.0.1:50055`: set [`GatewayConfig::catalog_url`]).
     pub fn new(users_url: impl Into<String>, orders_url: impl Into<String>) -> Self {
         Self {
             users_url: users_url.into(),
             orders_url: orders_url.into(),
+            catalog_url: "http://127.0.0.1:50055".into(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_concurrent_requests: 1024,
@@ -117,6 +122,7 @@ pub enum GatewayError {
     tags(
         (name = "users", description = "UserService"),
         (name = "orders", description = "OrderService"),
+        (name = "products", description = "CatalogService"),
         (name = "meta", description = "About this API"),
     )
 )]
@@ -254,6 +260,11 @@ fn api() -> Api<Arc<Gateway>> {
         .route::<orders::__path_list_orders, _, _>(orders::list_orders)
         .route::<orders::__path_cancel_order, _, _>(orders::cancel_order)
         .document::<orders::__path_watch_order_doc>()
+        .route::<products::__path_list_products, _, _>(products::list_products)
+        .route::<products::__path_get_product, _, _>(products::get_product)
+        .route::<products::__path_create_product, _, _>(products::create_product)
+        .route::<products::__path_update_product, _, _>(products::update_product)
+        .route::<products::__path_adjust_stock, _, _>(products::adjust_stock)
         .route::<__path_openapi_json, _, _>(openapi_json)
 }
 
@@ -277,11 +288,13 @@ fn finished() -> (Router<Arc<Gateway>>, utoipa::openapi::OpenApi) {
     (routes, document)
 }
 
-/// Whether a `/v1` route may be called without a token: only sign-up (`POST /v1/users`), which
-/// the users service keeps open unless told to close it. The document says so, and the gateway
-/// answers a tokenless call to any other route with 401 before looking at its input.
+/// Whether a `/v1` route may be called without a token: sign-up (`POST /v1/users`), which the
+/// users service keeps open unless told to close it, and browsing the catalog (`GET
+/// /v1/products...`). The document says so, and the gateway answers a tokenless call to any other
+/// route with 401 before looking at its input.
 pub fn anonymous_allowed(method: &Method, path: &str) -> bool {
-    method == Method::POST && path == "/v1/users"
+    (method == Method::POST && path == "/v1/users")
+        || (method == Method::GET && (path == "/v1/products" || path.starts_with("/v1/products/")))
 }
 
 /// Declares the bearer-token scheme (a JWT in `Authorization: Bearer ...`) and which operations
@@ -407,6 +420,7 @@ pub async fn serve(
     let gateway = Gateway::new(
         &config.users_url,
         &config.orders_url,
+        &config.catalog_url,
         &config.calls,
         config.request_timeout,
     )?;
@@ -419,7 +433,7 @@ pub async fn serve(
     // Announced only once the router (and with it every counter it declares at zero) exists:
     // whoever waits for this line may scrape at once.
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, "gateway listening");
+    tracing::info!(%addr, users = %config.users_url, orders = %config.orders_url, catalog = %config.catalog_url, "gateway listening");
     orderly_kit::http::serve(
         listener,
         app,

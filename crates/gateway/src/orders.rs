@@ -70,32 +70,13 @@ pub async fn create_order(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewOrder>,
 ) -> Result<impl IntoResponse, Problem> {
-    if headers.get_all(IDEMPOTENCY_KEY).iter().nth(1).is_some() {
-        return Err(Problem::invalid(
-            "Idempotency-Key",
-            "must be sent once: one key per order",
-        ));
-    }
-    let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
-        Some(Ok(key)) if !key.trim().is_empty() => key.trim().to_owned(),
-        Some(Err(_)) => {
-            return Err(Problem::invalid(
-                "Idempotency-Key",
-                "must be visible ASCII text",
-            ));
-        }
-        _ => {
-            return Err(Problem::invalid(
-                "Idempotency-Key",
-                "is required: a key unique to this order, reused when retrying it",
-            ));
-        }
-    };
+    let key = idempotency_key(&headers)?;
     let message = CreateOrderRequest {
         user_id: body.user_id,
         items: body.items.into_iter().map(Into::into).collect(),
         shipping_address: body.shipping_address.map(Into::into),
         idempotency_key: key,
+        expected_total: body.expected_total.map(Into::into),
     };
     let reply = gateway
         .call_response(
@@ -130,8 +111,34 @@ pub async fn create_order(
     Ok(response)
 }
 
+/// The `Idempotency-Key` header of a request that changes something once per key: required, sent
+/// once, visible ASCII.
+#[expect(
+    clippy::result_large_err,
+    reason = "a handler's error is its Problem, returned as it is built"
+)]
+pub fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    if headers.get_all(IDEMPOTENCY_KEY).iter().nth(1).is_some() {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "must be sent once: one key per request",
+        ));
+    }
+    match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        Some(Ok(key)) if !key.trim().is_empty() => Ok(key.trim().to_owned()),
+        Some(Err(_)) => Err(Problem::invalid(
+            "Idempotency-Key",
+            "must be visible ASCII text",
+        )),
+        _ => Err(Problem::invalid(
+            "Idempotency-Key",
+            "is required: a key unique to this request, reused when retrying it",
+        )),
+    }
+}
+
 /// The service names the key's field `idempotencyKey`; over REST it is the header.
-fn idempotency_key_field(mut problem: Problem) -> Problem {
+pub fn idempotency_key_field(mut problem: Problem) -> Problem {
     for violation in &mut problem.violations {
         if violation.field == "idempotencyKey" {
             violation.field = "Idempotency-Key".into();

@@ -9,11 +9,11 @@
 
 use orderly::money::Currency;
 use orderly::validate::limits::{
-    ADDRESS_LINE_CHARS, CITY_CHARS, EMAIL_BYTES, KEY_CHARS, MAX_ITEMS, MAX_QUANTITY,
-    MAX_UNIT_PRICE_MINOR, MIN_ITEMS, POSTAL_CODE_CHARS, REASON_CHARS, RECIPIENT_CHARS, SKU_CHARS,
-    USER_NAME_CHARS,
+    ADDRESS_LINE_CHARS, CITY_CHARS, DESCRIPTION_CHARS, EMAIL_BYTES, KEY_CHARS, MAX_ITEMS,
+    MAX_QUANTITY, MAX_STOCK, MAX_UNIT_PRICE_MINOR, MIN_ITEMS, POSTAL_CODE_CHARS,
+    PRODUCT_NAME_CHARS, QUERY_CHARS, REASON_CHARS, RECIPIENT_CHARS, SKU_CHARS, USER_NAME_CHARS,
 };
-use orderly::validate::{COUNTRY_CODE_PATTERN, REQUIRED_TEXT_PATTERN, TEXT_PATTERN};
+use orderly::validate::{COUNTRY_CODE_PATTERN, REQUIRED_TEXT_PATTERN, SKU_PATTERN, TEXT_PATTERN};
 use serde_json::{Map, Value, json};
 
 /// An idempotency key as the gateway reads it from its header: visible ASCII and spaces (what a
@@ -63,34 +63,46 @@ pub fn constrain(document: &mut Value) {
         &format!("{order}/shippingAddress"),
         json!({ "$ref": "#/components/schemas/Address", "description": "Where it goes." }),
     );
-    merge(document, &format!("{order}/items"), items());
+    merge(
+        document,
+        &format!("{order}/items"),
+        json!({ "minItems": MIN_ITEMS, "maxItems": MAX_ITEMS }),
+    );
+    set(
+        document,
+        &format!("{order}/expectedTotal"),
+        json!({
+            "description": "The total the caller expects to pay; another total at the catalog's prices is refused (409, PRICE_CHANGED).",
+            "allOf": [
+                { "$ref": "#/components/schemas/Money" },
+                { "properties": { "amountMinor": { "pattern": "^0*[1-9][0-9]{0,17}$", "minimum": 1 } } },
+            ],
+        }),
+    );
+    for lines in ["OrderLine", "LineItem"] {
+        let line = format!("{schemas}/{lines}/properties");
+        merge(document, &format!("{line}/sku"), sku());
+        merge(
+            document,
+            &format!("{line}/quantity"),
+            json!({ "minimum": 1, "maximum": MAX_QUANTITY }),
+        );
+    }
+    require(
+        document,
+        &format!("{schemas}/OrderLine"),
+        &["sku", "quantity"],
+    );
     require(
         document,
         &format!("{schemas}/LineItem"),
         &["sku", "quantity", "unitPrice"],
     );
     let line = format!("{schemas}/LineItem/properties");
-    merge(document, &format!("{line}/sku"), text(true, SKU_CHARS));
-    merge(
-        document,
-        &format!("{line}/quantity"),
-        json!({ "minimum": 1, "maximum": MAX_QUANTITY }),
-    );
-    let digits = MAX_UNIT_PRICE_MINOR.to_string().len() - 1;
     set(
         document,
         &format!("{line}/unitPrice"),
-        json!({
-            "description": "The price of one.",
-            "allOf": [
-                { "$ref": "#/components/schemas/Money" },
-                { "properties": { "amountMinor": {
-                    "pattern": format!("^0*[1-9][0-9]{{0,{digits}}}$"),
-                    "minimum": 1,
-                    "maximum": MAX_UNIT_PRICE_MINOR,
-                } } },
-            ],
-        }),
+        price("The price of one, from the catalog when the order was placed."),
     );
     require(
         document,
@@ -140,6 +152,65 @@ pub fn constrain(document: &mut Value) {
         text(false, REASON_CHARS),
     );
 
+    // Products: what the catalog takes when they are created, changed and restocked. The patterns
+    // of the stock counts spell MAX_STOCK (10⁹), which a test checks.
+    require(
+        document,
+        &format!("{schemas}/NewProduct"),
+        &["sku", "name", "price"],
+    );
+    for body in ["NewProduct", "ProductPatch"] {
+        let properties = format!("{schemas}/{body}/properties");
+        merge(
+            document,
+            &format!("{properties}/name"),
+            text(true, PRODUCT_NAME_CHARS),
+        );
+        merge(
+            document,
+            &format!("{properties}/description"),
+            text(false, DESCRIPTION_CHARS),
+        );
+        set(
+            document,
+            &format!("{properties}/price"),
+            price("The price of one unit."),
+        );
+    }
+    merge(
+        document,
+        &format!("{schemas}/NewProduct/properties/sku"),
+        sku(),
+    );
+    merge(
+        document,
+        &format!("{schemas}/NewProduct/properties/stockOnHand"),
+        json!({ "type": ["string", "integer"], "pattern": "^0*([0-9]{1,9}|1000000000)$", "minimum": 0, "maximum": MAX_STOCK }),
+    );
+    merge(
+        document,
+        &format!("{schemas}/ProductPatch"),
+        json!({ "anyOf": [given("name"), given("description"), { "required": ["price"] }] }),
+    );
+    require(document, &format!("{schemas}/StockAdjustment"), &["delta"]);
+    merge(
+        document,
+        &format!("{schemas}/StockAdjustment/properties/delta"),
+        json!({
+            "type": ["string", "integer"],
+            "pattern": "^-?0*([1-9][0-9]{0,8}|1000000000)$",
+            "minimum": -MAX_STOCK,
+            "maximum": MAX_STOCK,
+            "not": { "const": 0 },
+            "description": "Units to add (positive) or take away (negative); not 0.",
+        }),
+    );
+    merge(
+        document,
+        &format!("{schemas}/StockAdjustment/properties/reason"),
+        text(false, REASON_CHARS),
+    );
+
     // The events of a watch, one schema per event (as OpenAPI 3.2's `itemSchema` would say).
     set(
         document,
@@ -182,6 +253,8 @@ fn parameter_rules(parameter: &mut Map<String, Value>) {
     let name = parameter.get("name").and_then(Value::as_str).unwrap_or("");
     let (required, rules) = match (place, name) {
         ("path", "id") | ("query", "user_id") => (true, uuid()),
+        ("path", "sku") => (true, sku()),
+        ("query", "query") => (false, text(false, QUERY_CHARS)),
         ("query", "page_size") => (false, json!({ "minimum": 0 })),
         ("header", "Idempotency-Key") => (
             true,
@@ -206,6 +279,27 @@ fn text(required: bool, max_chars: usize) -> Value {
     }
 }
 
+/// A unit price: money of at least one minor unit and at most [`MAX_UNIT_PRICE_MINOR`].
+fn price(description: &str) -> Value {
+    let digits = MAX_UNIT_PRICE_MINOR.to_string().len() - 1;
+    json!({
+        "description": description,
+        "allOf": [
+            { "$ref": "#/components/schemas/Money" },
+            { "properties": { "amountMinor": {
+                "pattern": format!("^0*[1-9][0-9]{{0,{digits}}}$"),
+                "minimum": 1,
+                "maximum": MAX_UNIT_PRICE_MINOR,
+            } } },
+        ],
+    })
+}
+
+/// A SKU: [`orderly::validate::sku`].
+fn sku() -> Value {
+    json!({ "minLength": 1, "maxLength": SKU_CHARS, "pattern": SKU_PATTERN })
+}
+
 /// An email address as the users service takes it.
 fn email() -> Value {
     json!({ "format": "email", "minLength": 1, "maxLength": EMAIL_BYTES, "pattern": TEXT_PATTERN })
@@ -214,24 +308,6 @@ fn email() -> Value {
 /// An id: a UUID.
 fn uuid() -> Value {
     json!({ "format": "uuid" })
-}
-
-/// The lines of an order: how many, and all priced in one currency (one alternative per currency:
-/// JSON Schema has no "all equal" rule).
-fn items() -> Value {
-    let one_currency: Vec<Value> = Currency::codes()
-        .into_iter()
-        .map(|code| {
-            json!({ "items": { "properties": { "unitPrice": {
-                "properties": { "currencyCode": { "const": code } } } } } })
-        })
-        .collect();
-    json!({
-        "minItems": MIN_ITEMS,
-        "maxItems": MAX_ITEMS,
-        "description": "What is ordered: every line priced in the same currency.",
-        "anyOf": one_currency,
-    })
 }
 
 /// Marks `fields` required in the object schema at `pointer`, and drops their defaults (a
@@ -269,5 +345,14 @@ fn merge_into(schema: &mut Value, rules: Value) {
 fn set(document: &mut Value, pointer: &str, schema: Value) {
     if let Some(old) = document.pointer_mut(pointer) {
         *old = schema;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stock_patterns_spell_the_largest_stock() {
+        // The patterns of `stockOnHand` and `delta` end in this number.
+        assert_eq!(super::MAX_STOCK.to_string(), "1000000000");
     }
 }

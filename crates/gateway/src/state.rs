@@ -22,15 +22,18 @@ pub struct Gateway {
     pub users: Downstream,
     /// OrderService.
     pub orders: Downstream,
+    /// CatalogService.
+    pub catalog: Downstream,
     timeout: Duration,
 }
 
 impl Gateway {
-    /// Clients of the services at `users_url` and `orders_url` (they connect on first use); every
-    /// request gets `timeout` to be answered.
+    /// Clients of the services at `users_url`, `orders_url` and `catalog_url` (they connect on
+    /// first use); every request gets `timeout` to be answered.
     pub fn new(
         users_url: &str,
         orders_url: &str,
+        catalog_url: &str,
         calls: &DownstreamConfig,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
@@ -42,6 +45,10 @@ impl Gateway {
             orders: Downstream::new("orders", orders_url, calls)?.declare(
                 orderly::orders::v1::order_service_methods::SERVICE,
                 orderly::orders::v1::order_service_methods::ALL,
+            ),
+            catalog: Downstream::new("catalog", catalog_url, calls)?.declare(
+                orderly::catalog::v1::catalog_service_methods::SERVICE,
+                orderly::catalog::v1::catalog_service_methods::ALL,
             ),
             timeout,
         })

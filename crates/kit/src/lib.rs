@@ -63,13 +63,18 @@ pub use tonic;
 /// shedding beyond its concurrency limit ([`server::shed::Shed`]), per-caller rate limits
 /// ([`server::rate::RateLimited`]), and, outermost, the service's
 /// [`auth::rules::Rules`] checked against callers' tokens when the config names a JWKS
-/// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`.
+/// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`. A fourth
+/// argument, `cheap = &[..]`, names batch reads to shed under the cheap limit
+/// ([`server::shed::Shed::cheap`]).
 ///
 /// Generated servers share no trait for these settings, hence a macro.
 #[cfg(feature = "server")]
 #[macro_export]
 macro_rules! tune_service {
     ($server:expr, $config:expr, $rules:expr) => {
+        $crate::tune_service!($server, $config, $rules, cheap = &[])
+    };
+    ($server:expr, $config:expr, $rules:expr, cheap = $cheap:expr) => {
         $config
             .auth
             .verifier()
@@ -91,7 +96,8 @@ macro_rules! tune_service {
                                 $config.faults.clone(),
                             ),
                             $config.max_concurrent_calls,
-                        ),
+                        )
+                        .cheap($cheap),
                         $crate::rate::CallerLimits::new($config.rate),
                     ),
                     verifier,

@@ -1,7 +1,17 @@
-//! The three services an order needs, each a kit [`Downstream`]: shared channel, deadline on every
+//! The four services an order needs, each a kit [`Downstream`]: shared channel, deadline on every
 //! call, retries within a budget, and a circuit breaker. The keys sent make every call safe to
-//! repeat, so all of them may be retried: the charge is keyed by the order id, its refund by
-//! `refund:` and the order id, and a delivery is unique per order.
+//! repeat, so all of them may be retried: the stock reservation (its commit and its release) and
+//! the charge are keyed by the order id, the refund by `refund:` and the order id, and a delivery
+//! is unique per order.
+
+use std::collections::HashMap;
+
+use orderly::catalog::v1::{
+    BatchGetProductsRequest, CatalogServiceClient, CommitReservationRequest,
+    ReleaseReservationRequest, Reservation, ReserveStockRequest, StockLine,
+    catalog_service_methods,
+};
+use orderly::money::Money;
 
 use orderly::delivery::v1::{
     CancelDeliveryRequest, Delivery, DeliveryServiceClient, ScheduleDeliveryRequest,
@@ -31,6 +41,8 @@ pub struct DownstreamUrls {
     pub payments: String,
     /// DeliveryService.
     pub delivery: String,
+    /// CatalogService.
+    pub catalog: String,
 }
 
 /// The downstream services of OrderService.
@@ -39,20 +51,26 @@ pub struct Downstreams {
     users: Downstream,
     payments: Downstream,
     delivery: Downstream,
+    catalog: Downstream,
 }
 
-/// The breakers' leave for one order's charge and delivery (see [`Downstreams::admit_fanout`]).
+/// The breakers' leave for one order's stock reservation, charge and delivery (see
+/// [`Downstreams::admit_fanout`]).
 #[derive(Debug)]
 pub struct FanoutPermits {
-    charge: Permit,
-    schedule: Permit,
+    /// The reservation's.
+    pub reserve: Permit,
+    /// The charge's.
+    pub charge: Permit,
+    /// The delivery's.
+    pub schedule: Permit,
 }
 
-impl FanoutPermits {
-    /// The charge's permit and the delivery's.
-    pub fn split(self) -> (Permit, Permit) {
-        (self.charge, self.schedule)
-    }
+/// What the catalog says of the products an order names.
+#[derive(Debug, Clone, Default)]
+pub struct Prices {
+    /// The price of each product found, by SKU.
+    pub found: HashMap<String, Money>,
 }
 
 /// The idempotency key of an order's refund: one per order, whether it compensates or cancels.
@@ -74,13 +92,21 @@ impl Downstreams {
                 delivery_service_methods::SERVICE,
                 delivery_service_methods::ALL,
             ),
+            catalog: Downstream::new("catalog", &urls.catalog, config)?.declare(
+                catalog_service_methods::SERVICE,
+                catalog_service_methods::ALL,
+            ),
         })
     }
 
-    /// Leave to charge and schedule one order, taken before the order is stored: while either
-    /// breaker is open (or its probes are taken) the order would only be compensated, so it is
-    /// refused up front, and the name of that downstream is the error.
+    /// Leave to reserve, charge and schedule one order, taken before anything is reserved or
+    /// stored: while any of those breakers is open (or its probes are taken) the order would only
+    /// be compensated, so it is refused up front, and the name of that downstream is the error.
     pub fn admit_fanout(&self) -> Result<FanoutPermits, &'static str> {
+        let reserve = self
+            .catalog
+            .admit(catalog_service_methods::RESERVE_STOCK)
+            .map_err(|_| self.catalog.name())?;
         let charge = self
             .payments
             .admit(payment_service_methods::CHARGE)
@@ -89,7 +115,125 @@ impl Downstreams {
             .delivery
             .admit(delivery_service_methods::SCHEDULE_DELIVERY)
             .map_err(|_| self.delivery.name())?;
-        Ok(FanoutPermits { charge, schedule })
+        Ok(FanoutPermits {
+            reserve,
+            charge,
+            schedule,
+        })
+    }
+
+    /// The catalog's price of each of `skus` it has.
+    pub async fn prices(&self, skus: Vec<String>, deadline: Deadline) -> Result<Prices, Status> {
+        let request = BatchGetProductsRequest { skus };
+        let products = self
+            .catalog
+            .unary(
+                deadline,
+                Safety::Idempotent,
+                request,
+                |channel, request| async move {
+                    let response = CatalogServiceClient::new(channel)
+                        .batch_get_products(request)
+                        .await?;
+                    Ok(response.into_inner().products)
+                },
+            )
+            .await?;
+        let mut prices = Prices::default();
+        for product in products {
+            let price = product
+                .price
+                .as_ref()
+                .and_then(|p| Money::parse_positive(&p.currency_code, p.amount_minor).ok())
+                .ok_or_else(|| {
+                    Status::internal(format!(
+                        "the catalog priced {} with no valid price",
+                        product.sku
+                    ))
+                })?;
+            prices.found.insert(product.sku, price);
+        }
+        Ok(prices)
+    }
+
+    /// Reserves the order's stock, keyed by its id, under the permit taken at admission.
+    pub async fn reserve(
+        &self,
+        order_id: &str,
+        lines: Vec<StockLine>,
+        permit: Permit,
+        deadline: Deadline,
+    ) -> Result<Reservation, Status> {
+        let request = ReserveStockRequest {
+            order_id: order_id.to_owned(),
+            lines,
+            ttl: None,
+        };
+        self.catalog
+            .unary_with(
+                permit,
+                deadline,
+                Safety::Idempotent,
+                request,
+                |channel, request| async move {
+                    let response = CatalogServiceClient::new(channel)
+                        .reserve_stock(request)
+                        .await?;
+                    present(response.into_inner().reservation, "reservation")
+                },
+            )
+            .await
+    }
+
+    /// Turns the order's reservation into a sale.
+    pub async fn commit_stock(
+        &self,
+        order_id: &str,
+        deadline: Deadline,
+    ) -> Result<Reservation, Status> {
+        let request = CommitReservationRequest {
+            order_id: order_id.to_owned(),
+        };
+        self.catalog
+            .unary(
+                deadline,
+                Safety::Idempotent,
+                request,
+                |channel, request| async move {
+                    let response = CatalogServiceClient::new(channel)
+                        .commit_reservation(request)
+                        .await?;
+                    present(response.into_inner().reservation, "reservation")
+                },
+            )
+            .await
+    }
+
+    /// Puts the order's stock back on hand, reserved or sold (and keeps a reservation still on
+    /// its way from being made).
+    pub async fn release_stock(
+        &self,
+        order_id: &str,
+        reason: &str,
+        deadline: Deadline,
+    ) -> Result<Reservation, Status> {
+        let request = ReleaseReservationRequest {
+            order_id: order_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.catalog
+            .unary(
+                deadline,
+                Safety::Idempotent,
+                request,
+                |channel, request| async move {
+                    let response = CatalogServiceClient::new(channel)
+                        .release_reservation(request)
+                        .await?;
+                    present(response.into_inner().reservation, "reservation")
+                },
+            )
+            .await
     }
 
     /// Whether the user exists, asked with the credentials of the caller it is asked for.

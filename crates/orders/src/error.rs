@@ -1,10 +1,11 @@
 //! What can go wrong in an OrderService call, and the one place it becomes a gRPC status.
 
 use orderly::error::Reason;
-use orderly_kit::status::{FieldViolations, with_info};
+use orderly_kit::status::{FieldViolations, listed, with_info};
 use tonic::{Code, Status};
 
 use crate::flow::FlowError;
+use crate::model::PricingError;
 
 /// The error domain of this service in `google.rpc.ErrorInfo`.
 pub const DOMAIN: &str = orderly::error::domain::ORDERS;
@@ -38,6 +39,18 @@ pub enum OrderError {
     /// The users service could not answer.
     #[error("users service: {}", .0.message())]
     Users(Status),
+    /// The catalog could not answer.
+    #[error("catalog service: {}", .0.message())]
+    Catalog(Status),
+    /// The order cannot be priced as asked; nothing was reserved or charged.
+    #[error(transparent)]
+    Pricing(#[from] crate::model::PricingError),
+    /// Not enough stock of these products; nothing was reserved or charged.
+    #[error("not enough stock of {}", listed(.0))]
+    OutOfStock(Vec<String>),
+    /// The catalog has no product with these SKUs; nothing was reserved or charged.
+    #[error("no product with SKU {}", listed(.0))]
+    UnknownProducts(Vec<String>),
     /// A downstream's circuit breaker is open: the order was refused before anything was stored.
     #[error("{0} is failing and its circuit breaker is open; nothing was ordered, retry later")]
     FailingFast(&'static str),
@@ -91,14 +104,41 @@ impl From<OrderError> for Status {
                 [("id", id), ("status", status.to_owned())],
             ),
             // What failed inside is logged, not told: callers need not know the call graph.
-            OrderError::Users(status) if status.code() == Code::DeadlineExceeded => {
+            OrderError::Users(status) | OrderError::Catalog(status)
+                if status.code() == Code::DeadlineExceeded =>
+            {
                 tracing::debug!(%message, "deadline exceeded");
                 Status::deadline_exceeded("deadline exceeded")
             }
-            OrderError::Users(_) => {
+            OrderError::Users(_) | OrderError::Catalog(_) => {
                 tracing::warn!(%message, "order refused");
                 Status::unavailable("a service the order needs is unavailable; retry later")
             }
+            OrderError::Pricing(PricingError::UnknownProducts(skus))
+            | OrderError::UnknownProducts(skus) => with_info(
+                Code::FailedPrecondition,
+                message,
+                Reason::ProductNotFound,
+                DOMAIN,
+                [("skus", listed(&skus))],
+            ),
+            OrderError::Pricing(PricingError::PriceChanged { expected, actual }) => with_info(
+                Code::FailedPrecondition,
+                message,
+                Reason::PriceChanged,
+                DOMAIN,
+                [("expected", expected), ("actual", actual)],
+            ),
+            OrderError::Pricing(PricingError::MixedCurrencies(..) | PricingError::TooLarge) => {
+                Status::failed_precondition(message)
+            }
+            OrderError::OutOfStock(skus) => with_info(
+                Code::FailedPrecondition,
+                message,
+                Reason::OutOfStock,
+                DOMAIN,
+                [("skus", listed(&skus))],
+            ),
             OrderError::FailingFast(downstream) => with_info(
                 Code::Unavailable,
                 message,

@@ -1,11 +1,12 @@
-//! The order saga: charge and schedule concurrently under one deadline, then confirm, or undo
-//! whatever was done and fail. Also the cancel of a confirmed order, and recovery of orders left
-//! unsettled by a crash.
+//! The order saga, for an order whose stock is reserved: charge and schedule concurrently under one
+//! deadline, then commit the reservation and confirm, or undo whatever was done and fail. Also the
+//! cancel of a confirmed order, and recovery of orders left unsettled by a crash.
 //!
 //! Correctness rests on three things: every transition is a conditional update (see
 //! [`crate::store`]), so a confirm and a compensation can never both win; every downstream call is
-//! keyed, so repeating it is harmless; and compensation refunds by the *charge's* key and cancels by
-//! order id, which also voids a charge or delivery still on its way.
+//! keyed, so repeating it is harmless; and compensation refunds by the *charge's* key, cancels by
+//! order id and releases the stock by order id, which also voids a charge, delivery or reservation
+//! still on its way. Stock released comes back on hand whether it was reserved or already sold.
 
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use tonic::Status;
 use tracing::Instrument;
 
 use crate::changes::Changes;
-use crate::downstream::{Downstreams, FanoutPermits};
+use crate::downstream::Downstreams;
 use crate::model::{OrderRecord, Phase, Status as OrderStatus};
 use crate::store::OrderStore;
+use orderly_kit::client::breaker::Permit;
 
 /// Why a step of the saga failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,8 @@ pub const RECOVERY_CONCURRENCY: usize = 32;
 
 /// Why an order failed when its fan-out ran out of time.
 const DEADLINE_REASON: &str = "deadline exceeded before payment and delivery completed";
+/// Why an order failed when its paid and scheduled stock could not be sold.
+const STOCK_REASON: &str = "the reserved stock could not be sold";
 
 /// How long the calls that undo an order may take.
 #[derive(Debug, Clone)]
@@ -88,16 +92,16 @@ impl Flow {
             .ok_or_else(|| FlowError::Missing(id.to_owned()))
     }
 
-    /// Charges and schedules a PENDING order concurrently, both bounded by `deadline`, under the
-    /// permits taken when it was admitted; confirms it when both succeed, compensates it otherwise.
-    /// Returns the order as it then stands.
+    /// Charges and schedules a PENDING order whose stock is reserved, concurrently, both bounded by
+    /// `deadline`, under the permits taken when it was admitted; when both succeed, sells the
+    /// reserved stock and confirms it; compensates it otherwise. Returns the order as it then
+    /// stands.
     pub async fn process(
         &self,
         order: OrderRecord,
-        permits: FanoutPermits,
+        (charge, schedule): (Permit, Permit),
         deadline: Deadline,
     ) -> Result<OrderRecord, FlowError> {
-        let (charge, schedule) = permits.split();
         let both = async {
             tokio::join!(
                 self.downstreams.charge(&order, charge, deadline),
@@ -110,6 +114,12 @@ impl Flow {
                 if payment.status == PaymentStatus::Succeeded as i32
                     && delivery.status == DeliveryStatus::Scheduled as i32 =>
             {
+                // Sold only now that it is paid for; a reservation that expired or was released
+                // meanwhile fails the order, and compensation gives the money back.
+                if let Err(status) = self.downstreams.commit_stock(&order.id, deadline).await {
+                    tracing::warn!(order_id = %order.id, %status, "reserved stock not sold");
+                    return self.compensate(&order.id, STOCK_REASON).await;
+                }
                 let Some(changed) = self
                     .store
                     .confirm(&order.id, &payment.id, &delivery.id)
@@ -166,7 +176,8 @@ impl Flow {
         Ok(())
     }
 
-    /// Cancels a CONFIRMED order: refunds it, cancels its delivery, marks it CANCELLED. Idempotent;
+    /// Cancels a CONFIRMED order: refunds it, cancels its delivery, puts its stock back on hand,
+    /// marks it CANCELLED. Idempotent;
     /// an order already cancelled is returned as it is.
     pub async fn cancel(&self, order: OrderRecord, reason: &str) -> Result<OrderRecord, FlowError> {
         if order.status == OrderStatus::Cancelled {
@@ -190,16 +201,20 @@ impl Flow {
         self.reload(&order.id).await
     }
 
-    /// Refunds the order's charge and cancels its delivery, both concurrently: one call each, which
-    /// the downstream layer retries inside its retry budget (one policy for every call orders
-    /// makes), under the undo deadline.
+    /// Refunds the order's charge, cancels its delivery and puts its stock back, all concurrently:
+    /// one call each, which the downstream layer retries inside its retry budget (one policy for
+    /// every call orders makes), under the undo deadline.
     async fn undo(&self, id: &str, reason: &str) -> Result<(), Status> {
         let deadline = || Deadline::after(self.config.undo_timeout);
-        let (refunded, cancelled) = tokio::join!(
+        let (refunded, cancelled, released) = tokio::join!(
             self.downstreams.refund(id, reason, deadline()),
             self.downstreams.cancel_delivery(id, reason, deadline()),
+            self.downstreams.release_stock(id, reason, deadline()),
         );
-        refunded.map(drop).and(cancelled.map(drop))
+        refunded
+            .map(drop)
+            .and(cancelled.map(drop))
+            .and(released.map(drop))
     }
 
     /// Settles every order whose work has stood still since before `stale_after` ago: unfinished

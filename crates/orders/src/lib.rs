@@ -1,9 +1,11 @@
-//! OrderService: places orders across users, payments and delivery, and undoes what failed.
+//! OrderService: places orders across users, the catalog, payments and delivery, and undoes what
+//! failed.
 //!
 //! - [`model`]: validated orders and their totals;
 //! - [`store`]: the orders tables and their conditional transitions;
-//! - [`downstream`]: keyed, deadline-bound calls to users, payments and delivery;
-//! - [`flow`]: the saga (fan-out, confirm or compensate), cancelling, and crash recovery;
+//! - [`downstream`]: keyed, deadline-bound calls to users, the catalog, payments and delivery;
+//! - [`flow`]: the saga (fan-out, commit the stock and confirm, or compensate), cancelling, and
+//!   crash recovery;
 //! - [`changes`] and [`follow`]: change notices and following an order, for WatchOrder;
 //! - [`service`]: the gRPC implementation; [`error`]: its errors and their statuses;
 //! - [`access`]: who may call which method.
@@ -72,7 +74,7 @@ pub struct OrdersConfig {
     pub database: DatabaseConfig,
     /// The secret that signs page tokens; replicas must share it.
     pub page_token_secret: orderly_kit::secret::Secret,
-    /// Where users, payments and delivery listen.
+    /// Where users, the catalog, payments and delivery listen.
     pub downstream: DownstreamUrls,
     /// The most a CreateOrder fan-out may take (the caller's deadline may shorten it).
     pub budget: Duration,

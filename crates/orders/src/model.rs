@@ -1,9 +1,12 @@
-//! Validated orders: a [`NewOrder`] is only made from a request whose every field checked out, with
-//! its total computed in checked integer arithmetic. Orders as stored are [`OrderRecord`]s.
+//! Validated orders: an [`OrderRequest`] is only made from a request whose every field checked
+//! out; it becomes a [`NewOrder`] once the catalog's prices are applied, with its total computed in
+//! checked integer arithmetic. Orders as stored are [`OrderRecord`]s.
+
+use std::collections::{BTreeMap, HashMap};
 
 use orderly::common::v1::{Address, Money as MoneyMessage};
 use orderly::money::{Money, MoneyError};
-use orderly::orders::v1::{CreateOrderRequest, LineItem, Order, OrderStatus};
+use orderly::orders::v1::{CreateOrderRequest, LineItem, Order, OrderLine, OrderStatus};
 use orderly::validate::required_text;
 use orderly_kit::status::FieldViolations;
 use orderly_kit::time::timestamp;
@@ -13,39 +16,102 @@ pub use orderly::validate::limits::{
     SKU_CHARS as MAX_SKU_CHARS,
 };
 
-/// One validated line of an order.
+/// One line of an order to place: a product and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Stock keeping unit.
+    pub sku: String,
+    /// How many, 1 to [`MAX_QUANTITY`].
+    pub quantity: i32,
+}
+
+/// One priced line of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     /// Stock keeping unit.
     pub sku: String,
     /// How many, at least 1.
     pub quantity: i32,
-    /// Price of one, in the order's currency.
+    /// Price of one, in the order's currency, from the catalog.
     pub unit_price: Money,
 }
 
-/// A validated CreateOrder request.
+/// A validated CreateOrder request, not yet priced.
 #[derive(Debug, Clone)]
-pub struct NewOrder {
+pub struct OrderRequest {
     /// The user placing it.
     pub user_id: uuid::Uuid,
-    /// What is ordered.
-    pub items: Vec<Item>,
-    /// Sum of quantity × unit price.
-    pub total: Money,
+    /// What is ordered, in the order asked (a SKU may be on several lines).
+    pub lines: Vec<Line>,
     /// Where it ships.
     pub address: Address,
     /// The caller's idempotency key.
     pub idempotency_key: String,
-    /// A hash of everything the request asks for (see `NewOrder::fingerprint`), stored with the
-    /// key so that the key reused for a different request can be told apart from a replay.
+    /// The total the caller expects, if it said.
+    pub expected_total: Option<Money>,
+    /// A hash of everything the request asks for (see `OrderRequest::fingerprint`), stored with
+    /// the key so that the key reused for a different request can be told apart from a replay.
     pub fingerprint: String,
 }
 
+/// A priced order, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// The request it prices.
+    pub request: OrderRequest,
+    /// What is ordered, at the catalog's prices.
+    pub items: Vec<Item>,
+    /// Sum of quantity × unit price.
+    pub total: Money,
+}
+
 impl NewOrder {
-    /// SHA-256, in hex, over the validated request: user, items, address. Each field is written
-    /// with its length first, so no two requests share an encoding.
-    fn fingerprint(user_id: &uuid::Uuid, items: &[Item], address: &Address) -> String {
+    /// The units of each product ordered, over every line naming it, in SKU order: what the
+    /// catalog reserves.
+    pub fn units(&self) -> BTreeMap<String, i64> {
+        let mut units = BTreeMap::new();
+        for item in &self.items {
+            *units.entry(item.sku.clone()).or_insert(0) += i64::from(item.quantity);
+        }
+        units
+    }
+}
+
+/// Why a valid request cannot be priced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    /// The catalog has no product with these SKUs.
+    #[error("no product with SKU {}", orderly_kit::status::listed(.0))]
+    UnknownProducts(Vec<String>),
+    /// The products are priced in different currencies: one order has one.
+    #[error("the products are priced in different currencies ({0} and {1}); order them separately")]
+    MixedCurrencies(String, String),
+    /// The total is beyond what an amount can hold.
+    #[error("the order total is too large")]
+    TooLarge,
+    /// The total at the catalog's prices is not the one the caller expected.
+    #[error("the total at today's prices is {actual}, not the {expected} expected")]
+    PriceChanged {
+        /// What the caller expected, e.g. `EUR 1999`.
+        expected: String,
+        /// What the catalog's prices make.
+        actual: String,
+    },
+}
+
+fn shown(money: Money) -> String {
+    format!("{} {}", money.currency(), money.minor())
+}
+
+impl OrderRequest {
+    /// SHA-256, in hex, over the validated request: user, lines, address, expected total. Each
+    /// field is written with its length first, so no two requests share an encoding.
+    fn fingerprint(
+        user_id: &uuid::Uuid,
+        lines: &[Line],
+        address: &Address,
+        expected_total: Option<Money>,
+    ) -> String {
         use sha2::Digest;
         let mut hash = sha2::Sha256::new();
         let mut field = |bytes: &[u8]| {
@@ -53,11 +119,9 @@ impl NewOrder {
             hash.update(bytes);
         };
         field(user_id.as_bytes());
-        for item in items {
-            field(item.sku.as_bytes());
-            field(&item.quantity.to_le_bytes());
-            field(item.unit_price.currency().as_str().as_bytes());
-            field(&item.unit_price.minor().to_le_bytes());
+        for line in lines {
+            field(line.sku.as_bytes());
+            field(&line.quantity.to_le_bytes());
         }
         for text in [
             &address.recipient,
@@ -68,6 +132,10 @@ impl NewOrder {
             &address.country_code,
         ] {
             field(text.trim().as_bytes());
+        }
+        if let Some(expected) = expected_total {
+            field(expected.currency().as_str().as_bytes());
+            field(&expected.minor().to_le_bytes());
         }
         hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -92,15 +160,12 @@ impl NewOrder {
                 format!("must have {MIN_ITEMS} to {MAX_ITEMS} items"),
             );
         }
-        let items: Vec<Option<Item>> = request
+        let lines: Vec<Option<Line>> = request
             .items
             .iter()
             .enumerate()
-            .map(|(i, item)| parse_item(&mut violations, i, item))
+            .map(|(i, line)| parse_line(&mut violations, i, line))
             .collect();
-        // Every line costs something (a free order would reach payments as a zero charge, which
-        // it refuses), so every total does.
-        let total = total(&mut violations, &items);
         match &request.shipping_address {
             None => violations.add("shipping_address", "is required"),
             Some(address) => {
@@ -113,99 +178,122 @@ impl NewOrder {
             "idempotency_key",
             required_text(&request.idempotency_key, MAX_KEY_CHARS),
         );
-        match (user_id, total, request.shipping_address, key) {
-            (Some(user_id), Some(total), Some(address), Some(idempotency_key))
+        let expected_total = match &request.expected_total {
+            None => Some(None),
+            Some(money) => match Money::parse_positive(&money.currency_code, money.amount_minor) {
+                Ok(money) => Some(Some(money)),
+                Err(error @ MoneyError::BadCurrency) => {
+                    violations.add("expected_total.currency_code", error.to_string());
+                    None
+                }
+                Err(error) => {
+                    violations.add("expected_total.amount_minor", error.to_string());
+                    None
+                }
+            },
+        };
+        match (user_id, request.shipping_address, key, expected_total) {
+            (Some(user_id), Some(address), Some(idempotency_key), Some(expected_total))
                 if violations.is_empty() =>
             {
-                let items: Vec<Item> = items.into_iter().flatten().collect();
-                let fingerprint = Self::fingerprint(&user_id, &items, &address);
+                let lines: Vec<Line> = lines.into_iter().flatten().collect();
+                let fingerprint = Self::fingerprint(&user_id, &lines, &address, expected_total);
                 Ok(Self {
                     user_id,
-                    items,
-                    total,
+                    lines,
                     address,
                     idempotency_key,
+                    expected_total,
                     fingerprint,
                 })
             }
             _ => Err(violations),
         }
     }
+
+    /// The SKUs ordered, each once, in the order first asked.
+    pub fn skus(&self) -> Vec<String> {
+        let mut skus: Vec<String> = Vec::with_capacity(self.lines.len());
+        for line in &self.lines {
+            if !skus.contains(&line.sku) {
+                skus.push(line.sku.clone());
+            }
+        }
+        skus
+    }
+
+    /// Prices the lines at the catalog's `prices` (by SKU) and totals them; refuses SKUs without
+    /// a price, mixed currencies, and a total other than the one expected.
+    pub fn price(self, prices: &HashMap<String, Money>) -> Result<NewOrder, PricingError> {
+        let unknown: Vec<String> = self
+            .lines
+            .iter()
+            .filter(|line| !prices.contains_key(&line.sku))
+            .map(|line| line.sku.clone())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(PricingError::UnknownProducts(unknown));
+        }
+        let items: Vec<Item> = self
+            .lines
+            .iter()
+            .filter_map(|line| {
+                prices.get(&line.sku).map(|&unit_price| Item {
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                    unit_price,
+                })
+            })
+            .collect();
+        let mut total: Option<Money> = None;
+        for item in &items {
+            // The limits on lines, quantities and prices keep every total within range; a
+            // catalog that broke them is refused, not trusted.
+            let line = item
+                .unit_price
+                .checked_mul(i64::from(item.quantity))
+                .map_err(|_| PricingError::TooLarge)?;
+            total = Some(match total {
+                None => line,
+                Some(sum) => sum.checked_add(line).map_err(|error| match error {
+                    MoneyError::MixedCurrencies => PricingError::MixedCurrencies(
+                        sum.currency().to_string(),
+                        line.currency().to_string(),
+                    ),
+                    _ => PricingError::TooLarge,
+                })?,
+            });
+        }
+        let Some(total) = total else {
+            return Err(PricingError::UnknownProducts(Vec::new()));
+        };
+        if let Some(expected) = self.expected_total
+            && expected != total
+        {
+            return Err(PricingError::PriceChanged {
+                expected: shown(expected),
+                actual: shown(total),
+            });
+        }
+        Ok(NewOrder {
+            request: self,
+            items,
+            total,
+        })
+    }
 }
 
-fn parse_item(violations: &mut FieldViolations, index: usize, item: &LineItem) -> Option<Item> {
+fn parse_line(violations: &mut FieldViolations, index: usize, line: &OrderLine) -> Option<Line> {
     let field = |name: &str| format!("items[{index}].{name}");
-    let sku = violations.text(&field("sku"), required_text(&item.sku, MAX_SKU_CHARS));
-    if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+    let sku = violations.text(&field("sku"), orderly::validate::sku(&line.sku));
+    if !(1..=MAX_QUANTITY).contains(&line.quantity) {
         violations.add(field("quantity"), format!("must be 1 to {MAX_QUANTITY}"));
     }
-    let price = match &item.unit_price {
-        None => {
-            violations.add(field("unit_price"), "is required");
-            None
-        }
-        Some(MoneyMessage {
-            currency_code,
-            amount_minor,
-        }) => match Money::parse_positive(currency_code, *amount_minor) {
-            // Every line costs something and no line can cost so much that a total overflows:
-            // both are rules of one field, which a schema can state and a caller check alone.
-            Ok(price) if price.minor() <= MAX_UNIT_PRICE_MINOR => Some(price),
-            Ok(_) => {
-                violations.add(
-                    field("unit_price.amount_minor"),
-                    format!("must be at most {MAX_UNIT_PRICE_MINOR}"),
-                );
-                None
-            }
-            Err(error @ MoneyError::BadCurrency) => {
-                violations.add(field("unit_price.currency_code"), error.to_string());
-                None
-            }
-            Err(error) => {
-                violations.add(field("unit_price.amount_minor"), error.to_string());
-                None
-            }
-        },
-    };
-    match (sku, price) {
-        (Some(sku), Some(unit_price)) if (1..=MAX_QUANTITY).contains(&item.quantity) => {
-            Some(Item {
-                sku,
-                quantity: item.quantity,
-                unit_price,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// The sum over valid items; reports mixed currencies and overflow.
-fn total(violations: &mut FieldViolations, items: &[Option<Item>]) -> Option<Money> {
-    let mut total: Option<Money> = None;
-    for (index, item) in items.iter().enumerate() {
-        let Some(item) = item else { continue };
-        let line = item.unit_price.checked_mul(i64::from(item.quantity));
-        let sum = line.and_then(|line| match total {
-            None => Ok(line),
-            Some(total) => total.checked_add(line),
-        });
-        match sum {
-            Ok(sum) => total = Some(sum),
-            Err(error @ MoneyError::MixedCurrencies) => {
-                violations.add(
-                    format!("items[{index}].unit_price.currency_code"),
-                    error.to_string(),
-                );
-                return None;
-            }
-            Err(_) => {
-                violations.add("items", "the order total is too large");
-                return None;
-            }
-        }
-    }
-    total
+    let sku = sku?;
+    (1..=MAX_QUANTITY).contains(&line.quantity).then_some(Line {
+        sku,
+        quantity: line.quantity,
+    })
 }
 
 /// Where a stored order stands, as callers see it.
@@ -381,18 +469,14 @@ impl From<OrderRecord> for Order {
 mod tests {
     use super::*;
 
-    fn item(sku: &str, quantity: i32, currency: &str, price: i64) -> LineItem {
-        LineItem {
+    fn line(sku: &str, quantity: i32) -> OrderLine {
+        OrderLine {
             sku: sku.into(),
             quantity,
-            unit_price: Some(MoneyMessage {
-                currency_code: currency.into(),
-                amount_minor: price,
-            }),
         }
     }
 
-    fn request(items: Vec<LineItem>) -> CreateOrderRequest {
+    fn request(items: Vec<OrderLine>) -> CreateOrderRequest {
         CreateOrderRequest {
             user_id: uuid::Uuid::now_v7().to_string(),
             items,
@@ -405,6 +489,7 @@ mod tests {
                 country_code: "GB".into(),
             }),
             idempotency_key: "k".into(),
+            expected_total: None,
         }
     }
 
@@ -416,76 +501,119 @@ mod tests {
             .collect()
     }
 
+    fn prices(list: &[(&str, &str, i64)]) -> HashMap<String, Money> {
+        list.iter()
+            .map(|(sku, currency, minor)| {
+                (
+                    (*sku).to_owned(),
+                    Money::parse_positive(currency, *minor).expect("a price"),
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn totals_are_exact() {
-        let order = NewOrder::parse(request(vec![
-            item("A", 3, "EUR", 1999),
-            item("B", 1, "EUR", 1),
-        ]))
-        .expect("valid");
+    fn totals_come_from_the_catalog_and_are_exact() {
+        let order = OrderRequest::parse(request(vec![line("A", 3), line("B", 1)]))
+            .expect("valid")
+            .price(&prices(&[("A", "EUR", 1999), ("B", "EUR", 1)]))
+            .expect("priced");
         assert_eq!(order.total.minor(), 5998);
         assert_eq!(order.total.currency().as_str(), "EUR");
+        assert_eq!(order.items[0].unit_price.minor(), 1999);
     }
 
     #[test]
     fn every_bad_field_is_named() {
-        let mut bad = request(vec![item("", 0, "EUR", -5), item("B", 1, "usd", 1)]);
+        let mut bad = request(vec![line("", 0), line("B", 1), line("-B", 2)]);
         bad.user_id = "nope".into();
         bad.shipping_address = None;
         bad.idempotency_key = " ".into();
-        let fields = fields(NewOrder::parse(bad).expect_err("invalid"));
+        bad.expected_total = Some(MoneyMessage {
+            currency_code: "usd".into(),
+            amount_minor: 1,
+        });
+        let fields = fields(OrderRequest::parse(bad).expect_err("invalid"));
         assert_eq!(
             fields,
             [
                 "user_id",
                 "items[0].sku",
                 "items[0].quantity",
-                "items[0].unit_price.amount_minor",
-                "items[1].unit_price.currency_code",
+                "items[2].sku",
                 "shipping_address",
-                "idempotency_key"
+                "idempotency_key",
+                "expected_total.currency_code",
             ]
         );
     }
 
     #[test]
-    fn item_counts_currencies_and_overflow_are_bounded() {
+    fn item_counts_are_bounded() {
         assert_eq!(
-            fields(NewOrder::parse(request(vec![])).expect_err("empty")),
+            fields(OrderRequest::parse(request(vec![])).expect_err("empty")),
             ["items"]
         );
-        let many = (0..101)
-            .map(|i| item(&format!("S{i}"), 1, "EUR", 1))
-            .collect();
+        let many = (0..101).map(|i| line(&format!("S{i}"), 1)).collect();
         assert_eq!(
-            fields(NewOrder::parse(request(many)).expect_err("too many")),
+            fields(OrderRequest::parse(request(many)).expect_err("too many")),
             ["items"]
         );
-        let mixed = vec![item("A", 1, "EUR", 1), item("B", 1, "USD", 1)];
+    }
+
+    #[test]
+    fn unknown_products_mixed_currencies_and_changed_prices_are_refused() {
+        let parsed = || OrderRequest::parse(request(vec![line("A", 1), line("B", 2)])).expect("ok");
         assert_eq!(
-            fields(NewOrder::parse(request(mixed)).expect_err("mixed")),
-            ["items[1].unit_price.currency_code"]
+            parsed().price(&prices(&[("A", "EUR", 100)])).err(),
+            Some(PricingError::UnknownProducts(vec!["B".into()]))
         );
-        let free = vec![item("A", 2, "EUR", 1), item("B", 2, "EUR", 0)];
+        assert!(matches!(
+            parsed().price(&prices(&[("A", "EUR", 100), ("B", "USD", 100)])),
+            Err(PricingError::MixedCurrencies(..))
+        ));
+        let mut expecting = request(vec![line("A", 1), line("B", 2)]);
+        expecting.expected_total = Some(MoneyMessage {
+            currency_code: "EUR".into(),
+            amount_minor: 300,
+        });
+        let catalog = prices(&[("A", "EUR", 100), ("B", "EUR", 100)]);
+        let priced = OrderRequest::parse(expecting.clone())
+            .expect("ok")
+            .price(&catalog)
+            .expect("the expected total");
+        assert_eq!(priced.total.minor(), 300);
+        let dearer = prices(&[("A", "EUR", 100), ("B", "EUR", 101)]);
         assert_eq!(
-            fields(NewOrder::parse(request(free)).expect_err("free")),
-            ["items[1].unit_price.amount_minor"]
+            OrderRequest::parse(expecting)
+                .expect("ok")
+                .price(&dearer)
+                .err(),
+            Some(PricingError::PriceChanged {
+                expected: "EUR 300".into(),
+                actual: "EUR 302".into(),
+            })
         );
-        let unknown = vec![item("A", 1, "ZZZ", 100)];
-        assert_eq!(
-            fields(NewOrder::parse(request(unknown)).expect_err("no such currency")),
-            ["items[0].unit_price.currency_code"]
-        );
-        let huge = vec![item("A", 1, "EUR", MAX_UNIT_PRICE_MINOR + 1)];
-        assert_eq!(
-            fields(NewOrder::parse(request(huge)).expect_err("too dear")),
-            ["items[0].unit_price.amount_minor"]
-        );
-        // The dearest order the limits allow still has a total.
-        let dearest = (0..MAX_ITEMS)
-            .map(|i| item(&format!("S{i}"), MAX_QUANTITY, "EUR", MAX_UNIT_PRICE_MINOR))
+    }
+
+    #[test]
+    fn the_dearest_order_the_limits_allow_still_has_a_total() {
+        let dearest: Vec<_> = (0..MAX_ITEMS)
+            .map(|i| line(&format!("S{i}"), MAX_QUANTITY))
             .collect();
-        let total = NewOrder::parse(request(dearest)).expect("valid").total;
+        let catalog: HashMap<String, Money> = (0..MAX_ITEMS)
+            .map(|i| {
+                (
+                    format!("S{i}"),
+                    Money::parse_positive("EUR", MAX_UNIT_PRICE_MINOR).expect("a price"),
+                )
+            })
+            .collect();
+        let total = OrderRequest::parse(request(dearest))
+            .expect("valid")
+            .price(&catalog)
+            .expect("priced")
+            .total;
         assert_eq!(
             total.minor(),
             MAX_UNIT_PRICE_MINOR * i64::from(MAX_QUANTITY) * MAX_ITEMS as i64

@@ -1,7 +1,9 @@
-//! The gRPC implementation of OrderService. CreateOrder checks the request and the user, stores
-//! the order PENDING, and hands it to the saga in a task of its own, so that a caller who hangs up
-//! or times out never leaves an order half-done; the call answers with the order as it stands when
-//! the saga finishes, or DEADLINE_EXCEEDED if the saga is still working when the time is up.
+//! The gRPC implementation of OrderService. CreateOrder checks the request and the user, prices
+//! it from the catalog and reserves its stock (refusing, with nothing stored, what is out of stock
+//! or priced otherwise than the caller expected), stores the order PENDING, and hands it to the
+//! saga in a task of its own, so that a caller who hangs up or times out never leaves an order
+//! half-done; the call answers with the order as it stands when the saga finishes, or
+//! DEADLINE_EXCEEDED if the saga is still working when the time is up.
 
 use orderly::rpc::BoxStream;
 use std::time::Duration;
@@ -25,8 +27,10 @@ use crate::downstream::Downstreams;
 use crate::error::OrderError;
 use crate::flow::Flow;
 use crate::follow::Follower;
-use crate::model::{NewOrder, OrderRecord, Status as OrderStatus};
+use crate::model::{OrderRecord, OrderRequest, Status as OrderStatus};
 use crate::store::{Inserted, OrderStore};
+use orderly::catalog::v1::{ReservationStatus, StockLine};
+use orderly::error::{Reason, StatusExt as _};
 
 /// Page sizes of ListOrders: the default when the request names none, and the largest (larger
 /// requests are coerced down, AIP-158).
@@ -42,6 +46,8 @@ const LIST_CHUNK: u32 = 50;
 pub use orderly::validate::limits::REASON_CHARS as MAX_REASON_CHARS;
 /// Time kept from the caller's deadline to store and report the outcome after the fan-out.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+/// How long the release of an unplaced order's stock may take.
+const UNPLACED_RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long past the fan-out deadline a caller waits for a quick compensation to finish.
 const SETTLE_GRACE: Duration = Duration::from_millis(50);
 
@@ -116,12 +122,12 @@ impl Orders {
     /// marked as a replay, or refused if the key came with a different request.
     async fn replay(
         &self,
-        new: &NewOrder,
+        request: &OrderRequest,
         existing: OrderRecord,
         until: Instant,
     ) -> Answer<CreateOrderResponse> {
-        if !existing.request_hash.is_empty() && existing.request_hash != new.fingerprint {
-            return Err(OrderError::KeyReused(new.idempotency_key.clone()));
+        if !existing.request_hash.is_empty() && existing.request_hash != request.fingerprint {
+            return Err(OrderError::KeyReused(request.idempotency_key.clone()));
         }
         let order = self.settled(existing, until).await?;
         let mut response = Response::new(CreateOrderResponse {
@@ -165,6 +171,25 @@ impl Orders {
         }
     }
 
+    /// Releases, in the background, the stock reserved for an order id that was never stored
+    /// (should this fail, the reservation expires and the catalog releases it).
+    fn release_unplaced(&self, id: &str) {
+        let downstreams = self.downstreams.clone();
+        let id = id.to_owned();
+        tokio::spawn(
+            async move {
+                let deadline = Deadline::after(UNPLACED_RELEASE_TIMEOUT);
+                if let Err(status) = downstreams
+                    .release_stock(&id, "order not placed", deadline)
+                    .await
+                {
+                    tracing::warn!(order_id = %id, %status, "stock of an unplaced order not released; it expires");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
     async fn existing(&self, id: &str) -> Result<OrderRecord, OrderError> {
         self.store
             .get(id)
@@ -184,6 +209,16 @@ fn owner(caller: Option<&Caller>, user_id: &str) -> Result<(), OrderError> {
         Some(caller) => Ok(caller.may_act_for(user_id)?),
         None => Ok(()),
     }
+}
+
+/// The SKUs an OUT_OF_STOCK or PRODUCT_NOT_FOUND status of the catalog names.
+fn skus_of(status: &Status) -> Vec<String> {
+    use orderly::tonic_types::StatusExt as _;
+    status
+        .get_details_error_info()
+        .and_then(|info| info.metadata.get("skus").cloned())
+        .map(|skus| skus.split(',').map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// Checks an order id.
@@ -214,29 +249,73 @@ impl Orders {
         let answer_by = work.instant() + SETTLE_GRACE;
         let caller = Caller::of(&request).cloned();
         let on_behalf = OnBehalf::of(&request);
-        let new = NewOrder::parse(request.into_inner())?;
-        let user_id = new.user_id.to_string();
+        let request = OrderRequest::parse(request.into_inner())?;
+        let user_id = request.user_id.to_string();
         owner(caller.as_ref(), &user_id)?;
 
-        if let Some(existing) = self.store.by_key(&user_id, &new.idempotency_key).await? {
-            return self.replay(&new, existing, answer_by).await;
+        if let Some(existing) = self
+            .store
+            .by_key(&user_id, &request.idempotency_key)
+            .await?
+        {
+            return self.replay(&request, existing, answer_by).await;
         }
-        // Taken before anything is stored: an order that could only fail is refused up front.
+        // Taken before anything is reserved or stored: an order that could only fail is refused
+        // up front.
         let permits = self
             .downstreams
             .admit_fanout()
             .map_err(OrderError::FailingFast)?;
-        if !self
-            .downstreams
-            .user_exists(&user_id, &on_behalf, work)
-            .await
-            .map_err(OrderError::Users)?
-        {
+        let (exists, prices) = tokio::join!(
+            self.downstreams.user_exists(&user_id, &on_behalf, work),
+            self.downstreams.prices(request.skus(), work),
+        );
+        if !exists.map_err(OrderError::Users)? {
             return Err(OrderError::UnknownUser(user_id));
         }
-        let order = match self.store.insert_pending(&new).await? {
-            Inserted::New(order) => order,
-            Inserted::Existing(existing) => return self.replay(&new, existing, answer_by).await,
+        let new = request.price(&prices.map_err(OrderError::Catalog)?.found)?;
+
+        let id = uuid::Uuid::now_v7().to_string();
+        let lines = new
+            .units()
+            .into_iter()
+            .map(|(sku, quantity)| StockLine { sku, quantity })
+            .collect();
+        match self
+            .downstreams
+            .reserve(&id, lines, permits.reserve, work)
+            .await
+        {
+            Ok(reservation) if reservation.status() == ReservationStatus::Reserved => {}
+            Ok(_) => {
+                // Released before it was made: only a release for this fresh id could do that.
+                return Err(OrderError::Internal(format!(
+                    "the reservation of new order {id} was released"
+                )));
+            }
+            Err(status) if status.reason() == Some(Reason::OutOfStock) => {
+                return Err(OrderError::OutOfStock(skus_of(&status)));
+            }
+            Err(status) if status.reason() == Some(Reason::ProductNotFound) => {
+                return Err(OrderError::UnknownProducts(skus_of(&status)));
+            }
+            Err(status) => {
+                // The reservation may have been made before the answer was lost: void it.
+                self.release_unplaced(&id);
+                return Err(OrderError::Catalog(status));
+            }
+        }
+        let order = match self.store.insert_pending(&id, &new).await {
+            Ok(Inserted::New(order)) => order,
+            Ok(Inserted::Existing(existing)) => {
+                // The same request raced this one and won: its order holds its own stock.
+                self.release_unplaced(&id);
+                return self.replay(&new.request, existing, answer_by).await;
+            }
+            Err(error) => {
+                self.release_unplaced(&id);
+                return Err(error.into());
+            }
         };
         tracing::info!(order_id = %order.id, %user_id, total = order.total, currency = %order.currency, "order accepted");
         self.changes.notify(&order.id);
@@ -244,8 +323,9 @@ impl Orders {
         let id = order.id.clone();
         let flow = self.flow.clone();
         // The saga's spans stay children of this call's span.
+        let legs = (permits.charge, permits.schedule);
         let saga =
-            tokio::spawn(async move { flow.process(order, permits, work).await }.in_current_span());
+            tokio::spawn(async move { flow.process(order, legs, work).await }.in_current_span());
         match tokio::time::timeout_at(answer_by, saga).await {
             Ok(Ok(result)) => {
                 let order = result?;

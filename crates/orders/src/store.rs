@@ -71,21 +71,22 @@ impl OrderStore {
         Self { db }
     }
 
-    /// Stores a new PENDING order and its items in one transaction, or finds the order its
-    /// (user, idempotency key) pair made before.
-    pub async fn insert_pending(&self, order: &NewOrder) -> Result<Inserted, QueryError> {
+    /// Stores a new PENDING order with id `id` (its stock already reserved under that id) and its
+    /// items in one transaction, or finds the order its (user, idempotency key) pair made before.
+    pub async fn insert_pending(&self, id: &str, order: &NewOrder) -> Result<Inserted, QueryError> {
         let now = now_micros();
+        let request = &order.request;
         let record = OrderRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            user_id: order.user_id.to_string(),
-            idempotency_key: order.idempotency_key.clone(),
-            request_hash: order.fingerprint.clone(),
+            id: id.to_owned(),
+            user_id: request.user_id.to_string(),
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: request.fingerprint.clone(),
             status: Status::Pending,
             phase: Phase::Fanout,
             status_reason: String::new(),
             currency: order.total.currency().to_string(),
             total: order.total.minor(),
-            address: order.address.clone(),
+            address: request.address.clone(),
             payment_id: String::new(),
             delivery_id: String::new(),
             version: 1,

@@ -1,15 +1,16 @@
-//! The whole suite in the test's own runtime: users, payments, delivery and orders on port 0
-//! over fresh databases (and the gateway in front, when asked for), typed clients ready, and read
-//! access to the payments and delivery databases for checking money and parcels as an auditor
-//! would.
+//! The whole suite in the test's own runtime: users, the catalog, payments, delivery and orders on
+//! port 0 over fresh databases (and the gateway in front, when asked for), typed clients ready, and
+//! read access to the payments, delivery and catalog databases for checking money, parcels and
+//! stock as an auditor would.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use orderly::catalog::v1::CatalogServiceClient;
 use orderly::common::v1::{Address, Money};
 use orderly::delivery::v1::DeliveryServiceClient;
 use orderly::orders::v1::{
-    CreateOrderRequest, LineItem, Order, OrderServiceClient, OrderStatus, WatchOrderRequest,
+    CreateOrderRequest, Order, OrderLine, OrderServiceClient, OrderStatus, WatchOrderRequest,
 };
 use orderly::payments::v1::PaymentServiceClient;
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
@@ -37,6 +38,8 @@ pub struct Options {
     pub payments: FaultConfig,
     /// Faults of the delivery service.
     pub delivery: FaultConfig,
+    /// Faults of the catalog service.
+    pub catalog: FaultConfig,
     /// The most a fan-out may take.
     pub budget: Duration,
     /// How long work may stand still before the sweep settles it.
@@ -56,9 +59,26 @@ pub struct Options {
     pub rate: orderly_kit::rate::RateConfig,
     /// Whether every hop is mutual TLS (on by default): certificates of a fresh CA for each
     /// service, the gateway, and the test's clients (which call users and orders as the gateway,
-    /// payments and delivery as orders).
+    /// payments, delivery and the catalog as orders).
     pub tls: bool,
+    /// The catalog's products besides [`TEST_PRODUCTS`] and the demo catalog: `(sku, price in
+    /// EUR cents, stock on hand)`.
+    pub products: Vec<(String, i64, i64)>,
 }
+
+/// The products every test stack's catalog has besides the demo catalog: `(sku, price in EUR
+/// cents)`, each with [`TEST_STOCK`] units on hand. [`order_request`]'s prices must be these.
+pub const TEST_PRODUCTS: [(&str, i64); 6] = [
+    ("BOOK", 1000),
+    ("PEN", 150),
+    ("SKU", 100),
+    ("MUG", 500),
+    ("LAMP", 1999),
+    ("INK", 700),
+];
+
+/// Units on hand of each of [`TEST_PRODUCTS`] at start.
+pub const TEST_STOCK: i64 = 1_000_000;
 
 /// Changes to the gateway's settings, for [`Options::gateway`].
 pub type GatewayTuning = Box<dyn FnOnce(&mut GatewayConfig) + Send>;
@@ -80,6 +100,7 @@ impl Default for Options {
             backend: TestBackend::Sqlite,
             payments: FaultConfig::default(),
             delivery: FaultConfig::default(),
+            catalog: FaultConfig::default(),
             budget: Duration::from_secs(5),
             recover_after: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(30),
@@ -89,6 +110,7 @@ impl Default for Options {
             jwks_file: None,
             rate: orderly_kit::rate::RateConfig::default(),
             tls: true,
+            products: Vec::new(),
         }
     }
 }
@@ -121,6 +143,8 @@ pub struct Stack {
     pub payments: PaymentServiceClient<Channel>,
     /// DeliveryService client.
     pub delivery: DeliveryServiceClient<Channel>,
+    /// CatalogService client (calling as orders).
+    pub catalog: CatalogServiceClient<Channel>,
     /// Where users and orders listen.
     pub users_url: String,
     /// Where orders listens.
@@ -134,6 +158,7 @@ pub struct Stack {
     _certs: Option<tempfile::TempDir>,
     payments_db: Database,
     delivery_db: Database,
+    catalog_db: Database,
     stop: Shutdown,
     tasks: JoinSet<Result<(), String>>,
     dbs: Vec<TestDatabase>,
@@ -192,10 +217,10 @@ impl std::fmt::Debug for Stack {
 }
 
 impl Stack {
-    /// Starts the four services; `None` when the backend is skipped.
+    /// Starts the five services; `None` when the backend is skipped.
     pub async fn start(options: Options) -> Option<Self> {
         let mut dbs = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             dbs.push(TestDatabase::create(options.backend).await?);
         }
         let stop = Shutdown::new();
@@ -203,6 +228,7 @@ impl Stack {
         let (users_listener, users_url) = listener().await;
         let (payments_listener, payments_url) = listener().await;
         let (delivery_listener, delivery_url) = listener().await;
+        let (catalog_listener, catalog_url) = listener().await;
         let (orders_listener, orders_url) = listener().await;
 
         let users = orderly_users::UsersConfig {
@@ -253,7 +279,7 @@ impl Stack {
                 fault_metadata: options.fault_metadata,
                 ..options.delivery.clone()
             },
-            ..base
+            ..base.clone()
         };
         tasks.spawn(service(orderly_delivery::serve(
             delivery,
@@ -261,11 +287,41 @@ impl Stack {
             delivery_listener,
             stop.wait(),
         )));
+        let mut catalog = orderly_catalog::CatalogConfig::new(dbs[4].config(4));
+        catalog.reservation_sweep = Duration::from_millis(100);
+        catalog.seed = orderly_catalog::seed::demo_catalog();
+        let euros = |cents| orderly::money::Money::parse_positive("EUR", cents).expect("a price");
+        let products = TEST_PRODUCTS
+            .iter()
+            .map(|&(sku, cents)| (sku.to_owned(), cents, TEST_STOCK))
+            .chain(options.products.iter().cloned());
+        for (sku, cents, on_hand) in products {
+            catalog.seed.push(orderly_catalog::store::NewProduct {
+                name: format!("Test product {sku}"),
+                description: String::new(),
+                sku,
+                price: euros(cents),
+                on_hand,
+            });
+        }
+        tasks.spawn(service(orderly_catalog::serve(
+            catalog,
+            ServerConfig {
+                faults: FaultConfig {
+                    fault_metadata: options.fault_metadata,
+                    ..options.catalog.clone()
+                },
+                ..base
+            },
+            catalog_listener,
+            stop.wait(),
+        )));
 
         let downstream = DownstreamUrls {
             users: users_url.clone(),
             payments: payments_url.clone(),
             delivery: delivery_url.clone(),
+            catalog: catalog_url.clone(),
         };
         let mut orders = orderly_orders::OrdersConfig::new(dbs[3].config(4), downstream);
         orders.budget = options.budget;
@@ -284,6 +340,7 @@ impl Stack {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let mut config = GatewayConfig::new(users_url.clone(), orders_url.clone());
+                config.catalog_url = catalog_url.clone();
                 let auth = orderly_kit::auth::config::AuthConfig {
                     jwks_file: options.jwks_file.clone(),
                     ..Default::default()
@@ -313,6 +370,9 @@ impl Stack {
         let delivery_db = orderly_kit::db::connect(dbs[2].url(), 2)
             .await
             .expect("delivery db");
+        let catalog_db = orderly_kit::db::connect(dbs[4].url(), 2)
+            .await
+            .expect("catalog db");
         let tls = tls_dir.as_deref();
         Some(Self {
             users: UserServiceClient::new(
@@ -327,6 +387,9 @@ impl Stack {
             delivery: DeliveryServiceClient::new(
                 client_channel(&delivery_url, tls, "orders", "delivery").await,
             ),
+            catalog: CatalogServiceClient::new(
+                client_channel(&catalog_url, tls, "orders", "catalog").await,
+            ),
             users_url,
             orders_url,
             payments_url,
@@ -335,6 +398,7 @@ impl Stack {
             _certs: certs,
             payments_db,
             delivery_db,
+            catalog_db,
             stop,
             tasks,
             dbs,
@@ -373,6 +437,32 @@ impl Stack {
             )
             .await
             .expect("payments of order")
+    }
+
+    /// `(on hand, reserved, sold)` of the product `sku`, read from the catalog's database.
+    pub async fn stock(&self, sku: &str) -> (i64, i64, i64) {
+        self.catalog_db
+            .fetch_optional(
+                "SELECT on_hand, reserved, sold FROM products WHERE sku = $1",
+                params![sku],
+                |row| Ok((row.int("on_hand")?, row.int("reserved")?, row.int("sold")?)),
+            )
+            .await
+            .expect("stock of product")
+            .expect("a product with the SKU")
+    }
+
+    /// The state of `order_id`'s stock reservation (`RESERVED`, `COMMITTED`, `RELEASED`), if it
+    /// has one.
+    pub async fn reservation_status(&self, order_id: &str) -> Option<String> {
+        self.catalog_db
+            .fetch_optional(
+                "SELECT status FROM reservations WHERE order_id = $1",
+                params![order_id],
+                |row| row.text("status"),
+            )
+            .await
+            .expect("reservation of order")
     }
 
     /// The status of `order_id`'s delivery, if it has one.
@@ -431,27 +521,34 @@ impl Stack {
         }
         self.payments_db.close().await;
         self.delivery_db.close().await;
+        self.catalog_db.close().await;
         for db in self.dbs {
             db.remove().await;
         }
     }
 }
 
-/// A CreateOrder for `user_id` of `items` (sku, quantity, unit price in EUR cents) under `key`.
+/// A CreateOrder for `user_id` of `items` (sku, quantity, the catalog's unit price in EUR cents)
+/// under `key`, expecting the total those prices make (when it is positive): an order priced
+/// otherwise by the catalog is refused with PRICE_CHANGED, so a test's totals are the catalog's.
 pub fn order_request(user_id: &str, key: &str, items: &[(&str, i32, i64)]) -> CreateOrderRequest {
+    let total: i64 = items
+        .iter()
+        .map(|(_, quantity, price)| i64::from(*quantity) * price)
+        .sum();
     CreateOrderRequest {
         user_id: user_id.to_owned(),
         items: items
             .iter()
-            .map(|(sku, quantity, price)| LineItem {
+            .map(|(sku, quantity, _)| OrderLine {
                 sku: (*sku).to_owned(),
                 quantity: *quantity,
-                unit_price: Some(Money {
-                    currency_code: "EUR".into(),
-                    amount_minor: *price,
-                }),
             })
             .collect(),
+        expected_total: (total > 0).then(|| Money {
+            currency_code: "EUR".into(),
+            amount_minor: total,
+        }),
         shipping_address: Some(Address {
             recipient: "Ada".into(),
             line1: "1 Analytical Way".into(),

@@ -3,9 +3,9 @@
 //! safely), follow one until it settles, and page through them all.
 
 use orderly::client::Client;
-use orderly::common::v1::{Address, Money};
+use orderly::common::v1::Address;
 use orderly::error::{Error, StatusExt};
-use orderly::orders::v1::{CreateOrderRequest, LineItem, OrderStatus};
+use orderly::orders::v1::{CreateOrderRequest, OrderLine, OrderStatus};
 use orderly::rpc::{Code, Status, StreamExt as _};
 use orderly::users::v1::CreateUserRequest;
 
@@ -52,11 +52,8 @@ pub async fn tour(client: &Client, email: &str, orders: usize) -> Result<Tour, E
     for i in 0..orders {
         let request = CreateOrderRequest {
             user_id: user.id.clone(),
-            items: vec![LineItem::new(
-                format!("BOOK-{i}"),
-                1,
-                Money::new("EUR", 1999),
-            )],
+            // A product of the catalog; its price is the catalog's.
+            items: vec![OrderLine::new(format!("BOOK-{}", i % 8 + 1), 1)],
             shipping_address: Some(Address::new(
                 "Ada Lovelace",
                 "12 St James's Square",
@@ -65,6 +62,7 @@ pub async fn tour(client: &Client, email: &str, orders: usize) -> Result<Tour, E
                 "GB",
             )),
             idempotency_key: orderly::messages::idempotency_key(),
+            expected_total: None,
         };
         let order = client
             .retry(|| async { client.orders().create_order(request.clone()).await })

@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::common::v1::{Address, Money};
+use orderly::common::v1::Address;
 use orderly::orders::v1::{
-    CancelOrderRequest, CreateOrderRequest, LineItem, ListOrdersRequest, OrderServiceClient,
+    CancelOrderRequest, CreateOrderRequest, ListOrdersRequest, OrderLine, OrderServiceClient,
     OrderStatus, WatchOrderRequest,
 };
 use orderly::users::v1::{CreateUserRequest, GetUserRequest, UserServiceClient};
@@ -121,18 +121,16 @@ pub async fn create_users(
     Ok(ids)
 }
 
-/// One order of one book, for `user_id`, under `key`.
+/// One order of one book of the demo catalog (`orderly up` starts with it), for `user_id`, under
+/// `key`: priced by the catalog.
 pub fn order(user_id: &str, key: String) -> CreateOrderRequest {
     CreateOrderRequest {
         user_id: user_id.to_owned(),
-        items: vec![LineItem {
-            sku: "BENCH-1".into(),
+        items: vec![OrderLine {
+            sku: "BOOK-1".into(),
             quantity: 1,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 1999,
-            }),
         }],
+        expected_total: None,
         shipping_address: Some(Address {
             recipient: "Bench".into(),
             line1: "1 Load Way".into(),

@@ -54,7 +54,7 @@ async fn up_serves_rest_and_keeps_its_data_across_restarts() {
     let user_id = user["id"].as_str().expect("id").to_owned();
     let order = json!({
         "userId": user_id,
-        "items": [{"sku": "BOOK", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "amountMinor": 1250}}],
+        "items": [{"sku": "BOOK-1", "quantity": 1}],
         "shippingAddress": {"recipient": "Ada", "line1": "1 Way", "city": "London", "postalCode": "N1", "countryCode": "GB"}
     });
     let placed = send(
@@ -74,7 +74,9 @@ async fn up_serves_rest_and_keeps_its_data_across_restarts() {
         .await
         .expect("GET");
     assert_eq!(read.status, 200);
-    assert_eq!(body(&read)["total"]["amountMinor"], "1250");
+    // Priced by the demo catalog.
+    assert_eq!(body(&read)["total"]["amountMinor"], "1999");
+    assert_eq!(body(&read)["items"][0]["unitPrice"]["amountMinor"], "1999");
 
     let bad = send(
         gateway,

@@ -221,7 +221,11 @@ async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consisten
     let slow_charges = ["--latency", "1s", "--fault-methods", "Charge"].map(String::from);
     let mut payments = start_target("payments", "PaymentService", dir, &slow_charges).await;
     let mut delivery = start_target("delivery", "DeliveryService", dir, &[]).await;
+    let demo = ["--demo-catalog".to_owned()];
+    let mut catalog = start_target("catalog", "CatalogService", dir, &demo).await;
     let downstreams = vec![
+        "--catalog-url".to_owned(),
+        format!("http://{}", catalog.addr),
         "--users-url".to_owned(),
         format!("http://{}", users.addr),
         "--payments-url".to_owned(),
@@ -310,7 +314,33 @@ async fn an_order_stranded_by_a_crash_is_settled_on_restart_with_money_consisten
         .expect("count");
     assert_eq!(booked, Some(0));
 
-    for process in [&mut orders, &mut users, &mut payments, &mut delivery] {
+    // The books reserved for it are back on hand: none reserved, none sold, none lost.
+    let stock =
+        orderly_kit::db::connect(&format!("sqlite://{}", dir.join("catalog.db").display()), 1)
+            .await
+            .expect("catalog db");
+    let books = stock
+        .fetch_optional(
+            "SELECT on_hand, reserved, sold FROM products WHERE sku = 'BOOK-1'",
+            &[],
+            |row| Ok((row.int("on_hand")?, row.int("reserved")?, row.int("sold")?)),
+        )
+        .await
+        .expect("stock");
+    let start = orderly_catalog::seed::demo_catalog()
+        .into_iter()
+        .find(|p| p.sku == "BOOK-1")
+        .expect("BOOK-1 in the demo catalog")
+        .on_hand;
+    assert_eq!(books, Some((start, 0, 0)));
+
+    for process in [
+        &mut orders,
+        &mut users,
+        &mut payments,
+        &mut delivery,
+        &mut catalog,
+    ] {
         process.signal(Signal::SIGTERM);
         assert!(process.exit().await.success());
     }

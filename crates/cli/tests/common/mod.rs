@@ -28,7 +28,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use orderly::common::v1::{Address, Money};
-use orderly::orders::v1::{CreateOrderRequest, LineItem};
+use orderly::orders::v1::{CreateOrderRequest, OrderLine};
 use orderly::users::v1::UserServiceClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -335,18 +335,22 @@ pub fn secured_up_args(dir: &str) -> Vec<String> {
     args
 }
 
-/// A CreateOrder of two books at 12.50 EUR for `user_id` under `key`.
+/// The total of [`order_request`]'s order at the demo catalog's price (two BOOK-1 at 19.99 EUR).
+pub const ORDER_TOTAL: i64 = 2 * 1999;
+
+/// A CreateOrder of two books of the demo catalog (BOOK-1 at 19.99 EUR) for `user_id` under `key`,
+/// expecting [`ORDER_TOTAL`].
 pub fn order_request(user_id: &str, key: &str) -> CreateOrderRequest {
     CreateOrderRequest {
         user_id: user_id.to_owned(),
-        items: vec![LineItem {
-            sku: "BOOK".into(),
+        items: vec![OrderLine {
+            sku: "BOOK-1".into(),
             quantity: 2,
-            unit_price: Some(Money {
-                currency_code: "EUR".into(),
-                amount_minor: 1250,
-            }),
         }],
+        expected_total: Some(Money {
+            currency_code: "EUR".into(),
+            amount_minor: ORDER_TOTAL,
+        }),
         shipping_address: Some(Address {
             recipient: "Ada".into(),
             line1: "1 Way".into(),

@@ -1,5 +1,5 @@
-//! A small shop of four `orderly serve` processes (users, payments, delivery, orders), each over
-//! its own SQLite file, with payments on a fixed port so that it can be killed and brought back;
+//! A small shop of five `orderly serve` processes (users, the catalog with its demo products,
+//! payments, delivery, orders), each over its own SQLite file, with payments on a fixed port so that it can be killed and brought back;
 //! and a load of concurrent CreateOrder callers that tallies what became of each order.
 
 use std::time::{Duration, Instant};
@@ -15,11 +15,12 @@ use tonic_types::StatusExt;
 
 use super::{Orderly, free_port, metric, order_request, scrape, serve_args, start};
 
-/// Users, payments (on a fixed port, so it can come back healed), delivery and orders, each a
-/// process over its own SQLite file.
+/// Users, the catalog, payments (on a fixed port, so it can come back healed), delivery and
+/// orders, each a process over its own SQLite file.
 pub struct Shop {
     pub data: TempDir,
     pub users: Orderly,
+    pub catalog: Orderly,
     pub payments: Orderly,
     pub payments_addr: String,
     pub delivery: Orderly,
@@ -46,6 +47,16 @@ impl Shop {
             "DeliveryService",
         )
         .await;
+        let catalog = start(
+            &serve_args(
+                "catalog",
+                "127.0.0.1:0",
+                &db("catalog"),
+                &["--demo-catalog"],
+            ),
+            "CatalogService",
+        )
+        .await;
         let payments_addr = format!("127.0.0.1:{}", free_port());
         let payments = start(
             &serve_args("payments", &payments_addr, &db("payments"), payment_faults),
@@ -59,6 +70,8 @@ impl Shop {
             format!("http://{payments_addr}"),
             "--delivery-url".to_owned(),
             format!("http://{}", delivery.addr),
+            "--catalog-url".to_owned(),
+            format!("http://{}", catalog.addr),
         ];
         flags.extend(orders_flags.iter().map(|f| f.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -83,6 +96,7 @@ impl Shop {
         Self {
             data,
             users,
+            catalog,
             payments,
             payments_addr,
             delivery,
@@ -182,6 +196,7 @@ impl Shop {
             &mut self.orders,
             &mut self.payments,
             &mut self.delivery,
+            &mut self.catalog,
             &mut self.users,
         ] {
             process.signal(Signal::SIGTERM);

@@ -60,10 +60,13 @@ enum Class {
 }
 
 impl Class {
-    /// The class of the call to `path` (`/package.Service/Method`).
-    fn of(path: &str) -> Self {
+    /// The class of the call to `path` (`/package.Service/Method`): lists and batch reads are
+    /// expensive, unless the service names them in `cheap`.
+    fn of(path: &str, cheap: &[&str]) -> Self {
         let method = path.rsplit('/').next().unwrap_or_default();
-        if method.starts_with("List") || method.starts_with("BatchGet") {
+        if (method.starts_with("List") || method.starts_with("BatchGet"))
+            && !cheap.contains(&method)
+        {
             Self::Expensive
         } else {
             Self::Cheap
@@ -107,6 +110,8 @@ pub struct Shed<S> {
     /// Whether each limit had a permit for the next call at the last `poll_ready`.
     cheap_ready: bool,
     expensive_ready: bool,
+    /// Batch reads the service says are cheap (see [`Shed::cheap`]).
+    cheap_methods: &'static [&'static str],
 }
 
 /// An adaptive limit up to `ceiling`, starting at `start` (clamped to the ceiling).
@@ -136,7 +141,17 @@ impl<S: NamedService + Clone> Shed<S> {
             expensive: ConcurrencyLimit::new(inner, adaptive(expensive_ceiling, expensive_ceiling)),
             cheap_ready: false,
             expensive_ready: false,
+            cheap_methods: &[],
         }
+    }
+
+    /// The same, with `methods` (names of lists or batch reads) under the cheap limit: batch reads
+    /// bounded to a few small rows that other services make on every call of theirs (the catalog's
+    /// BatchGetProducts, which prices each order), where one call per two cores would throttle
+    /// those callers.
+    pub fn cheap(mut self, methods: &'static [&'static str]) -> Self {
+        self.cheap_methods = methods;
+        self
     }
 }
 
@@ -166,7 +181,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let class = Class::of(request.uri().path());
+        let class = Class::of(request.uri().path(), self.cheap_methods);
         let (limited, ready) = match class {
             Class::Cheap => (&mut self.cheap, &mut self.cheap_ready),
             Class::Expensive => (&mut self.expensive, &mut self.expensive_ready),
@@ -194,20 +209,32 @@ mod tests {
     #[test]
     fn lists_and_batch_reads_are_expensive() {
         assert_eq!(
-            Class::of("/orderly.orders.v1.OrderService/ListOrders"),
+            Class::of("/orderly.orders.v1.OrderService/ListOrders", &[]),
             Class::Expensive
         );
         assert_eq!(
-            Class::of("/orderly.users.v1.UserService/BatchGetUsers"),
+            Class::of("/orderly.users.v1.UserService/BatchGetUsers", &[]),
             Class::Expensive
         );
         assert_eq!(
-            Class::of("/orderly.users.v1.UserService/GetUser"),
+            Class::of("/orderly.users.v1.UserService/GetUser", &[]),
             Class::Cheap
         );
         assert_eq!(
-            Class::of("/orderly.orders.v1.OrderService/CreateOrder"),
+            Class::of("/orderly.orders.v1.OrderService/CreateOrder", &[]),
             Class::Cheap
+        );
+        let cheap = ["BatchGetProducts"];
+        assert_eq!(
+            Class::of(
+                "/orderly.catalog.v1.CatalogService/BatchGetProducts",
+                &cheap
+            ),
+            Class::Cheap
+        );
+        assert_eq!(
+            Class::of("/orderly.catalog.v1.CatalogService/ListProducts", &cheap),
+            Class::Expensive
         );
     }
 }

@@ -1,5 +1,6 @@
-//! The money invariant under random faults: whatever fails, the money taken equals the totals of
-//! the confirmed orders, and no order is left unsettled.
+//! The money and stock invariants under random faults: whatever fails, the money taken equals the
+//! totals of the confirmed orders, every unit of every product is on hand, reserved or in a
+//! confirmed order, and no order is left unsettled.
 
 use std::time::Duration;
 
@@ -12,15 +13,33 @@ use crate::support::{Options, Suite, order_request};
 
 #[tokio::test]
 async fn money_matches_confirmed_orders_under_random_faults() {
-    // Every method of both downstreams fails 25% of the time (retries hide most single failures; more would open the breakers), undo calls included, and a third
-    // of calls are slow enough to miss a tight budget.
+    // Every method of payments and delivery fails 25% of the time (retries hide most single
+    // failures; more would open the breakers), undo calls included, and a third of calls are slow
+    // enough to miss a tight budget; the catalog's fail 10% of the time.
     let faults = FaultConfig {
         fail_rate: 0.25,
         ..FaultConfig::default()
     };
+    // Five products at random prices, with less stock than the orders ask for: some orders are
+    // refused OUT_OF_STOCK.
+    const STOCK: i64 = 150;
+    let products: Vec<(String, i64, i64)> = (0..5)
+        .map(|i| {
+            (
+                format!("RND-{i}"),
+                100 + i64::from(fastrand::u32(..) % 5000),
+                STOCK,
+            )
+        })
+        .collect();
     let options = Options {
         payments: faults.clone(),
         delivery: faults,
+        catalog: FaultConfig {
+            fail_rate: 0.1,
+            ..FaultConfig::default()
+        },
+        products: products.clone(),
         budget: Duration::from_millis(800),
         recover_after: Duration::from_secs(2),
         sweep_interval: Duration::from_millis(250),
@@ -43,12 +62,18 @@ async fn money_matches_confirmed_orders_under_random_faults() {
     for i in 0..orders_total {
         let mut orders = suite.orders.clone();
         let user = users[i % users.len()].clone();
-        let quantity = 1 + (fastrand::u32(..) % 5) as i32;
-        let price = 100 + i64::from(fastrand::u32(..) % 5000);
+        // One to three different products, one to five of each.
+        let first = fastrand::usize(..products.len());
+        let lines: Vec<(String, i32, i64)> = (0..1 + fastrand::usize(..3))
+            .map(|n| &products[(first + n) % products.len()])
+            .map(|(sku, price, _)| (sku.clone(), 1 + (fastrand::u32(..) % 5) as i32, *price))
+            .collect();
         let permit = concurrency.clone();
         placed.spawn(async move {
             let _permit = permit.acquire_owned().await;
-            let request = order_request(&user, &format!("order-{i}"), &[("SKU", quantity, price)]);
+            let lines: Vec<(&str, i32, i64)> =
+                lines.iter().map(|(s, q, p)| (s.as_str(), *q, *p)).collect();
+            let request = order_request(&user, &format!("order-{i}"), &lines);
             orders
                 .create_order(request)
                 .await
@@ -70,6 +95,7 @@ async fn money_matches_confirmed_orders_under_random_faults() {
 
     // Wait for every stored order to settle, through WatchOrder.
     let mut confirmed_total = 0;
+    let mut confirmed_units = std::collections::HashMap::<String, i64>::new();
     let mut counts = std::collections::HashMap::new();
     for user in &users {
         let listed = suite
@@ -86,6 +112,10 @@ async fn money_matches_confirmed_orders_under_random_faults() {
             let settled = suite.settled(&order.id).await;
             *counts.entry(settled.status()).or_insert(0) += 1;
             if settled.status() == OrderStatus::Confirmed {
+                for item in &settled.items {
+                    *confirmed_units.entry(item.sku.clone()).or_default() +=
+                        i64::from(item.quantity);
+                }
                 confirmed_total += settled.total.expect("total").amount_minor;
             }
         }
@@ -109,5 +139,19 @@ async fn money_matches_confirmed_orders_under_random_faults() {
         confirmed_total,
         "charges − refunds = totals of confirmed orders"
     );
+    for (sku, _, start) in &products {
+        let (on_hand, reserved, sold) = suite.stock(sku).await;
+        let confirmed = confirmed_units.get(sku).copied().unwrap_or(0);
+        eprintln!(
+            "{sku}: {on_hand} on hand, {reserved} reserved, {sold} sold, {confirmed} in confirmed orders"
+        );
+        assert_eq!(
+            on_hand + reserved + confirmed,
+            *start,
+            "{sku}: every unit is on hand, reserved, or in a confirmed order"
+        );
+        assert_eq!(sold, confirmed, "{sku}: sold = units of confirmed orders");
+        assert!(on_hand >= 0 && reserved >= 0, "{sku}: never below zero");
+    }
     suite.stop().await;
 }

@@ -115,7 +115,7 @@ async fn a_certificate_replaced_on_disk_serves_new_connections_while_a_watch_run
     let user = stack.user().await;
     let placing = {
         let mut orders = stack.orders.clone();
-        let request = order_request(&user, "rotate", &[("SKU", 1, 700)]);
+        let request = order_request(&user, "rotate", &[("INK", 1, 700)]);
         tokio::spawn(async move { orders.create_order(request).await })
     };
     // The order is PENDING while its charge waits; its watch stream is opened before the swap.

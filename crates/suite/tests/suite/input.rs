@@ -100,7 +100,7 @@ async fn control_characters_are_refused_everywhere(backend: TestBackend) {
     let user = suite.user().await;
     let confirmed = suite
         .orders
-        .create_order(order_request(&user, "good", &[("BOOK", 1, 500)]))
+        .create_order(order_request(&user, "good", &[("MUG", 1, 500)]))
         .await
         .expect("a good order")
         .into_inner()
@@ -338,7 +338,7 @@ async fn control_characters_are_refused_everywhere(backend: TestBackend) {
     }
     let after = suite
         .orders
-        .create_order(order_request(&user, "after", &[("BOOK", 1, 500)]))
+        .create_order(order_request(&user, "after", &[("MUG", 1, 500)]))
         .await
         .expect("taken after fifty refusals")
         .into_inner()

@@ -22,7 +22,7 @@ async fn happy_path(backend: TestBackend) {
         return;
     };
     let user = suite.user().await;
-    let request = order_request(&user, "key-1", &[("BOOK", 2, 1999), ("PEN", 3, 150)]);
+    let request = order_request(&user, "key-1", &[("LAMP", 2, 1999), ("PEN", 3, 150)]);
     let order = suite
         .orders
         .create_order(request)
@@ -184,12 +184,7 @@ async fn an_unknown_user_or_a_bad_request_changes_nothing() {
         .collect();
     assert_eq!(
         fields,
-        [
-            "items[0].quantity",
-            "items[0].unit_price.amount_minor",
-            "shipping_address",
-            "idempotency_key"
-        ]
+        ["items[0].quantity", "shipping_address", "idempotency_key"]
     );
 
     let listed = suite
@@ -345,7 +340,7 @@ async fn cancelling_a_confirmed_order_refunds_and_unschedules_it_once() {
     let user = suite.user().await;
     let order = suite
         .orders
-        .create_order(order_request(&user, "k", &[("BOOK", 2, 500)]))
+        .create_order(order_request(&user, "k", &[("MUG", 2, 500)]))
         .await
         .expect("create");
     let order = order.into_inner().order.expect("order");
@@ -423,13 +418,13 @@ async fn a_users_orders_are_listed_newest_first_in_pages() {
     for i in 0..5 {
         let order = suite
             .orders
-            .create_order(order_request(&user, &format!("k{i}"), &[("BOOK", 1, 100)]))
+            .create_order(order_request(&user, &format!("k{i}"), &[("SKU", 1, 100)]))
             .await;
         ids.push(order.expect("create").into_inner().order.expect("order").id);
     }
     suite
         .orders
-        .create_order(order_request(&other, "k0", &[("BOOK", 1, 100)]))
+        .create_order(order_request(&other, "k0", &[("SKU", 1, 100)]))
         .await
         .expect("other's order");
     ids.reverse();
@@ -532,11 +527,16 @@ async fn a_hung_delivery_is_cut_off_at_the_budget_and_the_charge_refunded() {
 
 #[tokio::test]
 async fn a_page_of_large_orders_stops_short_of_the_message_limit() {
-    let mut suite = Suite::start(Options::default()).await.expect("sqlite");
-    let user = suite.user().await;
     // 150 orders of 100 lines with 64-character SKUs: about 9 KB each, 1.3 MB in all, so a
     // thousand-order page of them would not fit a message of the old kind either.
     let sku = |i: usize| format!("{i:0>64}");
+    let mut suite = Suite::start(Options {
+        products: (0..100).map(|i| (sku(i), 100, 1_000)).collect(),
+        ..Options::default()
+    })
+    .await
+    .expect("sqlite");
+    let user = suite.user().await;
     let lines: Vec<(String, i32, i64)> = (0..100).map(|i| (sku(i), 1, 100)).collect();
     let lines: Vec<(&str, i32, i64)> = lines.iter().map(|(s, q, p)| (s.as_str(), *q, *p)).collect();
     let mut placed = tokio::task::JoinSet::new();

@@ -136,11 +136,12 @@ pub fn violated_fields(problem: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// An order of two books at 19.99 EUR for `user_id`.
+/// An order of two lamps (the test catalog's LAMP, at 19.99 EUR) for `user_id`, expecting 39.98 EUR.
 pub fn order_body(user_id: &str) -> Value {
     json!({
         "userId": user_id,
-        "items": [{"sku": "BOOK-1843", "quantity": 2, "unitPrice": {"currencyCode": "EUR", "amountMinor": "1999"}}],
+        "items": [{"sku": "LAMP", "quantity": 2}],
+        "expectedTotal": {"currencyCode": "EUR", "amountMinor": "3998"},
         "shippingAddress": {
             "recipient": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
             "postalCode": "SW1Y 4JH", "countryCode": "GB"
