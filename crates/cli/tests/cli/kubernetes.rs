@@ -72,7 +72,7 @@ fn config_map(kustomization: &Value) -> BTreeMap<String, String> {
 }
 
 /// The services, by the full name of the gRPC service each serves (the gateway serves none).
-const SERVICES: [(&str, Option<&str>); 5] = [
+const SERVICES: [(&str, Option<&str>); 6] = [
     (
         "users",
         Some(orderly::users::v1::user_service_methods::SERVICE),
@@ -88,6 +88,10 @@ const SERVICES: [(&str, Option<&str>); 5] = [
     (
         "delivery",
         Some(orderly::delivery::v1::delivery_service_methods::SERVICE),
+    ),
+    (
+        "catalog",
+        Some(orderly::catalog::v1::catalog_service_methods::SERVICE),
     ),
     ("gateway", None),
 ];
@@ -248,7 +252,9 @@ fn the_network_policies_allow_exactly_the_calls_the_services_make() {
     let expected: Edges = [
         ("gateway", "users", 50051),
         ("gateway", "orders", 50052),
+        ("gateway", "catalog", 50055),
         ("orders", "users", 50051),
+        ("orders", "catalog", 50055),
         ("orders", "payments", 50053),
         ("orders", "delivery", 50054),
     ]
@@ -265,6 +271,15 @@ fn the_network_policies_allow_exactly_the_calls_the_services_make() {
             "payments" => orderly_payments::access::rules().admits("Charge", Some(caller)),
             "delivery" => {
                 orderly_delivery::access::rules().admits("ScheduleDelivery", Some(caller))
+            }
+            // Orders reserves stock; the gateway browses and, for admins, changes products.
+            "catalog" => {
+                let method = if caller == "orders" {
+                    "ReserveStock"
+                } else {
+                    "CreateProduct"
+                };
+                orderly_catalog::access::rules().admits(method, Some(caller))
             }
             other => panic!("unknown callee {other}"),
         };
