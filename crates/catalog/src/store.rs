@@ -459,7 +459,33 @@ impl CatalogStore {
             }
             Err(error) => return Err(error),
         }
-        let (mut short, mut unknown) = (Vec::new(), Vec::new());
+        // The lines first, the stock last: the product rows, which concurrent orders of the same
+        // products wait for, stay locked only for their update and the commit.
+        for (sku, quantity) in lines {
+            let recorded = tx
+                .execute(
+                    "INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)",
+                    params![order_id, sku, *quantity],
+                )
+                .await;
+            if let Err(error) = recorded {
+                // A line naming no product (its foreign key): find every such SKU, then refuse.
+                tx.rollback().await?;
+                let skus: Vec<String> = lines.iter().map(|(sku, _)| sku.clone()).collect();
+                let known = self.batch_get(&skus).await?;
+                let unknown: Vec<String> = lines
+                    .iter()
+                    .filter(|(sku, _)| !known.iter().any(|p| &p.sku == sku))
+                    .map(|(sku, _)| sku.clone())
+                    .collect();
+                return if unknown.is_empty() {
+                    Err(error)
+                } else {
+                    Ok(Reserved::Unknown(unknown))
+                };
+            }
+        }
+        let mut short = Vec::new();
         for (sku, quantity) in lines {
             let taken = tx
                 .execute(
@@ -469,28 +495,8 @@ impl CatalogStore {
                 )
                 .await?;
             if taken == 0 {
-                let exists = tx
-                    .fetch_optional(
-                        "SELECT sku FROM products WHERE sku = $1",
-                        params![sku],
-                        |_| Ok(()),
-                    )
-                    .await?;
-                match exists {
-                    Some(()) => short.push(sku.clone()),
-                    None => unknown.push(sku.clone()),
-                }
-                continue;
+                short.push(sku.clone());
             }
-            tx.execute(
-                "INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)",
-                params![order_id, sku, *quantity],
-            )
-            .await?;
-        }
-        if !unknown.is_empty() {
-            tx.rollback().await?;
-            return Ok(Reserved::Unknown(unknown));
         }
         if !short.is_empty() {
             tx.rollback().await?;

@@ -63,18 +63,18 @@ pub use tonic;
 /// shedding beyond its concurrency limit ([`server::shed::Shed`]), per-caller rate limits
 /// ([`server::rate::RateLimited`]), and, outermost, the service's
 /// [`auth::rules::Rules`] checked against callers' tokens when the config names a JWKS
-/// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`. A fourth
-/// argument, `cheap = &[..]`, names batch reads to shed under the cheap limit
-/// ([`server::shed::Shed::cheap`]).
+/// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`. Two more
+/// arguments, `cheap = &[..], exempt = &[..]`, name batch reads to shed under the cheap limit
+/// ([`server::shed::Shed::cheap`]) and methods never to shed ([`server::shed::Shed::exempt`]).
 ///
 /// Generated servers share no trait for these settings, hence a macro.
 #[cfg(feature = "server")]
 #[macro_export]
 macro_rules! tune_service {
     ($server:expr, $config:expr, $rules:expr) => {
-        $crate::tune_service!($server, $config, $rules, cheap = &[])
+        $crate::tune_service!($server, $config, $rules, cheap = &[], exempt = &[])
     };
-    ($server:expr, $config:expr, $rules:expr, cheap = $cheap:expr) => {
+    ($server:expr, $config:expr, $rules:expr, cheap = $cheap:expr, exempt = $exempt:expr) => {
         $config
             .auth
             .verifier()
@@ -97,7 +97,8 @@ macro_rules! tune_service {
                             ),
                             $config.max_concurrent_calls,
                         )
-                        .cheap($cheap),
+                        .cheap($cheap)
+                        .exempt($exempt),
                         $crate::rate::CallerLimits::new($config.rate),
                     ),
                     verifier,

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use orderly::catalog::v1::CatalogServiceClient;
 use orderly::orders::v1::OrderServiceClient;
 use orderly::users::v1::UserServiceClient;
 use tokio::sync::Mutex;
@@ -72,6 +73,14 @@ pub struct BenchArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     pub orders_url: String,
+
+    /// CatalogService's address (the storefront browses it).
+    #[arg(
+        long,
+        env = "ORDERLY_CATALOG_URL",
+        default_value = "http://127.0.0.1:50055"
+    )]
+    pub catalog_url: String,
 
     /// The gateway's address.
     #[arg(
@@ -133,10 +142,12 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub user_ids: Vec<String>,
 
-    /// Storefront weights, e.g. `create-user=1,get-user=10,list-orders=3,place-order=3,cancel-order=1`.
+    /// Storefront weights, e.g.
+    /// `create-user=1,get-user=10,browse=10,list-orders=3,place-order=3,cancel-order=1`. Placing
+    /// an order first looks up the product it buys in the catalog.
     #[arg(
         long,
-        default_value = "create-user=1,get-user=10,list-orders=3,place-order=3,cancel-order=1"
+        default_value = "create-user=1,get-user=10,browse=10,list-orders=3,place-order=3,cancel-order=1"
     )]
     pub weights: String,
 
@@ -160,8 +171,8 @@ pub struct BenchArgs {
 }
 
 /// Reads `--weights`.
-fn weights(text: &str) -> anyhow::Result<[u32; 5]> {
-    let mut weights = [0; 5];
+fn weights(text: &str) -> anyhow::Result<[u32; ACTIONS.len()]> {
+    let mut weights = [0; ACTIONS.len()];
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, weight) = part
             .split_once('=')
@@ -296,9 +307,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let weights = weights(&args.weights)?;
             let mut user_clients = users().await?;
             let ids = scenario::create_users(&mut user_clients[0], &run, args.users).await?;
+            let catalog =
+                scenario::connect(&args.catalog_url, connections, identity.as_ref(), "catalog")
+                    .await?
+                    .into_iter()
+                    .map(CatalogServiceClient::new)
+                    .collect::<Vec<_>>();
             let caller = Storefront {
                 users: user_clients.into(),
                 orders: orders().await?.into(),
+                catalog: catalog.into(),
+                products: Arc::default(),
                 known_users: Arc::new(Mutex::new(ids)),
                 confirmed: Arc::default(),
                 weights,

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderly::catalog::v1::{CatalogServiceClient, GetProductRequest, ListProductsRequest};
 use orderly::common::v1::Address;
 use orderly::orders::v1::{
     CancelOrderRequest, CreateOrderRequest, ListOrdersRequest, OrderLine, OrderServiceClient,
@@ -236,28 +237,38 @@ impl Caller for RestGet {
 }
 
 /// The storefront's actions, in the order of `--weights`.
-pub const ACTIONS: [&str; 5] = [
+pub const ACTIONS: [&str; 6] = [
     "create-user",
     "get-user",
+    "browse",
     "list-orders",
     "place-order",
     "cancel-order",
 ];
 
-/// A shop's clients at once: each call is one action drawn by weight. Placing an order watches it
-/// until it settles; cancelling takes a confirmed order placed earlier in the run.
+/// What a shopper searches the catalog for when browsing (the demo catalog's words).
+const SEARCHES: [&str; 6] = ["", "book", "coffee", "pen", "mug", "usb"];
+
+/// A shop's clients at once: each call is one action drawn by weight. Browsing lists a page of the
+/// catalog for a search; placing an order first reads the product it buys (one browsing found, or
+/// the demo catalog's first book) and orders it at that price, then watches it until it settles;
+/// cancelling takes a confirmed order placed earlier in the run.
 #[derive(Debug, Clone)]
 pub struct Storefront {
     /// Users clients, one per connection.
     pub users: Arc<[UserServiceClient<Channel>]>,
     /// Orders clients, one per connection.
     pub orders: Arc<[OrderServiceClient<Channel>]>,
+    /// Catalog clients, one per connection.
+    pub catalog: Arc<[CatalogServiceClient<Channel>]>,
+    /// SKUs browsing found in stock.
+    pub products: Arc<Mutex<Vec<String>>>,
     /// Users that exist (grows as the run creates more).
     pub known_users: Arc<Mutex<Vec<String>>>,
     /// Confirmed orders not cancelled yet.
     pub confirmed: Arc<Mutex<Vec<String>>>,
     /// Weights of [`ACTIONS`].
-    pub weights: [u32; 5],
+    pub weights: [u32; ACTIONS.len()],
     /// Makes this run's emails and keys unique.
     pub run: Arc<str>,
     /// Each call's deadline.
@@ -300,6 +311,7 @@ impl Storefront {
         let i = usize::try_from(n).unwrap_or_default();
         let mut users = self.users[i % self.users.len()].clone();
         let mut orders = self.orders[i % self.orders.len()].clone();
+        let mut catalog = self.catalog[i % self.catalog.len()].clone();
         let timeout = self.timeout;
         let result: Result<(), Status> = match action {
             "create-user" => {
@@ -328,10 +340,47 @@ impl Storefront {
                     .await
                     .map(drop)
             }
-            "place-order" => {
-                let message = order(&self.some_user().await, format!("{}-{n}", self.run));
-                self.place(&mut orders, request(message, timeout, trace))
+            "browse" => {
+                let message = ListProductsRequest {
+                    page_size: 20,
+                    page_token: String::new(),
+                    query: SEARCHES[fastrand::usize(..SEARCHES.len())].to_owned(),
+                };
+                match catalog
+                    .list_products(request(message, timeout, trace))
                     .await
+                {
+                    Ok(page) => {
+                        let mut known = self.products.lock().await;
+                        for product in page.into_inner().products {
+                            if product.stock_on_hand > 0 && !known.contains(&product.sku) {
+                                known.push(product.sku);
+                            }
+                        }
+                        Ok(())
+                    }
+                    Err(status) => Err(status),
+                }
+            }
+            "place-order" => {
+                let sku = {
+                    let known = self.products.lock().await;
+                    known
+                        .get(fastrand::usize(..known.len().max(1)))
+                        .cloned()
+                        .unwrap_or_else(|| "BOOK-1".to_owned())
+                };
+                let key = format!("{}-{n}", self.run);
+                match self
+                    .priced_order(&mut catalog, &self.some_user().await, &sku, key, timeout)
+                    .await
+                {
+                    Ok(message) => {
+                        self.place(&mut orders, request(message, timeout, trace))
+                            .await
+                    }
+                    Err(status) => Err(status),
+                }
             }
             "cancel-order" => {
                 let message = CancelOrderRequest {
@@ -358,6 +407,30 @@ impl Storefront {
             label: Cow::Owned(format!("{action}:{}", outcome.label)),
             ..outcome
         }
+    }
+
+    /// An order of one `sku` for `user_id` under `key`, at the price the catalog shows for it now
+    /// (as a shop's page would): read first, then sent as the expected total.
+    async fn priced_order(
+        &self,
+        catalog: &mut CatalogServiceClient<Channel>,
+        user_id: &str,
+        sku: &str,
+        key: String,
+        timeout: Duration,
+    ) -> Result<CreateOrderRequest, Status> {
+        let message = GetProductRequest {
+            sku: sku.to_owned(),
+        };
+        let product = catalog
+            .get_product(request(message, timeout, None))
+            .await?
+            .into_inner()
+            .product;
+        let mut order = order(user_id, key);
+        order.items[0].sku = sku.to_owned();
+        order.expected_total = product.and_then(|p| p.price);
+        Ok(order)
     }
 
     /// Places an order and follows it until it settles; a confirmed one may be cancelled later.

@@ -157,3 +157,73 @@ async fn check_succeeds_only_against_a_ready_process() {
         "nothing listens there"
     );
 }
+
+/// `orderly up` starts with the demo catalog, which anyone may browse without a token (changing
+/// it needs an admin's); `--empty-catalog` starts with none.
+#[tokio::test]
+async fn up_serves_a_demo_catalog_anyone_may_browse() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let args = crate::common::secured_up_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut up = Orderly::start_serving(&args, &["UserService", "OrderService", "gateway"]).await;
+    let gateway = up.addrs["gateway"];
+
+    let listed = client::get(gateway, "/v1/products?page_size=1000")
+        .await
+        .expect("GET");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let products = body(&listed)["products"]
+        .as_array()
+        .expect("products")
+        .clone();
+    assert!(
+        products.len() >= 24,
+        "a few dozen products: {}",
+        products.len()
+    );
+    let book = client::get(gateway, "/v1/products/BOOK-1")
+        .await
+        .expect("GET");
+    assert_eq!(book.status, 200, "{}", book.body);
+    assert_eq!(body(&book)["price"]["amountMinor"], "1999");
+    let coffee = client::get(gateway, "/v1/products?query=COFFEE")
+        .await
+        .expect("GET");
+    let found = body(&coffee)["products"]
+        .as_array()
+        .expect("products")
+        .clone();
+    assert!(found.len() >= 2, "{found:?}");
+    for product in &found {
+        let text = format!(
+            "{} {} {}",
+            product["sku"], product["name"], product["description"]
+        );
+        assert!(text.to_lowercase().contains("coffee"), "{text}");
+    }
+    let create = send(
+        gateway,
+        "POST",
+        "/v1/products",
+        &[],
+        &json!({"sku": "NEW-1", "name": "New", "price": {"currencyCode": "EUR", "amountMinor": "100"}}),
+    )
+    .await;
+    assert_eq!(create.status, 401, "changing the catalog needs a token");
+    up.signal(Signal::SIGTERM);
+    assert!(up.exit().await.success());
+
+    let empty = tempfile::tempdir().expect("data dir");
+    let mut args = crate::common::up_args(empty.path().to_str().expect("utf-8 path"));
+    args.push("--empty-catalog".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut up = Orderly::start_serving(&args, &["UserService", "OrderService", "gateway"]).await;
+    let listed = client::get(up.addrs["gateway"], "/v1/products")
+        .await
+        .expect("GET");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(body(&listed)["products"], json!([]));
+    up.signal(Signal::SIGTERM);
+    assert!(up.exit().await.success());
+}

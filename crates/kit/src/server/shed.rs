@@ -19,7 +19,10 @@
 //! with the page.
 //!
 //! It wraps business services only: health checks and reflection keep answering under overload,
-//! so a busy replica is not mistaken for a dead one.
+//! so a busy replica is not mistaken for a dead one. A service may exempt methods that finish or
+//! undo work already done elsewhere ([`Shed::exempt`]: the catalog's commit and release of a
+//! paid or failed order's stock): shedding those would turn a paid order into a refund, or leave
+//! stock held, to save a call that must be made anyway.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -112,6 +115,9 @@ pub struct Shed<S> {
     expensive_ready: bool,
     /// Batch reads the service says are cheap (see [`Shed::cheap`]).
     cheap_methods: &'static [&'static str],
+    /// Methods never shed (see [`Shed::exempt`]), and the service that answers them unlimited.
+    exempt_methods: &'static [&'static str],
+    unlimited: S,
 }
 
 /// An adaptive limit up to `ceiling`, starting at `start` (clamped to the ceiling).
@@ -138,11 +144,24 @@ impl<S: NamedService + Clone> Shed<S> {
             .min(ceiling.max(1));
         Self {
             cheap: ConcurrencyLimit::new(inner.clone(), adaptive(CHEAP_START, ceiling)),
-            expensive: ConcurrencyLimit::new(inner, adaptive(expensive_ceiling, expensive_ceiling)),
+            expensive: ConcurrencyLimit::new(
+                inner.clone(),
+                adaptive(expensive_ceiling, expensive_ceiling),
+            ),
             cheap_ready: false,
             expensive_ready: false,
             cheap_methods: &[],
+            exempt_methods: &[],
+            unlimited: inner,
         }
+    }
+
+    /// The same, with `methods` never shed: calls that finish or undo work other services already
+    /// did on the caller's behalf (committing or releasing an order's stock), which the caller
+    /// would otherwise retry until they pass, or compensate for.
+    pub fn exempt(mut self, methods: &'static [&'static str]) -> Self {
+        self.exempt_methods = methods;
+        self
     }
 
     /// The same, with `methods` (names of lists or batch reads) under the cheap limit: batch reads
@@ -162,6 +181,9 @@ impl<S: NamedService> NamedService for Shed<S> {
 impl<S, B> Service<http::Request<B>> for Shed<S>
 where
     S: NamedService
+        + Clone
+        + Send
+        + 'static
         + Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
     S::Future: Send + 'static,
     B: http_body::Body + Send + Unpin + 'static,
@@ -181,6 +203,11 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+        if self.exempt_methods.contains(&method) {
+            let unlimited = self.unlimited.clone();
+            return Box::pin(tower::ServiceExt::oneshot(unlimited, request));
+        }
         let class = Class::of(request.uri().path(), self.cheap_methods);
         let (limited, ready) = match class {
             Class::Cheap => (&mut self.cheap, &mut self.cheap_ready),
