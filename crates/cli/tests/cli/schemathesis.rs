@@ -43,6 +43,8 @@ async fn schemathesis_finds_nothing_the_document_and_the_gateway_disagree_on() {
         ])
         .args(["--header", &format!("Authorization: Bearer {admin}")])
         .env("NO_COLOR", "1")
+        // Its cache (`.schemathesis/`) goes to the run's directory, not the checkout.
+        .current_dir(data.path())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(RUN_FOR, run)
