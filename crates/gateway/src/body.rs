@@ -98,6 +98,43 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     Ok(value)
 }
 
+/// The fields a PATCH changes (AIP-134): those its `updateMask` names (JSON names, turned into the
+/// proto's), or, with no mask or an empty one, those the body sent (`sent`: each field and whether
+/// it was there). Nothing to change is a 400 naming the fields that could be.
+#[expect(
+    clippy::result_large_err,
+    reason = "a handler's error is its Problem, returned as it is built"
+)]
+pub fn update_paths(mask: Option<&str>, sent: &[(&str, bool)]) -> Result<Vec<String>, Problem> {
+    let masked: Vec<String> = mask
+        .iter()
+        .flat_map(|mask| mask.split(','))
+        .map(|field| crate::problem::proto_field_path(field.trim()))
+        .filter(|field| !field.is_empty())
+        .collect();
+    if !masked.is_empty() {
+        return Ok(masked);
+    }
+    let paths: Vec<String> = sent
+        .iter()
+        .filter(|(_, present)| *present)
+        .map(|(field, _)| (*field).to_owned())
+        .collect();
+    if paths.is_empty() {
+        let names: Vec<&str> = sent.iter().map(|(field, _)| *field).collect();
+        let choices = match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        return Err(Problem::invalid(
+            "body",
+            format!("nothing to change: give {choices} (or an updateMask)"),
+        ));
+    }
+    Ok(paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;
@@ -125,6 +162,29 @@ mod tests {
             problem.detail.starts_with("malformed JSON"),
             "{}",
             problem.detail
+        );
+    }
+
+    #[test]
+    fn a_patch_changes_the_masked_fields_or_the_ones_sent() {
+        let sent = [("name", true), ("description", false), ("price", true)];
+        assert_eq!(
+            super::update_paths(Some("name, stockOnHand"), &sent).ok(),
+            Some(vec!["name".to_owned(), "stock_on_hand".to_owned()])
+        );
+        for empty_mask in [None, Some(""), Some(" , ")] {
+            assert_eq!(
+                super::update_paths(empty_mask, &sent).ok(),
+                Some(vec!["name".to_owned(), "price".to_owned()])
+            );
+        }
+        let nothing = [("name", false), ("description", false), ("price", false)];
+        let problem = super::update_paths(None, &nothing).expect_err("nothing to change");
+        assert_eq!(problem.violations[0].field, "body");
+        assert!(
+            problem.violations[0]
+                .description
+                .contains("name, description or price")
         );
     }
 }

@@ -190,33 +190,14 @@ pub async fn update_product(
 ) -> Result<Json<Product>, Problem> {
     let Path(sku) = sku?;
     let Query(query) = query?;
-    let masked: Vec<String> = query
-        .update_mask
-        .iter()
-        .flat_map(|mask| mask.split(','))
-        .map(|field| crate::problem::proto_field_path(field.trim()))
-        .filter(|field| !field.is_empty())
-        .collect();
-    // No mask, or an empty one: the fields sent (AIP-134).
-    let paths: Vec<String> = if !masked.is_empty() {
-        masked
-    } else {
-        [
+    let paths = crate::body::update_paths(
+        query.update_mask.as_deref(),
+        &[
             ("name", patch.name.is_some()),
             ("description", patch.description.is_some()),
             ("price", patch.price.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, present)| *present)
-        .map(|(field, _)| field.to_owned())
-        .collect()
-    };
-    if paths.is_empty() {
-        return Err(Problem::invalid(
-            "body",
-            "nothing to change: give name, description or price (or an updateMask)",
-        ));
-    }
+        ],
+    )?;
     let message = UpdateProductRequest {
         product: Some(orderly::catalog::v1::Product {
             sku,

@@ -51,10 +51,13 @@ pub async fn serve(
     };
     let tuning = server.clone();
     run_with_database(service, server, listener, shutdown, |db| {
+        // A refund undoes a charge for an order that failed or was cancelled: never shed.
         orderly_kit::tune_service!(
             PaymentServiceServer::new(Payments::new(PaymentStore::new(db))),
             tuning,
-            access::rules()
+            access::rules(),
+            cheap = &[],
+            exempt = &["Refund"]
         )
     })
     .await
