@@ -285,3 +285,65 @@ async fn invalid_reservations_name_every_bad_field(mut server: TestServer) {
     assert_eq!(stock(&mut server, "MUG-1").await, (5, 0, 0));
     server.stop().await;
 }
+
+/// Beyond the server's concurrency limit, new reservations are shed (RESOURCE_EXHAUSTED, retry
+/// later, nothing taken) but releases never are: they undo orders that failed elsewhere.
+#[tokio::test]
+async fn under_overload_reservations_are_shed_but_releases_never() {
+    let slow = orderly_kit::server::faults::FaultConfig {
+        latency: Duration::from_millis(100),
+        fault_methods: vec!["ReserveStock".into(), "ReleaseReservation".into()],
+        ..Default::default()
+    };
+    let config = orderly_kit::server::config::ServerConfig {
+        max_concurrent_calls: 2,
+        faults: slow,
+        ..Default::default()
+    };
+    let mut server = crate::support::start_with(orderly_testkit::TestBackend::Sqlite, config)
+        .await
+        .expect("sqlite");
+    create(&mut server, "MUG-1", 100, 1_000).await;
+    let reservations = (0..20).map(|n| {
+        let mut client = server.client.clone();
+        async move {
+            client
+                .reserve_stock(reserve_request(&format!("order-{n}"), &[("MUG-1", 1)]))
+                .await
+        }
+    });
+    let reserved = futures_util::future::join_all(reservations).await;
+    let shed = reserved
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
+        .count();
+    assert!(shed > 0, "some reservations shed: {reserved:?}");
+    assert!(
+        reserved
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(s) if s.code() == Code::ResourceExhausted)),
+        "the others reserved: {reserved:?}"
+    );
+    let releases = (0..20).map(|n| {
+        let mut client = server.client.clone();
+        async move {
+            client
+                .release_reservation(ReleaseReservationRequest {
+                    order_id: format!("order-{n}"),
+                    reason: "payment failed".into(),
+                })
+                .await
+        }
+    });
+    let released = futures_util::future::join_all(releases).await;
+    assert!(
+        released.iter().all(Result::is_ok),
+        "none shed: {released:?}"
+    );
+    assert_eq!(
+        stock(&mut server, "MUG-1").await,
+        (1_000, 0, 0),
+        "all back on hand"
+    );
+    server.stop().await;
+}

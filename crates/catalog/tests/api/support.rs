@@ -30,6 +30,11 @@ pub const SWEEP: Duration = Duration::from_millis(50);
 
 /// A server on a fresh database of `backend`; `None` when that backend is skipped.
 pub async fn start(backend: TestBackend) -> Option<TestServer> {
+    start_with(backend, ServerConfig::default()).await
+}
+
+/// Like [`start`], with these server settings.
+pub async fn start_with(backend: TestBackend, server: ServerConfig) -> Option<TestServer> {
     let db = TestDatabase::create(backend).await?;
     let serve = |database_url, listener, stop| {
         let mut config = CatalogConfig::new(orderly_kit::db::DatabaseConfig {
@@ -37,7 +42,7 @@ pub async fn start(backend: TestBackend) -> Option<TestServer> {
             max_connections: 8,
         });
         config.reservation_sweep = SWEEP;
-        orderly_catalog::serve(config, ServerConfig::default(), listener, stop)
+        orderly_catalog::serve(config, server, listener, stop)
     };
     Some(Served::start(db, serve, CatalogServiceClient::new).await)
 }
