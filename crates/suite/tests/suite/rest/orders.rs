@@ -269,11 +269,16 @@ async fn an_order_is_followed_from_pending_to_confirmed_as_server_sent_events() 
             .await
         })
     };
+    let until = tokio::time::Instant::now() + crate::rest::support::PATIENCE;
     let id = loop {
         let listed = body(&stack.get(&format!("/v1/orders?user_id={user_id}")).await);
         if let Some(id) = listed["orders"][0]["id"].as_str() {
             break id.to_owned();
         }
+        assert!(
+            tokio::time::Instant::now() < until && !placing.is_finished(),
+            "the order was never listed while it was being placed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
 
