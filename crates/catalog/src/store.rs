@@ -70,6 +70,24 @@ pub struct NewProduct {
     pub on_hand: i64,
 }
 
+impl NewProduct {
+    /// The product as stored when created at `now`: nothing reserved or sold.
+    fn record(&self, now: i64) -> ProductRecord {
+        ProductRecord {
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            currency: self.price.currency().to_string(),
+            price: self.price.minor(),
+            on_hand: self.on_hand,
+            reserved: 0,
+            sold: 0,
+            create_time: now,
+            update_time: now,
+        }
+    }
+}
+
 /// A change of a product: each field set is changed.
 #[derive(Debug, Clone, Default)]
 pub struct ProductChange {
@@ -201,19 +219,7 @@ impl CatalogStore {
 
     /// Adds `product`; `false` when its SKU is taken.
     pub async fn create(&self, product: &NewProduct) -> Result<Option<ProductRecord>, QueryError> {
-        let now = now_micros();
-        let record = ProductRecord {
-            sku: product.sku.clone(),
-            name: product.name.clone(),
-            description: product.description.clone(),
-            currency: product.price.currency().to_string(),
-            price: product.price.minor(),
-            on_hand: product.on_hand,
-            reserved: 0,
-            sold: 0,
-            create_time: now,
-            update_time: now,
-        };
+        let record = product.record(now_micros());
         match self.insert(&record, "").await {
             Ok(_) => Ok(Some(record)),
             Err(error) if error.is_unique_violation() => Ok(None),
@@ -226,18 +232,7 @@ impl CatalogStore {
         let now = now_micros();
         let mut added = 0;
         for product in products {
-            let record = ProductRecord {
-                sku: product.sku.clone(),
-                name: product.name.clone(),
-                description: product.description.clone(),
-                currency: product.price.currency().to_string(),
-                price: product.price.minor(),
-                on_hand: product.on_hand,
-                reserved: 0,
-                sold: 0,
-                create_time: now,
-                update_time: now,
-            };
+            let record = product.record(now);
             added += self
                 .insert(&record, " ON CONFLICT (sku) DO NOTHING")
                 .await?;
@@ -561,8 +556,13 @@ impl CatalogStore {
                 ReservationState::Released => Ok(Committed::Released),
                 // Expired, not swept yet: release it now, and say so.
                 ReservationState::Reserved => {
-                    self.release_from(order_id, ReservationState::Reserved, "expired")
-                        .await?;
+                    self.release_from(
+                        order_id,
+                        ReservationState::Reserved,
+                        "expired",
+                        Some(now_micros()),
+                    )
+                    .await?;
                     Ok(Committed::Released)
                 }
             },
@@ -580,7 +580,7 @@ impl CatalogStore {
         // is released in the second.
         for _ in 0..2 {
             for state in [ReservationState::Reserved, ReservationState::Committed] {
-                if let Some(released) = self.release_from(order_id, state, reason).await? {
+                if let Some(released) = self.release_from(order_id, state, reason, None).await? {
                     return Ok(released);
                 }
             }
@@ -616,21 +616,28 @@ impl CatalogStore {
         self.reservation(order_id).await?.ok_or(VANISHED)
     }
 
-    /// Releases the reservation of `order_id` if it is in `state` (and, for a reserved one being
-    /// expired, past its expiry): its units go back on hand. `None` when it was not in that state.
+    /// Releases the reservation of `order_id` if it is in `state` (and, when `expired_by` is given,
+    /// expired by then): its units go back on hand. `None` when it was not in that state.
     async fn release_from(
         &self,
         order_id: &str,
         state: ReservationState,
         reason: &str,
+        expired_by: Option<i64>,
     ) -> Result<Option<ReservationRecord>, QueryError> {
         let now = now_micros();
         let mut tx = self.db.begin().await?;
         let changed = tx
             .execute(
                 "UPDATE reservations SET status = 'RELEASED', reason = $3, update_time = $4 \
-                 WHERE order_id = $1 AND status = $2",
-                params![order_id, state.as_str(), reason, now],
+                 WHERE order_id = $1 AND status = $2 AND expire_time <= $5",
+                params![
+                    order_id,
+                    state.as_str(),
+                    reason,
+                    now,
+                    expired_by.unwrap_or(i64::MAX)
+                ],
             )
             .await?;
         if changed == 0 {
@@ -663,25 +670,10 @@ impl CatalogStore {
             .await?;
         let mut released = 0;
         for order_id in expired {
-            let now = now_micros();
-            let mut tx = self.db.begin().await?;
-            let changed = tx
-                .execute(
-                    "UPDATE reservations SET status = 'RELEASED', reason = 'expired', update_time = $2 \
-                     WHERE order_id = $1 AND status = 'RESERVED' AND expire_time <= $2",
-                    params![&order_id, now],
-                )
+            let expired = self
+                .release_from(&order_id, ReservationState::Reserved, "expired", Some(now))
                 .await?;
-            if changed == 0 {
-                tx.rollback().await?;
-                continue;
-            }
-            if let Some(reservation) = read_reservation(&mut tx, &order_id).await? {
-                move_units(&mut tx, &reservation.lines, "reserved", "on_hand", now).await?;
-            }
-            tx.commit().await?;
-            tracing::info!(%order_id, "expired reservation released");
-            released += 1;
+            released += usize::from(expired.is_some());
         }
         Ok(released)
     }

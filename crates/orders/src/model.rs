@@ -13,7 +13,6 @@ use orderly_kit::time::timestamp;
 
 pub use orderly::validate::limits::{
     KEY_CHARS as MAX_KEY_CHARS, MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE_MINOR, MIN_ITEMS,
-    SKU_CHARS as MAX_SKU_CHARS,
 };
 
 /// One line of an order to place: a product and how many.
