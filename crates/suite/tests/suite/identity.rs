@@ -96,7 +96,6 @@ async fn only_orders_may_charge_and_delivery_is_refused_before_anything_is_charg
         .await
         .expect("orders may charge");
     assert!(charged.into_inner().payment.is_some());
-    eprintln!("net {}", stack.net_charged().await);
     assert_eq!(stack.charges_for("by-orders").await, [(500, 0)]);
     stack.stop().await;
 }
@@ -119,6 +118,7 @@ async fn a_certificate_replaced_on_disk_serves_new_connections_while_a_watch_run
         tokio::spawn(async move { orders.create_order(request).await })
     };
     // The order is PENDING while its charge waits; its watch stream is opened before the swap.
+    let listed_by = Instant::now() + PATIENCE;
     let order_id = loop {
         let listed = stack
             .orders
@@ -132,6 +132,10 @@ async fn a_certificate_replaced_on_disk_serves_new_connections_while_a_watch_run
         if let Some(order) = listed.orders.first() {
             break order.id.clone();
         }
+        assert!(
+            Instant::now() < listed_by && !placing.is_finished(),
+            "the order was never listed while it was being placed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let mut watch = stack
