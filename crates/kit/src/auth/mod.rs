@@ -17,6 +17,7 @@
 
 #[cfg(feature = "args")]
 pub mod config;
+pub mod crypto;
 pub mod fetch;
 pub mod keys;
 pub mod remote;

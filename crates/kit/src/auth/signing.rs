@@ -122,9 +122,14 @@ struct Claims<'a> {
 impl SigningKey {
     /// The key of a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
-            .verifying_key()
-            .to_bytes();
+        use ring::signature::KeyPair as _;
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .expect("any 32 bytes are an Ed25519 seed");
+        let public: [u8; 32] = pair
+            .public_key()
+            .as_ref()
+            .try_into()
+            .expect("an Ed25519 public key is 32 bytes");
         let mut der = PKCS8_ED25519_PREFIX.to_vec();
         der.extend_from_slice(&seed);
         let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12]);
@@ -220,6 +225,7 @@ impl SigningKey {
             nbf: now,
             exp: now + spec.ttl.as_secs(),
         };
+        super::crypto::install();
         Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 }

@@ -1,6 +1,5 @@
 //! What a certificate says about its holder: the service its SPIFFE URI SAN names, and when it
-//! expires. Read with `x509-cert`, which shares its DER parser with the RustCrypto crates the
-//! token verification already builds.
+//! expires. Read with `x509-cert` (a DER parser and the certificate's types, nothing more).
 
 use std::time::SystemTime;
 

@@ -412,6 +412,7 @@ async fn every_bad_token_is_refused_over_grpc_unary_and_streaming_and_over_rest(
         URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, key.kid())),
         URL_SAFE_NO_PAD.encode(claims.to_string()),
     );
+    orderly_kit::auth::crypto::install();
     let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     hs256.kid = Some(key.kid().to_owned());
     let confused = jsonwebtoken::encode(
