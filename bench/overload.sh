@@ -66,15 +66,16 @@ for round in $(seq 1 "$rounds"); do
   run=$(load "$peak_at" "$seconds"); report "$peak_at" "$run"; peaks+=("$run")
   run=$(load "$over" "$seconds"); report "$over" "$run"; overs+=("$run")
 done
-python3 - "$peak_at" "$over" "${#lights[@]}" "${lights[@]}" "${peaks[@]}" "${overs[@]}" <<'PY'
+python3 - "$peak_at" "$over" "$(get "$peak_run" goodput)" "${#lights[@]}" "${lights[@]}" "${peaks[@]}" "${overs[@]}" <<'PY'
 import json, statistics, sys
-peak_at, over_at, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-runs = [json.loads(a) for a in sys.argv[4:]]
+peak_at, over_at, swept, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+runs = [json.loads(a) for a in sys.argv[5:]]
 light, peak, over = runs[:n], runs[n:2 * n], runs[2 * n:]
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 print(f"medians of {n} rounds: lightly loaded p99 {med(light, 'p99_ms'):.2f} ms; "
       f"peak {med(peak, 'goodput'):.1f}/s at {peak_at} in flight; at {over_at} in flight (10x):")
 print(f"  accepted p50 {med(over, 'p50_ms'):.2f} ms, p99 {med(over, 'p99_ms'):.2f} ms: "
       f"{med(over, 'p99_ms') / med(light, 'p99_ms'):.2f}x the light run's p99 (target <= 2x)")
-print(f"  goodput {med(over, 'goodput'):.1f}/s: {med(over, 'goodput') / med(peak, 'goodput'):.2f} of the peak (target >= 0.9)")
+print(f"  goodput {med(over, 'goodput'):.1f}/s: {med(over, 'goodput') / med(peak, 'goodput'):.2f} of the peak (target >= 0.9);"
+      f" {med(over, 'goodput') / swept:.2f} of the sweep's best single run ({swept}/s, before the limiter had learned anything)")
 PY

@@ -76,7 +76,21 @@ async fn sigterm_drains_health_refuses_new_calls_and_finishes_in_flight_ones() {
     let db = TestDatabase::create(TestBackend::Sqlite)
         .await
         .expect("sqlite");
-    let mut server = start_users(db.url(), &["--fault-metadata", "--grace-period", "20s"]).await;
+    // A second of drain delay, as deployments set one: with none, the listener and the health
+    // connection (idle once its watch has ended) close at once, and a client slow to read — this
+    // test under a busy machine — can get the connection reset before it reads NOT_SERVING (unread
+    // bytes on a closing socket make the kernel send RST, which discards what the peer had not read).
+    let mut server = start_users(
+        db.url(),
+        &[
+            "--fault-metadata",
+            "--grace-period",
+            "20s",
+            "--drain-delay",
+            "1s",
+        ],
+    )
+    .await;
     let mut client = server.users().await;
     let user = client
         .create_user(CreateUserRequest {
