@@ -11,8 +11,11 @@
 //! - Deadline: each call has one; an attempt is never started once it passed, and no backoff sleeps
 //!   past it.
 //! - Retries: UNAVAILABLE, transport failures, and RESOURCE_EXHAUSTED when the server sent
-//!   RetryInfo; and only for calls marked [`Safety::Idempotent`] (reads, or writes that carry an
-//!   idempotency key). A call refused by an open breaker is not retried.
+//!   RetryInfo (a shed call), but not when the reason is `RATE_LIMITED`: a caller's own rate limit
+//!   is theirs to wait out, and retrying it here would hold their request open and spend the
+//!   downstream's capacity on a caller it asked to slow down (the gateway answers 429 with
+//!   Retry-After instead). Only calls marked [`Safety::Idempotent`] (reads, or writes that carry an
+//!   idempotency key) are retried. A call refused by an open breaker is not retried.
 //! - Budget: tower's `TpsBudget` lets retries add at most a fixed share of recent calls, in the
 //!   spirit of gRPC's retry throttling, so a failing downstream never sees a retry storm.
 //!
@@ -23,6 +26,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderly::error::Reason;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use tower::Layer;
@@ -145,7 +149,10 @@ pub fn is_retryable(status: &Status, safety: Safety) -> bool {
     }
     match status.code() {
         Code::Unavailable => true,
-        Code::ResourceExhausted => status.get_details_retry_info().is_some(),
+        Code::ResourceExhausted => {
+            status.get_details_retry_info().is_some()
+                && orderly::error::StatusExt::reason(status) != Some(Reason::RateLimited)
+        }
         // An error made on this side of the wire (a reset or refused connection) has a source;
         // statuses sent by a server do not.
         Code::Unknown | Code::Internal | Code::Cancelled => {
@@ -356,5 +363,35 @@ impl Downstream {
             tokio::time::sleep(delay).await;
             retry += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    fn exhausted(reason: Option<Reason>) -> Status {
+        let mut details = ErrorDetails::with_retry_info(Some(Duration::from_millis(100)));
+        if let Some(reason) = reason {
+            details.set_error_info(reason.as_str(), "test", []);
+        }
+        Status::with_error_details(Code::ResourceExhausted, "busy", details)
+    }
+
+    #[test]
+    fn shed_calls_are_retried_but_a_callers_own_rate_limit_is_not() {
+        assert!(is_retryable(&exhausted(None), Safety::Idempotent));
+        assert!(!is_retryable(
+            &exhausted(Some(Reason::RateLimited)),
+            Safety::Idempotent
+        ));
+        assert!(!is_retryable(&exhausted(None), Safety::NotIdempotent));
+        // Without RetryInfo the server gave no sign that waiting helps.
+        assert!(!is_retryable(
+            &Status::resource_exhausted("full"),
+            Safety::Idempotent
+        ));
     }
 }
