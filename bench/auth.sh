@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8} conns=${2:-16} streams=${3:-32} rounds=${4:-3}
-cargo build --release --quiet -p orderly-cli --bin orderly
+cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()

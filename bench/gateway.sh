@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10} conns=${2:-64} rounds=${3:-3}
 # gRPC runs multiplex: conns/4 connections x 4 streams, as many calls in flight as the HTTP/1.1 runs.
 streams=4
-cargo build --release --quiet -p orderly-cli --bin orderly
+cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10} conns=${2:-16} streams=${3:-32} rounds=${4:-3}
-cargo build --release --quiet -p orderly-cli --bin orderly --example bare_users
+cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly --example bare_users
 
 work=$(mktemp -d)
 pids=()

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-cargo build --release --quiet -p orderly-cli --bin orderly
+cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()

@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10} light=${2:-4} rounds=${3:-3}
-cargo build --release --quiet -p orderly-cli --bin orderly
+cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()

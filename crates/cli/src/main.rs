@@ -31,9 +31,10 @@ use crate::args::{
 };
 use orderly_kit::auth::signing::{SigningKey, TokenSpec, load_or_create_secret};
 
-/// jemalloc, with its background threads returning freed memory to the system over time: glibc's
-/// allocator kept the peak of a burst of large listings for good (`bench/heavy_lists.sh`; figures
-/// for both in the README's performance section).
+/// jemalloc (feature `jemalloc`), with its background threads returning freed memory to the system
+/// over time: glibc's allocator kept the peak of a burst of large listings for good
+/// (`bench/heavy_lists.sh`; figures for both in the README's performance section).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

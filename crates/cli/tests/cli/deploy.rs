@@ -359,7 +359,11 @@ fn the_dashboard_charts_metrics_the_code_records() {
 #[test]
 fn the_image_runs_the_binary_as_a_non_root_user() {
     let dockerfile = repo_file("Dockerfile");
-    assert!(dockerfile.contains("cargo build --release --locked --bin orderly"));
+    assert!(
+        dockerfile.contains(
+            "cargo build --release --locked --features orderly-cli/jemalloc --bin orderly"
+        )
+    );
     assert!(dockerfile.contains("USER nonroot"));
     assert!(dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/orderly"]"#));
     assert!(
