@@ -11,13 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8} conns=${2:-16} streams=${3:-32} rounds=${4:-3}
-cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 source bench/lib.sh
+build_release
 
 # A signing key, its JWKS, and an admin's token (it may read any user).
 token=$(target/release/orderly token --data-dir "$work/keys" --sub bench --admin --ttl 1h)

@@ -12,13 +12,13 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10} conns=${2:-64} rounds=${3:-3}
 # gRPC runs multiplex: conns/4 connections x 4 streams, as many calls in flight as the HTTP/1.1 runs.
 streams=4
-cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 source bench/lib.sh
+build_release
 
 start_up RUST_LOG=warn,orderly=info,orderly_gateway=info
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]].removeprefix('http://'))" "$1"; }

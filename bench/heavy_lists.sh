@@ -9,13 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 source bench/lib.sh
+build_release
 
 start_up
 rest=$(up_field rest '"orderly is up')

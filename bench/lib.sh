@@ -2,6 +2,12 @@
 # as a cross-check where installed), report.
 # Source it from a script that has set `work` (a temporary directory) and `pids` (an array).
 
+# Builds the release `orderly` binary the benchmarks run, with the allocator the container image
+# ships (jemalloc), and any extra targets "$@" (e.g. --example bare_users).
+build_release() {
+  cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly "$@"
+}
+
 # Builds the Go baseline bench/baselines/$1 into $work/$1 (GOPATH mode, against Debian's Go
 # packages under /usr/share/gocode: no module proxy) and prints its path; prints nothing, with the
 # reason on stderr, where Go or those packages are missing (the benchmark then skips that row).

@@ -12,13 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10} conns=${2:-16} streams=${3:-32} rounds=${4:-3}
-cargo build --release --quiet -p orderly-cli --features jemalloc --bin orderly --example otlp_sink
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 source bench/lib.sh
+build_release --example otlp_sink
 
 target/release/examples/otlp_sink 127.0.0.1:0 >"$work/sink.log" 2>&1 &
 pids+=($!)
