@@ -176,6 +176,13 @@ impl Orderly {
         }
     }
 
+    /// The warnings and errors logged so far (and not yet read), for a failing assertion to show.
+    pub fn warnings(&mut self) -> Vec<Value> {
+        std::iter::from_fn(|| self.logs.try_recv().ok())
+            .filter(|line| matches!(line["level"].as_str(), Some("WARN" | "ERROR")))
+            .collect()
+    }
+
     pub fn signal(&self, signal: Signal) {
         let pid = self.child.id().expect("running") as i32;
         kill(Pid::from_raw(pid), signal).expect("signal");

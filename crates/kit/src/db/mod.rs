@@ -322,11 +322,16 @@ impl Database {
         }))
     }
 
-    /// Whether the database answers a trivial query: the readiness probe of health checks.
+    /// Whether the database answers a trivial query: the readiness probe of health checks. A
+    /// failure is logged with its cause, since it takes the service out of rotation.
     pub async fn ping(&self) -> bool {
-        self.fetch_optional("SELECT 1", &[], |_| Ok(()))
-            .await
-            .is_ok()
+        match self.fetch_optional("SELECT 1", &[], |_| Ok(())).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, "database ping failed: reporting not ready");
+                false
+            }
+        }
     }
 
     /// Closes the database's connections (PostgreSQL's pool; SQLite's close when the last clone

@@ -50,6 +50,19 @@ const RETRY_AFTER_MS: std::ops::Range<u64> = 500..1500;
 /// clients that retry at once, as the benchmark does, are refused about 10,000 times a second.
 const TOLERATED_LATENCY: Duration = Duration::from_millis(5);
 
+/// The queue, in calls, that the limit settles at: Vegas raises the limit while its estimate of
+/// the calls waiting (`limit × (1 − rtt_noload / rtt)`) is below `QUEUE_LOW × log₁₀(limit)` and
+/// lowers it above `QUEUE_HIGH × log₁₀(limit)` (log₁₀ taken as at least 1). Netflix's defaults, 3
+/// and 6, suit limits in the hundreds; on two cores, 4 to 8 CreateOrders in flight already keep
+/// both busy, and a standing queue of 3 to 6 more doubled their latency. `bench/overload.sh 8 4 3`,
+/// alternating runs on one machine, accepted p99 at 10x the peak's concurrency over the light
+/// run's: 3/6 gave 2.07, 2.47, 1.86, 1.87x (goodput 1.06, 0.94, 0.93, 1.00 of the peak); 2/4
+/// gave 1.66, 1.84, 1.43, 1.42x (0.94, 0.97, 1.01, 0.99); 1/3 gave 1.61, 1.29, 1.75, 1.63,
+/// 1.30x (0.99, 0.88, 0.92, 1.00, 1.02), with less goodput. The README has the table.
+const QUEUE_LOW: usize = 2;
+/// See [`QUEUE_LOW`].
+const QUEUE_HIGH: usize = 4;
+
 /// The limit cheap methods start at.
 const CHEAP_START: usize = 64;
 /// An expensive method's ceiling is at most this share of the configured one.
@@ -120,11 +133,18 @@ pub struct Shed<S> {
     unlimited: S,
 }
 
+/// `log₁₀(limit)` rounded down, at least 1: the scale of Vegas's thresholds, as tower-acc's own.
+fn log10(limit: usize) -> usize {
+    ((limit as f64).log10() as usize).max(1)
+}
+
 /// An adaptive limit up to `ceiling`, starting at `start` (clamped to the ceiling).
 fn adaptive(start: usize, ceiling: usize) -> Tolerant {
     let ceiling = ceiling.max(1);
     Tolerant(
         Vegas::builder()
+            .alpha(|limit| QUEUE_LOW * log10(limit))
+            .beta(|limit| QUEUE_HIGH * log10(limit))
             .initial_limit(start.min(ceiling))
             .max_limit(ceiling)
             .build(),
@@ -232,6 +252,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standing_queue_brings_the_limit_down() {
+        // Ten in flight, each taking twice the tolerated latency: Vegas reads half of them as
+        // queued (five calls), more than the queue it allows at this limit.
+        let mut limit = adaptive(10, 100);
+        limit.update(Duration::from_micros(100), 10, false, false); // the no-load baseline
+        for _ in 0..3 {
+            limit.update(TOLERATED_LATENCY * 2, 10, false, false);
+        }
+        assert!(limit.max_concurrency() < 10, "{}", limit.max_concurrency());
+    }
+
+    #[test]
+    fn calls_within_the_tolerated_latency_raise_the_limit() {
+        let mut limit = adaptive(10, 100);
+        limit.update(Duration::from_micros(100), 10, false, false);
+        for _ in 0..3 {
+            limit.update(TOLERATED_LATENCY / 2, 10, false, false);
+        }
+        assert!(limit.max_concurrency() > 10, "{}", limit.max_concurrency());
+    }
 
     #[test]
     fn lists_and_batch_reads_are_expensive() {
