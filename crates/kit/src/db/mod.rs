@@ -322,16 +322,12 @@ impl Database {
         }))
     }
 
-    /// Whether the database answers a trivial query: the readiness probe of health checks. A
-    /// failure is logged with its cause, since it takes the service out of rotation.
-    pub async fn ping(&self) -> bool {
-        match self.fetch_optional("SELECT 1", &[], |_| Ok(())).await {
-            Ok(_) => true,
-            Err(error) => {
-                tracing::warn!(%error, "database ping failed: reporting not ready");
-                false
-            }
-        }
+    /// Runs a trivial query, the readiness probe of health checks: `Err` says why the database
+    /// does not answer.
+    pub async fn ping(&self) -> Result<(), QueryError> {
+        self.fetch_optional("SELECT 1", &[], |_| Ok(()))
+            .await
+            .map(drop)
     }
 
     /// Closes the database's connections (PostgreSQL's pool; SQLite's close when the last clone
@@ -443,7 +439,7 @@ mod tests {
         let db = connect(&format!("sqlite://{}", file.display()), 2)
             .await
             .expect("connect");
-        assert!(db.ping().await);
+        db.ping().await.expect("ping");
         assert!(file.exists());
     }
 

@@ -18,15 +18,17 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response};
 use tonic_health::server::{HealthReporter, HealthService};
 
-/// Answers whether the service's dependencies (its database) work, for health checks.
-pub type Readiness = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+/// Answers whether the service's dependencies (its database) work, for health checks: `Ok`, or
+/// why not.
+pub type Readiness =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// A service is ready while `database` answers a trivial query.
 pub fn database(database: &crate::db::Database) -> Readiness {
     let database = database.clone();
     Arc::new(move || {
         let database = database.clone();
-        Box::pin(async move { database.ping().await })
+        Box::pin(async move { database.ping().await.map_err(|error| error.to_string()) })
     })
 }
 

@@ -140,7 +140,7 @@ impl GrpcServer {
         self
     }
 
-    /// Health reports SERVING only while `probe` answers true; it is asked every health interval.
+    /// Health reports SERVING only while `probe` answers `Ok`; it is asked every health interval.
     /// Without a probe, the services are SERVING from the start until they drain.
     pub fn readiness(mut self, probe: Readiness) -> Self {
         self.probe = Some(probe);
@@ -228,7 +228,7 @@ impl GrpcServer {
         }
         // The first probe runs before any call is accepted, so health is right from the first Check.
         if let Some(probe) = &self.probe {
-            health.set_serving(probe().await).await;
+            health.set_serving(probe().await.is_ok()).await;
         }
         let draining = Shutdown::new();
         tokio::spawn(probe_health(
@@ -412,9 +412,14 @@ async fn probe_health(
             () = &mut stop => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let ready = probe().await;
+        let probed = probe().await;
+        let ready = probed.is_ok();
         if last != Some(ready) {
-            tracing::info!(ready, "readiness changed");
+            // Logged once per change, with the cause when it takes the service out of rotation.
+            match &probed {
+                Ok(()) => tracing::info!(ready, "readiness changed"),
+                Err(reason) => tracing::warn!(ready, %reason, "readiness changed"),
+            }
             last = Some(ready);
         }
         health.set_serving(ready).await;
