@@ -230,6 +230,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // A JWKS URL is fetched once, before the first call can need it.
     args.tuning.server.auth.fetch_jwks().await?;
     let shutdown = Shutdown::new();
+    expect_servers(&[args.target]);
     let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
     let launch = Launch {
@@ -253,6 +254,13 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     shutdown.trigger();
     let _ = admin.await;
     result
+}
+
+/// Tells `/readyz` how many gRPC servers `targets` will start (the gateway is not one), so the
+/// process is not reported ready before the last of them has started.
+fn expect_servers(targets: &[Target]) {
+    let servers = targets.iter().filter(|t| **t != Target::Gateway).count();
+    orderly_kit::server::health::expect_servers(servers);
 }
 
 fn sqlite_in(dir: &Path, target: Target) -> String {
@@ -334,6 +342,8 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     };
 
     let shutdown = Shutdown::new();
+    let targets: Vec<Target> = listeners.iter().map(|(target, ..)| *target).collect();
+    expect_servers(&targets);
     let admin = admin(args.admin_listen, &shutdown).await?;
     // One line with every address, for the person who just typed `orderly up`.
     tracing::info!(

@@ -149,7 +149,7 @@ async fn start_suite(data: &std::path::Path, otlp: &str, extra_env: &[(&str, &st
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
     ];
     env.extend_from_slice(extra_env);
-    Orderly::start_with_env(&args, &["UserService", "OrderService", "gateway"], &env).await
+    Orderly::start_with_env(&args, &crate::common::EVERYTHING_UP_SERVES, &env).await
 }
 
 /// A request that continues the trace `trace_id` from the span `parent` (W3C traceparent).

@@ -31,7 +31,8 @@ async fn up_checks_tokens_signed_by_its_development_key() {
     let dir = data.path().to_str().expect("utf-8 path");
     let args = crate::common::secured_up_args(dir);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut up = crate::common::Orderly::start(&args).await;
+    let mut up =
+        crate::common::Orderly::start_serving(&args, &crate::common::EVERYTHING_UP_SERVES).await;
     signs_up_and_reads_her_record_only_with_her_token(&up, |id| token(data.path(), &["--sub", id]))
         .await;
     let (status, body) = crate::common::http_get(up.admin, "/readyz").await;

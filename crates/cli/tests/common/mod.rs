@@ -86,6 +86,17 @@ fn names_of(service: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// Everything `orderly up` serves, as [`Orderly::start_serving`] names it: once each of these
+/// has logged that it listens, every server has probed its database and `/readyz` answers.
+pub const EVERYTHING_UP_SERVES: [&str; 6] = [
+    "UserService",
+    "OrderService",
+    "PaymentService",
+    "DeliveryService",
+    "CatalogService",
+    "gateway",
+];
+
 impl Orderly {
     /// Starts `orderly ARGS` and waits until it logs that it listens for UserService.
     pub async fn start(args: &[&str]) -> Self {

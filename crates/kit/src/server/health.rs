@@ -7,7 +7,7 @@
 //! sends NOT_SERVING and then ends.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::watch;
@@ -35,16 +35,25 @@ pub fn database(database: &crate::db::Database) -> Readiness {
 /// Every live server's serving flag, for the process's `/readyz`.
 static SERVERS: Mutex<Vec<Weak<AtomicBool>>> = Mutex::new(Vec::new());
 
-/// Whether every gRPC server of this process reports SERVING (true when there are none yet).
+/// How many gRPC servers this process runs (see [`expect_servers`]).
+static EXPECTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Declares how many gRPC servers this process is about to start, so that [`all_serving`] is
+/// false until each of them has started and probed its database, not only the first to start.
+pub fn expect_servers(count: usize) {
+    EXPECTED.store(count, Ordering::Relaxed);
+}
+
+/// Whether every gRPC server of this process reports SERVING: false while fewer than the
+/// [`expect_servers`] count are live (still starting, or stopped), true when none are expected.
 pub fn all_serving() -> bool {
     let mut servers = SERVERS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     servers.retain(|flag| flag.strong_count() > 0);
-    servers
-        .iter()
-        .filter_map(Weak::upgrade)
-        .all(|flag| flag.load(Ordering::Relaxed))
+    let live: Vec<Arc<AtomicBool>> = servers.iter().filter_map(Weak::upgrade).collect();
+    live.len() >= EXPECTED.load(Ordering::Relaxed)
+        && live.iter().all(|flag| flag.load(Ordering::Relaxed))
 }
 
 /// The health statuses of one server's services, and the switch that drains them.
@@ -174,5 +183,28 @@ impl Health for DrainingHealth {
                 status: not_serving,
             })));
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test in this binary that creates health states, so the process-wide registry is its own.
+    #[tokio::test]
+    async fn the_process_is_ready_once_every_expected_server_serves() {
+        expect_servers(2);
+        assert!(!all_serving(), "no server has started yet");
+        let (first, _service) = HealthState::new(["a".to_owned()]).await;
+        first.set_serving(true).await;
+        assert!(!all_serving(), "one of the two servers has started");
+        let (second, _service) = HealthState::new(["b".to_owned()]).await;
+        assert!(!all_serving(), "the second has not probed its database");
+        second.set_serving(true).await;
+        assert!(all_serving(), "both serve");
+        drop(second);
+        assert!(!all_serving(), "a stopped server leaves the process short");
+        expect_servers(0);
+        assert!(all_serving(), "the one left serves");
     }
 }

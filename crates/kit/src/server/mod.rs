@@ -227,16 +227,21 @@ impl GrpcServer {
             declare_counters(service, &methods_of(&self.descriptor_sets, service));
         }
         // The first probe runs before any call is accepted, so health is right from the first Check.
-        if let Some(probe) = &self.probe {
-            health.set_serving(probe().await.is_ok()).await;
-        }
         let draining = Shutdown::new();
-        tokio::spawn(probe_health(
-            health.clone(),
-            self.probe,
-            self.config.health_interval,
-            draining.clone(),
-        ));
+        match self.probe {
+            Some(probe) => {
+                let ready = probed(probe().await, None);
+                health.set_serving(ready).await;
+                tokio::spawn(probe_health(
+                    health.clone(),
+                    probe,
+                    ready,
+                    self.config.health_interval,
+                    draining.clone(),
+                ));
+            }
+            None => health.set_serving(true).await,
+        }
 
         let drain_delay = self.config.drain_delay;
         let signal = {
@@ -396,32 +401,32 @@ fn declare_counters(service: &str, methods: &[String]) {
 /// Keeps health in step with the readiness probe until the server drains.
 async fn probe_health(
     health: HealthState,
-    probe: Option<Readiness>,
+    probe: Readiness,
+    mut ready: bool,
     interval: std::time::Duration,
     draining: Shutdown,
 ) {
-    let Some(probe) = probe else {
-        health.set_serving(true).await;
-        return;
-    };
     let stop = draining.wait();
     tokio::pin!(stop);
-    let mut last = None;
     loop {
         tokio::select! {
             () = &mut stop => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let probed = probe().await;
-        let ready = probed.is_ok();
-        if last != Some(ready) {
-            // Logged once per change, with the cause when it takes the service out of rotation.
-            match &probed {
-                Ok(()) => tracing::info!(ready, "readiness changed"),
-                Err(reason) => tracing::warn!(ready, %reason, "readiness changed"),
-            }
-            last = Some(ready);
-        }
+        ready = probed(probe().await, Some(ready));
         health.set_serving(ready).await;
     }
+}
+
+/// Whether a probe's outcome says ready; logged when that differs from `last` (the previous
+/// outcome, `None` at start), with the cause when it takes the service out of rotation.
+fn probed(outcome: Result<(), String>, last: Option<bool>) -> bool {
+    let ready = outcome.is_ok();
+    if last != Some(ready) {
+        match &outcome {
+            Ok(()) => tracing::info!(ready, "readiness changed"),
+            Err(reason) => tracing::warn!(ready, %reason, "readiness changed"),
+        }
+    }
+    ready
 }
