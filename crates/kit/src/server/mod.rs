@@ -226,10 +226,11 @@ impl GrpcServer {
         for service in &self.names {
             declare_counters(service, &methods_of(&self.descriptor_sets, service));
         }
-        // The first probe runs before any call is accepted, so health is right from the first Check.
         let draining = Shutdown::new();
         match self.probe {
             Some(probe) => {
+                // The first probe runs before any call is accepted, so health is right from the
+                // first Check (and the process's `/readyz` waits for it).
                 let ready = probed(probe().await, None);
                 health.set_serving(ready).await;
                 tokio::spawn(probe_health(
