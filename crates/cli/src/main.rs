@@ -230,7 +230,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // A JWKS URL is fetched once, before the first call can need it.
     args.tuning.server.auth.fetch_jwks().await?;
     let shutdown = Shutdown::new();
-    expect_servers(&[args.target]);
+    expect_servers([args.target]);
     let admin = admin(args.admin_listen, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
     let launch = Launch {
@@ -258,8 +258,11 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
 
 /// Tells `/readyz` how many gRPC servers `targets` will start (the gateway is not one), so the
 /// process is not reported ready before the last of them has started.
-fn expect_servers(targets: &[Target]) {
-    let servers = targets.iter().filter(|t| **t != Target::Gateway).count();
+fn expect_servers(targets: impl IntoIterator<Item = Target>) {
+    let servers = targets
+        .into_iter()
+        .filter(|target| *target != Target::Gateway)
+        .count();
     orderly_kit::server::health::expect_servers(servers);
 }
 
@@ -342,8 +345,7 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     };
 
     let shutdown = Shutdown::new();
-    let targets: Vec<Target> = listeners.iter().map(|(target, ..)| *target).collect();
-    expect_servers(&targets);
+    expect_servers(listeners.iter().map(|(target, ..)| *target));
     let admin = admin(args.admin_listen, &shutdown).await?;
     // One line with every address, for the person who just typed `orderly up`.
     tracing::info!(
