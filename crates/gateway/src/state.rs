@@ -3,13 +3,17 @@
 
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use orderly_kit::client::ClientError;
 use orderly_kit::client::call::CallChannel;
 use orderly_kit::client::deadline::Deadline;
 use orderly_kit::client::downstream::{Downstream, DownstreamConfig, Safety};
-use orderly_kit::metadata::{FAULT_CODE as CODE_HEADER, FAULT_DELAY as DELAY_HEADER};
+use orderly_kit::metadata::{
+    CLIENT_ADDRESS, FAULT_CODE as CODE_HEADER, FAULT_DELAY as DELAY_HEADER,
+};
 use tonic::Status;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
@@ -151,7 +155,9 @@ where
 
 /// Request headers passed on to the services as metadata: the caller's `authorization` (each
 /// service checks the bearer token itself, so a user acts through the gateway with their own
-/// rights only), and the per-call fault headers (`x-orderly-fault-delay`,
+/// rights only, and rate limits the user, not the gateway), the client's address (which a service
+/// rate limits a caller without a token by: [`orderly_kit::metadata::CLIENT_ADDRESS`]), and the
+/// per-call fault headers (`x-orderly-fault-delay`,
 /// `x-orderly-fault-code`), which only servers started with `--fault-metadata` honour. Trace
 /// context is carried by the span, not copied here.
 #[derive(Debug, Clone, Default)]
@@ -169,13 +175,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Forward {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let headers = ["authorization", DELAY_HEADER, CODE_HEADER]
+        let mut headers: Vec<_> = ["authorization", DELAY_HEADER, CODE_HEADER]
             .into_iter()
             .filter_map(|name| {
                 let value = parts.headers.get(name)?.to_str().ok()?;
                 Some((name, AsciiMetadataValue::try_from(value).ok()?))
             })
             .collect();
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .and_then(|ConnectInfo(addr)| AsciiMetadataValue::try_from(addr.ip().to_string()).ok());
+        if let Some(client) = client {
+            headers.push((CLIENT_ADDRESS, client));
+        }
         Ok(Self(headers))
     }
 }

@@ -65,7 +65,8 @@ pub use tonic;
 /// [`auth::rules::Rules`] checked against callers' tokens when the config names a JWKS
 /// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`. Two more
 /// arguments, `cheap = &[..], exempt = &[..]`, name batch reads to shed under the cheap limit
-/// ([`server::shed::Shed::cheap`]) and methods never to shed ([`server::shed::Shed::exempt`]).
+/// ([`server::shed::Shed::cheap`]) and methods never to shed nor rate limit, because they settle
+/// or undo work already done ([`server::shed::Shed::exempt`], [`server::rate::RateLimited::exempt`]).
 ///
 /// Generated servers share no trait for these settings, hence a macro.
 #[cfg(feature = "server")]
@@ -100,7 +101,8 @@ macro_rules! tune_service {
                         .cheap($cheap)
                         .exempt($exempt),
                         $crate::rate::CallerLimits::new($config.rate),
-                    ),
+                    )
+                    .exempt($exempt),
                     verifier,
                     ::std::sync::Arc::new($rules),
                 )

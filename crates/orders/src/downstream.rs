@@ -122,8 +122,13 @@ impl Downstreams {
         })
     }
 
-    /// The catalog's price of each of `skus` it has.
-    pub async fn prices(&self, skus: Vec<String>, deadline: Deadline) -> Result<Prices, Status> {
+    /// The catalog's price of each of `skus` it has, asked for the caller `on_behalf`.
+    pub async fn prices(
+        &self,
+        skus: Vec<String>,
+        on_behalf: &OnBehalf,
+        deadline: Deadline,
+    ) -> Result<Prices, Status> {
         let request = BatchGetProductsRequest { skus };
         let products = self
             .catalog
@@ -131,11 +136,14 @@ impl Downstreams {
                 deadline,
                 Safety::Idempotent,
                 request,
-                |channel, request| async move {
-                    let response = CatalogServiceClient::new(channel)
-                        .batch_get_products(request)
-                        .await?;
-                    Ok(response.into_inner().products)
+                |channel, mut request| {
+                    on_behalf.apply(&mut request);
+                    async move {
+                        let response = CatalogServiceClient::new(channel)
+                            .batch_get_products(request)
+                            .await?;
+                        Ok(response.into_inner().products)
+                    }
                 },
             )
             .await?;
@@ -156,12 +164,13 @@ impl Downstreams {
         Ok(prices)
     }
 
-    /// Reserves the order's stock, keyed by its id, under the permit taken at admission.
+    /// Reserves the order's stock, keyed by its id, under the permit taken at admission, for the
+    /// caller `on_behalf`.
     pub async fn reserve(
         &self,
         order_id: &str,
         lines: Vec<StockLine>,
-        permit: Permit,
+        (permit, on_behalf): (Permit, &OnBehalf),
         deadline: Deadline,
     ) -> Result<Reservation, Status> {
         let request = ReserveStockRequest {
@@ -175,11 +184,14 @@ impl Downstreams {
                 deadline,
                 Safety::Idempotent,
                 request,
-                |channel, request| async move {
-                    let response = CatalogServiceClient::new(channel)
-                        .reserve_stock(request)
-                        .await?;
-                    present(response.into_inner().reservation, "reservation")
+                |channel, mut request| {
+                    on_behalf.apply(&mut request);
+                    async move {
+                        let response = CatalogServiceClient::new(channel)
+                            .reserve_stock(request)
+                            .await?;
+                        present(response.into_inner().reservation, "reservation")
+                    }
                 },
             )
             .await
@@ -270,11 +282,12 @@ impl Downstreams {
         }
     }
 
-    /// Charges the order's total, keyed by the order id, under the permit taken at admission.
+    /// Charges the order's total, keyed by the order id, under the permit taken at admission, for
+    /// the caller `on_behalf`.
     pub async fn charge(
         &self,
         order: &OrderRecord,
-        permit: Permit,
+        (permit, on_behalf): (Permit, &OnBehalf),
         deadline: Deadline,
     ) -> Result<Payment, Status> {
         let request = ChargeRequest {
@@ -291,9 +304,12 @@ impl Downstreams {
                 deadline,
                 Safety::Idempotent,
                 request,
-                |channel, request| async move {
-                    let response = PaymentServiceClient::new(channel).charge(request).await?;
-                    present(response.into_inner().payment, "payment")
+                |channel, mut request| {
+                    on_behalf.apply(&mut request);
+                    async move {
+                        let response = PaymentServiceClient::new(channel).charge(request).await?;
+                        present(response.into_inner().payment, "payment")
+                    }
                 },
             )
             .await
@@ -325,11 +341,12 @@ impl Downstreams {
             .await
     }
 
-    /// Schedules the order's delivery, under the permit taken at admission.
+    /// Schedules the order's delivery, under the permit taken at admission, for the caller
+    /// `on_behalf`.
     pub async fn schedule(
         &self,
         order: &OrderRecord,
-        permit: Permit,
+        (permit, on_behalf): (Permit, &OnBehalf),
         deadline: Deadline,
     ) -> Result<Delivery, Status> {
         let request = ScheduleDeliveryRequest {
@@ -342,11 +359,14 @@ impl Downstreams {
                 deadline,
                 Safety::Idempotent,
                 request,
-                |channel, request| async move {
-                    let response = DeliveryServiceClient::new(channel)
-                        .schedule_delivery(request)
-                        .await?;
-                    present(response.into_inner().delivery, "delivery")
+                |channel, mut request| {
+                    on_behalf.apply(&mut request);
+                    async move {
+                        let response = DeliveryServiceClient::new(channel)
+                            .schedule_delivery(request)
+                            .await?;
+                        present(response.into_inner().delivery, "delivery")
+                    }
                 },
             )
             .await

@@ -20,6 +20,7 @@ use crate::changes::Changes;
 use crate::downstream::Downstreams;
 use crate::model::{OrderRecord, Phase, Status as OrderStatus};
 use crate::store::OrderStore;
+use orderly_kit::auth::OnBehalf;
 use orderly_kit::client::breaker::Permit;
 
 /// Why a step of the saga failed.
@@ -100,12 +101,15 @@ impl Flow {
         &self,
         order: OrderRecord,
         (charge, schedule): (Permit, Permit),
+        on_behalf: &OnBehalf,
         deadline: Deadline,
     ) -> Result<OrderRecord, FlowError> {
         let both = async {
             tokio::join!(
-                self.downstreams.charge(&order, charge, deadline),
-                self.downstreams.schedule(&order, schedule, deadline)
+                self.downstreams
+                    .charge(&order, (charge, on_behalf), deadline),
+                self.downstreams
+                    .schedule(&order, (schedule, on_behalf), deadline)
             )
         };
         let failure = match tokio::time::timeout_at(deadline.instant(), both).await {

@@ -268,7 +268,7 @@ impl Orders {
             .map_err(OrderError::FailingFast)?;
         let (exists, prices) = tokio::join!(
             self.downstreams.user_exists(&user_id, &on_behalf, work),
-            self.downstreams.prices(request.skus(), work),
+            self.downstreams.prices(request.skus(), &on_behalf, work),
         );
         if !exists.map_err(OrderError::Users)? {
             return Err(OrderError::UnknownUser(user_id));
@@ -283,7 +283,7 @@ impl Orders {
             .collect();
         match self
             .downstreams
-            .reserve(&id, lines, permits.reserve, work)
+            .reserve(&id, lines, (permits.reserve, &on_behalf), work)
             .await
         {
             Ok(reservation) if reservation.status() == ReservationStatus::Reserved => {}
@@ -324,8 +324,9 @@ impl Orders {
         let flow = self.flow.clone();
         // The saga's spans stay children of this call's span.
         let legs = (permits.charge, permits.schedule);
-        let saga =
-            tokio::spawn(async move { flow.process(order, legs, work).await }.in_current_span());
+        let saga = tokio::spawn(
+            async move { flow.process(order, legs, &on_behalf, work).await }.in_current_span(),
+        );
         match tokio::time::timeout_at(answer_by, saga).await {
             Ok(Ok(result)) => {
                 let order = result?;

@@ -75,29 +75,54 @@ impl Caller {
     }
 }
 
-/// The credentials a call came with, passed on to the calls a service makes on its caller's
-/// behalf, so that each downstream service checks the same user's rights itself rather than
-/// trusting whoever called it.
+/// Who a call was made by, passed on to the calls a service makes on its caller's behalf: the
+/// caller's credentials, so that each downstream service checks the same user's rights itself
+/// rather than trusting whoever called it, and, for a caller without a token, its address; both
+/// so that downstream rate limits count the end caller, never the service in between (see
+/// [`crate::server::rate`]).
 #[derive(Debug, Clone, Default)]
-pub struct OnBehalf(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+pub struct OnBehalf {
+    authorization: Option<tonic::metadata::AsciiMetadataValue>,
+    client: Option<tonic::metadata::AsciiMetadataValue>,
+}
 
 impl OnBehalf {
-    /// The `authorization` metadata of `request`, if any.
+    /// The `authorization` metadata of `request`, if any, and the address of the client it is
+    /// for: the one a caller proven to be an Orderly service forwarded, else the peer's.
     pub fn of<T>(request: &tonic::Request<T>) -> Self {
-        Self(request.metadata().get("authorization").cloned())
+        let peer = request.extensions().get::<crate::tls::server::Peer>();
+        let client = match peer {
+            Some(peer) if peer.service.is_some() => request
+                .metadata()
+                .get(crate::metadata::CLIENT_ADDRESS)
+                .cloned(),
+            Some(peer) => peer
+                .remote_addr
+                .and_then(|addr| addr.ip().to_string().parse().ok()),
+            None => None,
+        };
+        Self {
+            authorization: request.metadata().get("authorization").cloned(),
+            client,
+        }
     }
 
     /// No caller's credentials: work a service does on its own (a recovery sweep).
     pub fn nobody() -> Self {
-        Self(None)
+        Self::default()
     }
 
-    /// Puts the credentials on an outgoing `request`.
+    /// Puts the credentials and client address on an outgoing `request`.
     pub fn apply<T>(&self, request: &mut tonic::Request<T>) {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.authorization {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(value) = &self.client {
+            request
+                .metadata_mut()
+                .insert(crate::metadata::CLIENT_ADDRESS, value.clone());
         }
     }
 }

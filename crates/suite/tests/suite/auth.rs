@@ -264,6 +264,7 @@ async fn a_burst_beyond_the_limit_is_refused_for_its_caller_only() {
     let mut suite = Authed::start_limited(orderly_kit::rate::RateConfig {
         rate_limit_per_second: 1,
         rate_limit_burst: 5,
+        ..Default::default()
     })
     .await;
     let alice = suite.stack.user().await;
@@ -300,6 +301,7 @@ async fn the_gateway_refuses_bad_tokens_itself_and_limits_each_caller() {
     let mut suite = Authed::start_limited(orderly_kit::rate::RateConfig {
         rate_limit_per_second: 1,
         rate_limit_burst: 3,
+        ..Default::default()
     })
     .await;
     let alice = suite.stack.user().await;
@@ -540,4 +542,180 @@ async fn every_bad_token_is_refused_over_grpc_unary_and_streaming_and_over_rest(
         .get_user(with(GetUserRequest { id: alice.clone() }, Some(&rotated)))
         .await
         .expect("a key added to the JWKS file verifies without a restart");
+}
+
+/// Per-caller limits count the end caller at every hop: eight users placing orders (over REST and
+/// gRPC) each within their own allowance are never refused, however many there are, and every
+/// order settles (the catalog's commit is a settlement, limited against no one), while a ninth
+/// user over the limit is refused on both; an anonymous flood spends the anonymous budget and no
+/// user's.
+#[tokio::test]
+async fn many_users_within_their_limits_are_never_refused_while_one_over_it_is() {
+    use crate::rest::support::order_body;
+    use orderly::orders::v1::OrderStatus;
+
+    // Each order costs a user two catalog calls (pricing and reserving) and one of every other
+    // hop: three orders each stay within a burst of six everywhere. Together the users make 48
+    // catalog calls, eight times a burst, which counted as one caller would be refused.
+    let mut suite = Authed::start_limited(orderly_kit::rate::RateConfig {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 6,
+        ..Default::default()
+    })
+    .await;
+    let addr = suite.stack.gateway.expect("gateway");
+    let mut users = Vec::new();
+    for _ in 0..9 {
+        let id = suite.stack.user().await;
+        let token = suite.token(&id, false);
+        users.push((id, token));
+    }
+    let greedy = users.pop().expect("a ninth user");
+
+    let mut placing = tokio::task::JoinSet::new();
+    for (id, token) in users.clone() {
+        let mut orders = suite.stack.orders.clone();
+        placing.spawn(async move {
+            let bearer = format!("Bearer {token}");
+            let mut placed = Vec::new();
+            for n in 0..2 {
+                let response = client::request_json(
+                    addr,
+                    "POST",
+                    "/v1/orders",
+                    &[
+                        ("Authorization", bearer.as_str()),
+                        ("Idempotency-Key", &format!("{id}-{n}")),
+                    ],
+                    &order_body(&id),
+                    PATIENCE,
+                )
+                .await
+                .expect("the gateway answers");
+                assert_eq!(response.status, 201, "{}", response.body);
+                let order = response.json().expect("order");
+                placed.push(order["id"].as_str().expect("id").to_owned());
+            }
+            let order = orders
+                .create_order(with(
+                    order_request(&id, &uuid_like(), &[("BOOK", 1, 1000)]),
+                    Some(&token),
+                ))
+                .await
+                .unwrap_or_else(|status| panic!("a user within the limit was refused: {status:?}"))
+                .into_inner()
+                .order
+                .expect("order");
+            placed.push(order.id);
+            placed
+        });
+    }
+    // Meanwhile the ninth user goes over the limit on both protocols, and only they are refused.
+    let greedy_bearer = format!("Bearer {}", greedy.1);
+    let mut refused_rest = false;
+    for _ in 0..20 {
+        let response = client::request(
+            addr,
+            "GET",
+            &format!("/v1/users/{}", greedy.0),
+            &[("Authorization", greedy_bearer.as_str())],
+            b"",
+            PATIENCE,
+        )
+        .await
+        .expect("the gateway answers");
+        if response.status == 429 {
+            assert_eq!(response.json().expect("problem")["reason"], "RATE_LIMITED");
+            refused_rest = true;
+            break;
+        }
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    assert!(refused_rest, "the greedy user was never refused over REST");
+    let mut refused_grpc = None;
+    for _ in 0..20 {
+        let listed = suite
+            .stack
+            .orders
+            .list_orders(with(
+                ListOrdersRequest {
+                    user_id: greedy.0.clone(),
+                    ..Default::default()
+                },
+                Some(&greedy.1),
+            ))
+            .await;
+        if let Err(status) = listed {
+            refused_grpc = Some(status);
+            break;
+        }
+    }
+    let refused_grpc = refused_grpc.expect("the greedy user was never refused over gRPC");
+    assert_refused(&refused_grpc, Code::ResourceExhausted, "RATE_LIMITED");
+
+    let mut placed = Vec::new();
+    while let Some(orders) = placing.join_next().await {
+        placed.extend(orders.expect("a user's orders"));
+    }
+    assert_eq!(placed.len(), 24);
+    // Each user reads their own orders in one call, within what is left of their allowance.
+    for (id, token) in &users {
+        let listed = suite
+            .stack
+            .orders
+            .list_orders(with(
+                ListOrdersRequest {
+                    user_id: id.clone(),
+                    ..Default::default()
+                },
+                Some(token),
+            ))
+            .await
+            .expect("their orders")
+            .into_inner()
+            .orders;
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        for order in listed {
+            assert!(placed.contains(&order.id));
+            assert_eq!(order.status(), OrderStatus::Confirmed, "{order:?}");
+        }
+    }
+
+    // An anonymous flood is refused once it has spent the anonymous allowance; a user's order
+    // still goes through every hop.
+    let (id, token) = {
+        let id = suite.stack.user().await;
+        let token = suite.token(&id, false);
+        (id, token)
+    };
+    let mut flooded = false;
+    for _ in 0..100 {
+        let response = client::request(addr, "GET", "/v1/products/BOOK", &[], b"", PATIENCE)
+            .await
+            .expect("the gateway answers");
+        if response.status == 429 {
+            flooded = true;
+            break;
+        }
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    assert!(flooded, "the anonymous flood was never limited");
+    let response = client::request_json(
+        addr,
+        "POST",
+        "/v1/orders",
+        &[
+            ("Authorization", format!("Bearer {token}").as_str()),
+            ("Idempotency-Key", "after-the-flood"),
+        ],
+        &order_body(&id),
+        PATIENCE,
+    )
+    .await
+    .expect("the gateway answers");
+    assert_eq!(response.status, 201, "{}", response.body);
+    assert_eq!(
+        response.json().expect("order")["status"],
+        "ORDER_STATUS_CONFIRMED"
+    );
 }
