@@ -2,14 +2,118 @@
 //! malformed JSON or a wrong field, naming the field; 413 past the size limit; 415 for another
 //! media type), never axum's plain-text rejections. An empty body, or a JSON `null` (which proto3's
 //! JSON mapping reads as "the default"), reads as `{}`.
+//!
+//! Before any route sees a request, [`arrive_in_time`] reads its whole body, outside the
+//! gateway's concurrency limit and within the body timeout: a client that sends its body a byte a
+//! second holds a connection until the timeout (then 408, and the connection is closed), never a
+//! permit that another user's request needs. It also refuses framing that proxies could read two
+//! ways (`Content-Length` beside `Transfer-Encoding`, request smuggling's shape) and conflicting
+//! `Content-Type`s.
 
-use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody as _};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
 use tonic::Code;
 
 use crate::problem::Problem;
+
+/// How request bodies must arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The largest body, in bytes; a larger one is 413.
+    pub max_bytes: usize,
+    /// How long a body may take to arrive once the headers have; a slower one is 408.
+    pub timeout: Duration,
+}
+
+/// The middleware that reads each request's body in full, within [`Arrival::timeout`], before
+/// the rest of the gateway sees the request (see the module documentation).
+pub async fn arrive_in_time(
+    State(arrival): State<Arrival>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(problem) = ambiguous(request.headers()) {
+        return closing(problem);
+    }
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let limited = http_body_util::Limited::new(body, arrival.max_bytes);
+    let bytes = match tokio::time::timeout(arrival.timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Err(_) => {
+            metrics::counter!("orderly_http_body_timeout_total").increment(1);
+            return closing(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::DeadlineExceeded,
+                format!(
+                    "the request body did not arrive within {}",
+                    humantime::format_duration(arrival.timeout)
+                ),
+            ));
+        }
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            return closing(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::ResourceExhausted,
+                format!(
+                    "the request body is larger than {} bytes",
+                    arrival.max_bytes
+                ),
+            ));
+        }
+        Ok(Err(error)) => {
+            return closing(Problem::new(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                format!("the request body could not be read: {error}"),
+            ));
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// A problem for headers that frame or describe the body two ways, if they do.
+fn ambiguous(headers: &HeaderMap) -> Option<Problem> {
+    if headers.contains_key(header::CONTENT_LENGTH)
+        && headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        return Some(Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            "a request may not carry both Content-Length and Transfer-Encoding",
+        ));
+    }
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let first = types.next();
+    if types.any(|other| Some(other) != first) {
+        return Some(Problem::invalid(
+            "Content-Type",
+            "was sent more than once with different values",
+        ));
+    }
+    None
+}
+
+/// `problem` as a response that closes its connection: what is left of the request on it cannot
+/// be told apart from the next one.
+fn closing(problem: Problem) -> Response {
+    let mut response = problem.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
 
 /// A JSON request body of type `T`.
 #[derive(Debug, Clone)]

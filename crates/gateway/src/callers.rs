@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use orderly_kit::auth::verify::Verifier;
@@ -30,7 +30,10 @@ pub struct Callers {
 
 /// The middleware: checks the caller, then runs the route.
 pub async fn check(State(callers): State<Arc<Callers>>, request: Request, next: Next) -> Response {
-    let token = request.headers().get(header::AUTHORIZATION);
+    let token = match orderly_kit::auth::authorization(request.headers()) {
+        Ok(token) => token,
+        Err(refusal) => return Problem::from(Status::from(refusal)).into_response(),
+    };
     // A route that needs a token refuses a call without one before reading its input, as the
     // document says: a malformed body of a tokenless call is a 401, not a 400.
     let required = request
@@ -42,7 +45,7 @@ pub async fn check(State(callers): State<Arc<Callers>>, request: Request, next: 
         });
     let subject = match (&callers.verifier, token) {
         (Some(verifier), token) if token.is_some() || required => {
-            match verifier.authorization(token.map(HeaderValue::as_bytes)) {
+            match verifier.authorization(token) {
                 Ok(caller) => Some(caller.subject),
                 Err(refusal) => return Problem::from(Status::from(refusal)).into_response(),
             }

@@ -362,13 +362,13 @@ fn declare_bearer(document: &mut utoipa::openapi::OpenApi) {
 }
 
 /// The gateway's routes over `gateway`, each behind the caller checks of `callers`, with bodies
-/// limited to `max_body_bytes` and at most `max_concurrent` requests at once (the rest refused at
-/// once with 429: tower's concurrency limit and load shedding); anything else is a problem+json 404
-/// or 405.
+/// read in full as `arrival` says before anything else (so a slow one holds no permit) and at most
+/// `max_concurrent` requests at once (the rest refused at once with 429: tower's concurrency limit
+/// and load shedding); anything else is a problem+json 404 or 405.
 pub fn router(
     gateway: Gateway,
     callers: callers::Callers,
-    max_body_bytes: usize,
+    arrival: body::Arrival,
     max_concurrent: usize,
 ) -> Router {
     let (routes, document) = finished();
@@ -376,6 +376,7 @@ pub fn router(
     // Refusal counters exist at zero from the start, one series per route: dashboards and alerts
     // then read 0, not "no data".
     metrics::counter!("orderly_http_shed_total").absolute(0);
+    metrics::counter!("orderly_http_body_timeout_total").absolute(0);
     for route in document.paths.paths.keys() {
         metrics::counter!("orderly_http_rate_limited_total", "http_route" => route.clone())
             .absolute(0);
@@ -398,7 +399,7 @@ pub fn router(
             not_allowed(&fallback_allowed, &method, uri.path())
         })
         .layer(Extension(document))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(arrival.max_bytes))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
@@ -408,6 +409,11 @@ pub fn router(
                 .load_shed()
                 .concurrency_limit(max_concurrent.max(1)),
         )
+        // Outermost: a body arrives before its request counts against the concurrency limit.
+        .layer(axum::middleware::from_fn_with_state(
+            arrival,
+            body::arrive_in_time,
+        ))
         .with_state(Arc::new(gateway))
 }
 
@@ -424,10 +430,14 @@ pub async fn serve(
         &config.calls,
         config.request_timeout,
     )?;
+    let arrival = body::Arrival {
+        max_bytes: config.max_body_bytes,
+        timeout: config.connections.body_timeout,
+    };
     let app = router(
         gateway,
         config.callers,
-        config.max_body_bytes,
+        arrival,
         config.max_concurrent_requests,
     );
     // Announced only once the router (and with it every counter it declares at zero) exists:

@@ -47,6 +47,9 @@ pub struct ConnectionLimits {
     /// How long a connection may take to send a request's headers (HTTP/1.1), or its preface
     /// (HTTP/2).
     pub header_timeout: Duration,
+    /// How long an HTTP/1.1 request's body may take to arrive once its headers have (the REST
+    /// gateway answers a slower one 408 and closes its connection).
+    pub body_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -54,6 +57,7 @@ impl Default for ConnectionLimits {
         Self {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -323,7 +327,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let limits = ConnectionLimits {
             max_connections: 2,
-            header_timeout: Duration::from_secs(10),
+            ..ConnectionLimits::default()
         };
         let (mut incoming, _) = incoming(listener, limits, Protocol::Http1);
         let mut clients = Vec::new();
@@ -357,6 +361,7 @@ mod tests {
         let limits = ConnectionLimits {
             max_connections: 10,
             header_timeout: Duration::from_millis(100),
+            ..ConnectionLimits::default()
         };
         let (mut incoming, _) = incoming(listener, limits, Protocol::Http2);
         let mut slow = TcpStream::connect(addr).await.expect("connect");

@@ -90,8 +90,9 @@ impl OnBehalf {
     /// The `authorization` metadata of `request`, if any, and the address of the client it is
     /// for: the one a caller proven to be an Orderly service forwarded, else the peer's.
     pub fn of<T>(request: &tonic::Request<T>) -> Self {
-        let peer = request.extensions().get::<crate::tls::server::Peer>();
-        let client = match peer {
+        // Peers are known only where the kit serves (its `server` feature).
+        #[cfg(feature = "server")]
+        let client = match request.extensions().get::<crate::tls::server::Peer>() {
             Some(peer) if peer.service.is_some() => request
                 .metadata()
                 .get(crate::metadata::CLIENT_ADDRESS)
@@ -101,6 +102,8 @@ impl OnBehalf {
                 .and_then(|addr| addr.ip().to_string().parse().ok()),
             None => None,
         };
+        #[cfg(not(feature = "server"))]
+        let client = None;
         Self {
             authorization: request.metadata().get("authorization").cloned(),
             client,
@@ -125,6 +128,17 @@ impl OnBehalf {
                 .insert(crate::metadata::CLIENT_ADDRESS, value.clone());
         }
     }
+}
+
+/// The one `authorization` header of a request, if it has one. Two are refused as an invalid
+/// token: which one a proxy and a service would each read is not defined, so neither is.
+pub fn authorization(headers: &http::HeaderMap) -> Result<Option<&[u8]>, AuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthError::Invalid);
+    }
+    Ok(first.map(http::HeaderValue::as_bytes))
 }
 
 /// Why a call was refused.

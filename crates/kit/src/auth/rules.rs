@@ -244,11 +244,10 @@ mod layer {
                     Err(refusal) => refuse::<S, B>(request, refusal),
                 };
             };
-            let header = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .map(|value| value.as_bytes());
-            match decided.and_then(|()| self.rules.decide(verifier, method, header)) {
+            let decided = decided
+                .and_then(|()| super::super::authorization(request.headers()))
+                .and_then(|header| self.rules.decide(verifier, method, header));
+            match decided {
                 Ok(caller) => {
                     if let Some(caller) = caller {
                         // The server span's (OpenTelemetry's `enduser.id`); never the token.

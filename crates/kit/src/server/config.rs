@@ -41,6 +41,11 @@ pub struct ServerConfig {
     #[arg(long, env = "ORDERLY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
+    /// How long an HTTP/1.1 request's body may take to arrive once its headers have: the REST
+    /// gateway answers a slower one 408 and closes its connection.
+    #[arg(long, env = "ORDERLY_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
     /// A second, plaintext address serving only `grpc.health.v1` (the same statuses), for probes
     /// that cannot speak mutual TLS: Kubernetes' native gRPC probes. None by default.
     #[arg(long, env = "ORDERLY_HEALTH_LISTEN")]
@@ -73,6 +78,7 @@ impl ServerConfig {
         crate::conn::ConnectionLimits {
             max_connections: self.max_client_connections,
             header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
         }
     }
 }

@@ -719,3 +719,30 @@ async fn many_users_within_their_limits_are_never_refused_while_one_over_it_is()
         "ORDER_STATUS_CONFIRMED"
     );
 }
+
+/// Two `authorization` headers are refused as an invalid token, even when one of them is good:
+/// which one each reader would take is not defined.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let mut suite = Authed::start().await;
+    let alice = suite.stack.user().await;
+    let token = suite.token(&alice, false);
+    let mut request = with(GetUserRequest { id: alice.clone() }, Some(&token));
+    request.metadata_mut().append(
+        "authorization",
+        "Bearer someone-else".parse().expect("header"),
+    );
+    let refused = suite
+        .stack
+        .users
+        .get_user(request)
+        .await
+        .expect_err("two tokens");
+    assert_refused(&refused, Code::Unauthenticated, "TOKEN_INVALID");
+    suite
+        .stack
+        .users
+        .get_user(with(GetUserRequest { id: alice }, Some(&token)))
+        .await
+        .expect("one token is fine");
+}

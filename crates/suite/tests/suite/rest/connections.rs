@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::rest::support::Stack;
+use crate::rest::support::{Stack, order_body};
 
 #[tokio::test]
 async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the_header_timeout() {
@@ -63,5 +63,76 @@ async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the
         }
     }
     assert_eq!(closed, 5000);
+    stack.stop().await;
+}
+
+/// A thousand requests whose bodies never finish hold connections, not the gateway's request
+/// permits: with far fewer permits than slow bodies, another user's order and a sign-up are
+/// answered within a second; each slow request is answered 408 at the body timeout and its
+/// connection closed.
+#[tokio::test]
+async fn a_thousand_slow_bodies_block_no_one_and_are_answered_408_at_the_body_timeout() {
+    orderly_kit::conn::raise_fd_limit().expect("open file limit");
+    let body_timeout = Duration::from_secs(3);
+    let stack = Stack::start_with(move |config| {
+        config.connections.body_timeout = body_timeout;
+        config.max_concurrent_requests = 64;
+    })
+    .await;
+    let user = stack.user("Ada").await;
+    let user_id = user["id"].as_str().expect("id").to_owned();
+
+    let opened = Instant::now();
+    let mut slow = Vec::with_capacity(1000);
+    for n in 0..1000 {
+        let mut stream = TcpStream::connect(stack.addr).await.expect("connect");
+        let path = if n % 2 == 0 {
+            "/v1/orders"
+        } else {
+            "/v1/users"
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: orderly\r\nContent-Type: application/json\r\n\
+             Content-Length: 400\r\n\r\n{{\"userId\""
+        );
+        stream.write_all(head.as_bytes()).await.expect("headers");
+        slow.push(stream);
+    }
+    eprintln!("1000 slow bodies started in {:?}", opened.elapsed());
+
+    for n in 0..3 {
+        let started = Instant::now();
+        let key = format!("beside-the-slow-{n}");
+        let order = stack
+            .json(
+                "POST",
+                "/v1/orders",
+                &[("Idempotency-Key", key.as_str())],
+                &order_body(&user_id),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{}", order.body);
+        let signed_up = stack.user("Grace").await;
+        assert!(signed_up["id"].is_string());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "an order and a sign-up took {:?}",
+            started.elapsed()
+        );
+    }
+
+    // Every slow request is answered 408, and its connection closed.
+    let deadline = opened + body_timeout + Duration::from_secs(15);
+    for mut stream in slow {
+        let mut answer = Vec::new();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read_to_end(&mut answer)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => panic!("the connection failed instead of answering: {error}"),
+            Err(_) => panic!("a slow body outlived its timeout"),
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
     stack.stop().await;
 }

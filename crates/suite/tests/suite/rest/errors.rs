@@ -269,3 +269,48 @@ async fn an_unreachable_service_is_a_503_that_does_not_describe_the_gateways_ins
     stop.trigger();
     gateway.await.expect("task").expect("stopped");
 }
+
+/// Requests that two readers could take two ways are refused, and change nothing: a body framed
+/// by both `Content-Length` and `Transfer-Encoding` (request smuggling's shape: 400, and the
+/// connection closed), two different `Content-Type`s (400), two `Authorization` headers (401).
+#[tokio::test]
+async fn ambiguous_framing_and_repeated_headers_are_refused() {
+    let stack = Stack::start().await;
+    let body = br#"{"name": "Smuggler", "email": "smuggler@example.com"}"#;
+    let two_types = stack
+        .send(
+            "POST",
+            "/v1/users",
+            &[
+                ("Content-Type", "application/json"),
+                ("Content-Type", "text/plain"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(two_types.status, 400, "{}", two_types.body);
+    assert_eq!(violated_fields(&problem(&two_types)), ["Content-Type"]);
+
+    let two_tokens = stack
+        .send(
+            "GET",
+            "/v1/users?page_size=1",
+            &[
+                ("Authorization", "Bearer first"),
+                ("Authorization", "Bearer second"),
+            ],
+            b"",
+        )
+        .await;
+    assert_eq!(two_tokens.status, 401, "{}", two_tokens.body);
+    assert_eq!(problem(&two_tokens)["reason"], "TOKEN_INVALID");
+
+    // None of them created the user.
+    let listed = stack.get("/v1/users?page_size=100").await;
+    assert!(
+        !listed.body.contains("smuggler@example.com"),
+        "{}",
+        listed.body
+    );
+    stack.stop().await;
+}
