@@ -24,7 +24,7 @@ token=$(target/release/orderly token --data-dir "$work/keys" --sub bench --admin
 BENCH_DB=sqlite://$work/users.db
 start_users off_addr OTEL_SDK_DISABLED=true
 off_pid=${pids[-1]}
-AUTH_ARGS="--jwks-file $work/keys/auth/jwks.json --page-token-secret bench-only-secret" start_users on_addr OTEL_SDK_DISABLED=true
+AUTH_ARGS="--jwks-file $work/keys/auth/jwks.json --page-token-secret bench-only-page-token-secret-of-32-bytes" start_users on_addr OTEL_SDK_DISABLED=true
 on_pid=${pids[-1]}
 user_id=$(make_user "$off_addr")
 

@@ -52,12 +52,31 @@ pub mod limits {
     pub const MAX_PAGE_SIZE: u32 = 1000;
 }
 
-/// The [`text`] rule as an ECMA-262 regular expression (for JSON Schema): no control characters.
-pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+/// The [`text`] rule as an ECMA-262 regular expression (for JSON Schema): no control characters
+/// (see [`is_control`]).
+pub const TEXT_PATTERN: &str =
+    r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069]*$";
 
 /// The [`required_text`] rule as an ECMA-262 regular expression: no control characters, and at least
 /// one character that is not white space.
-pub const REQUIRED_TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+pub const REQUIRED_TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069][^\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069]*$";
+
+/// Whether free text may not contain `c`: the C0 and C1 controls, and the invisible characters
+/// that change how the text around them reads or is split — the bidirectional marks, embeddings,
+/// overrides and isolates (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069: "Trojan
+/// Source"), and the line and paragraph separators (U+2028, U+2029), which end a line in
+/// JavaScript and in logs as a newline does.
+pub fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
 
 /// A SKU as [`sku`] accepts it: a letter or digit, then letters, digits, `.`, `_` and `-`, at most
 /// [`limits::SKU_CHARS`] in all. SKUs name products in URLs (`/v1/products/{sku}`), so they are
@@ -120,8 +139,9 @@ pub enum TextProblem {
         /// The most characters the field takes.
         max_chars: usize,
     },
-    /// A control character (NUL, a newline, DEL, C1 codes, ...): nothing a person types into one
-    /// line, and NUL is a byte PostgreSQL's text cannot store.
+    /// A control character (NUL, a newline, DEL, C1 codes, bidirectional overrides, line
+    /// separators: see [`is_control`]): nothing a person types into one line, and NUL is a byte
+    /// PostgreSQL's text cannot store.
     ControlCharacter,
 }
 
@@ -142,7 +162,7 @@ impl std::error::Error for TextProblem {}
 /// both as sent (so that the OpenAPI document's `maxLength` and `pattern` say exactly what is
 /// accepted); then trimmed. Returns the trimmed text, which may be empty.
 pub fn text(value: &str, max_chars: usize) -> Result<&str, TextProblem> {
-    if value.chars().any(char::is_control) {
+    if value.chars().any(is_control) {
         Err(TextProblem::ControlCharacter)
     } else if value.chars().count() > max_chars {
         Err(TextProblem::TooLong { max_chars })
@@ -206,6 +226,35 @@ pub fn address(address: &Address) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_refuses_controls_bidi_overrides_and_line_separators() {
+        for bad in [
+            "a\u{0}b",
+            "line\nbreak",
+            "\u{85}",
+            "admin\u{202E}gnp.exe",
+            "\u{2066}isolated\u{2069}",
+            "\u{200F}",
+            "one\u{2028}two",
+            "\u{2029}",
+        ] {
+            assert_eq!(
+                text(bad, 100),
+                Err(TextProblem::ControlCharacter),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "Ada Lovelace",
+            "Zoë Straße",
+            "שלום",
+            "東京都",
+            "O'Brien-Smith",
+        ] {
+            assert_eq!(text(good, 100), Ok(good), "{good:?}");
+        }
+    }
 
     #[test]
     fn skus_are_url_safe_identifiers() {

@@ -248,8 +248,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERLY_LISTEN")]
     pub listen: Option<SocketAddr>,
 
-    /// The admin HTTP address (`/metrics`, `/healthz`, `/readyz`); port 0 picks a free port.
-    #[arg(long, env = "ORDERLY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    /// The admin HTTP address (`/metrics`, `/healthz`, `/readyz`); port 0 picks a free port. It
+    /// answers anyone who reaches it, so by default only this machine: a container whose scraper
+    /// and probes come from outside sets `0.0.0.0:9090` (the image, compose and Kubernetes do).
+    #[arg(long, env = "ORDERLY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
 
     /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Default: `sqlite://data/<target>.db`.

@@ -427,11 +427,25 @@ fn certs(args: &CertsArgs) -> anyhow::Result<()> {
 /// insecurity it goes with.
 const INSECURE_PAGE_SECRET: &str = "orderly-insecure-development-secret";
 
-/// The page-token secret settled at start (`serve` insists on one, `up` makes one).
+/// The shortest page-token secret accepted, in bytes: an HMAC-SHA-256 key shorter than the hash's
+/// 32 bytes is weaker than the hash (RFC 2104 §3), and a guessable one lets anyone forge page
+/// tokens.
+const MIN_PAGE_SECRET_BYTES: usize = 32;
+
+/// The page-token secret settled at start (`serve` insists on one, `up` makes one), refused when
+/// it is too short to be a key.
 fn page_secret(
     secret: Option<orderly_kit::secret::Secret>,
 ) -> anyhow::Result<orderly_kit::secret::Secret> {
-    secret.context("no page-token secret (--page-token-secret)")
+    let secret = secret.context("no page-token secret (--page-token-secret)")?;
+    anyhow::ensure!(
+        secret.expose().len() >= MIN_PAGE_SECRET_BYTES,
+        "the page-token secret (--page-token-secret, ORDERLY_PAGE_TOKEN_SECRET) is {} bytes: it \
+         signs page tokens, so it must be at least {MIN_PAGE_SECRET_BYTES} bytes of something \
+         no one can guess (e.g. `openssl rand -base64 32`)",
+        secret.expose().len()
+    );
+    Ok(secret)
 }
 
 /// Says, at start and on `/readyz`, that this process accepts every caller.

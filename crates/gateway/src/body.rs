@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -40,7 +40,7 @@ pub async fn arrive_in_time(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(problem) = ambiguous(request.headers()) {
+    if let Some(problem) = ambiguous(&request) {
         return closing(problem);
     }
     let (parts, body) = request.into_parts();
@@ -83,10 +83,17 @@ pub async fn arrive_in_time(
         .await
 }
 
-/// A problem for headers that frame or describe the body two ways, if they do.
-fn ambiguous(headers: &HeaderMap) -> Option<Problem> {
-    if headers.contains_key(header::CONTENT_LENGTH)
-        && headers.contains_key(header::TRANSFER_ENCODING)
+/// A problem for a request whose head frames or describes the body two ways, if it does (hyper
+/// hides a `Content-Length` beside `Transfer-Encoding`; the connection marks that head).
+fn ambiguous(request: &Request) -> Option<Problem> {
+    let headers = request.headers();
+    let marked = request
+        .extensions()
+        .get::<orderly_kit::conn::framing::AmbiguousFraming>()
+        .is_some();
+    if marked
+        || (headers.contains_key(header::CONTENT_LENGTH)
+            && headers.contains_key(header::TRANSFER_ENCODING))
     {
         return Some(Problem::new(
             StatusCode::BAD_REQUEST,

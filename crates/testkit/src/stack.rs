@@ -64,6 +64,8 @@ pub struct Options {
     /// The catalog's products besides [`TEST_PRODUCTS`] and the demo catalog: `(sku, price in
     /// EUR cents, stock on hand)`.
     pub products: Vec<(String, i64, i64)>,
+    /// Every gRPC server's connection cap, when not the default.
+    pub max_client_connections: Option<usize>,
 }
 
 /// The products every test stack's catalog has besides the demo catalog: `(sku, price in EUR
@@ -111,6 +113,7 @@ impl Default for Options {
             rate: orderly_kit::rate::RateConfig::default(),
             tls: true,
             products: Vec::new(),
+            max_client_connections: None,
         }
     }
 }
@@ -242,6 +245,9 @@ impl Stack {
         base.tls.tls_dir = tls_dir.clone();
         base.auth.jwks_file = options.jwks_file.clone();
         base.rate = options.rate;
+        if let Some(cap) = options.max_client_connections {
+            base.max_client_connections = cap;
+        }
         let plain = ServerConfig {
             faults: FaultConfig {
                 fault_metadata: options.fault_metadata,

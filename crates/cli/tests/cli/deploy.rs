@@ -321,7 +321,7 @@ fn the_dashboard_charts_metrics_the_code_records() {
         "observe/rpc",
         "server/shed",
         "http/web",
-        "conn",
+        "conn/mod",
     ]
     .iter()
     .map(|m| repo_file(&format!("crates/kit/src/{m}.rs")))

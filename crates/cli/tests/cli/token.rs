@@ -93,6 +93,19 @@ async fn serve_starts_only_with_a_jwks_or_when_told_to_accept_everyone() {
         &["ORDERLY_PAGE_TOKEN_SECRET", "ORDERLY_INSECURE_NO_AUTH"],
     );
     assert!(stderr.contains("--page-token-secret"), "{stderr}");
+    // A secret too short to be a key is refused too, saying how long it must be.
+    let stderr = crate::common::serve_refused(
+        &database,
+        &[
+            "--jwks-file",
+            jwks,
+            "--insecure-plaintext",
+            "--page-token-secret",
+            "x",
+        ],
+        &["ORDERLY_PAGE_TOKEN_SECRET", "ORDERLY_INSECURE_NO_AUTH"],
+    );
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
 
     let args = crate::common::serve_args("users", "127.0.0.1:0", &database, &[]);
     let served = crate::common::start(&args, "UserService").await;
@@ -138,7 +151,7 @@ async fn serve_checks_tokens_against_a_jwks_url_fetched_at_start() {
         "--jwks-url",
         &url,
         "--page-token-secret",
-        "s3cret",
+        "a-page-token-secret-of-32-bytes-or-more",
         "--insecure-plaintext",
     ];
     let served = crate::common::Orderly::start(&args).await;

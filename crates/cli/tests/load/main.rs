@@ -8,5 +8,6 @@ mod common;
 
 mod bench;
 mod breakers;
+mod memory;
 mod recovery;
 mod resilience;

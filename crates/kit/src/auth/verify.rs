@@ -137,6 +137,13 @@ impl Verifier {
     /// Verifies `token` in full: its caller, `exp` and `nbf`.
     fn check(&self, token: &str) -> Result<(Caller, u64, u64), AuthError> {
         let header = decode_header(token).map_err(|error| invalid("header", &error))?;
+        if names_critical_extensions(token) {
+            // RFC 7515 §4.1.11: a token whose `crit` lists extensions the verifier does not
+            // understand must be refused; Orderly understands none.
+            return Err(invalid_because(
+                "the token's header lists critical extensions",
+            ));
+        }
         let key = self
             .keys
             .key(header.kid.as_deref())
@@ -161,6 +168,21 @@ impl Verifier {
             Err(error) => Err(invalid("claims or signature", &error)),
         }
     }
+}
+
+/// Whether the token's header has a `crit` parameter (jsonwebtoken's `Header` ignores it).
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(segment) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()
+        .and_then(|json| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json).ok()
+        })
+        .is_some_and(|header| header.contains_key("crit"))
 }
 
 /// An invalid token, with why in the debug log only: callers learn the reason, not the check.
@@ -292,6 +314,33 @@ mod tests {
                 .expect("forge");
             assert_eq!(verifier.token(&forged), Err(AuthError::Invalid));
         }
+    }
+
+    #[test]
+    fn a_token_whose_header_names_critical_extensions_is_refused() {
+        let seed = [7u8; 32];
+        let key = SigningKey::from_seed(seed);
+        let (_dir, verifier) = verifier(&key);
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("seed");
+        let claims = serde_json::json!({
+            "sub": "u1", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600,
+        });
+        let signed = |header: serde_json::Value| {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = pair.sign(input.as_bytes());
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+        };
+        let plain = signed(serde_json::json!({"alg": "EdDSA", "kid": key.kid()}));
+        assert_eq!(verifier.token(&plain).map(|c| c.subject), Ok("u1".into()));
+        let critical = signed(serde_json::json!({
+            "alg": "EdDSA", "kid": key.kid(), "crit": ["urn:example:must-understand"],
+            "urn:example:must-understand": true,
+        }));
+        assert_eq!(verifier.token(&critical), Err(AuthError::Invalid));
     }
 
     #[test]

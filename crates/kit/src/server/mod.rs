@@ -11,6 +11,7 @@ pub mod admin;
 pub mod config;
 pub mod faults;
 pub mod health;
+pub mod malformed;
 pub mod rate;
 pub mod refuse;
 pub mod shed;
@@ -267,6 +268,7 @@ impl GrpcServer {
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .http2_max_header_list_size(crate::conn::MAX_HEADER_BYTES as u32)
             .http2_max_pending_accept_reset_streams(Some(MAX_STREAMS_PER_CONNECTION as usize));
         if !self.config.max_connection_age.is_zero() {
             builder = builder
@@ -276,6 +278,7 @@ impl GrpcServer {
         let router = builder
             .layer(ServerTraceLayer { service: self.name })
             .layer(ServerMetricsLayer)
+            .layer(malformed::MalformedLayer)
             .add_routes(self.routes.routes())
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -286,8 +289,11 @@ impl GrpcServer {
         // (TCP_NODELAY among them), enforces the connection cap and preface timeout, and shakes
         // hands over TLS.
         let limits = self.config.connection_limits();
-        let (incoming, watch) =
-            crate::conn::incoming(listener, limits, crate::conn::Protocol::Http2);
+        let protocol = match self.identity {
+            Some(_) => crate::conn::Protocol::Tls,
+            None => crate::conn::Protocol::Http2,
+        };
+        let (incoming, watch) = crate::conn::incoming(listener, limits, protocol);
         let incoming =
             crate::tls::server::accept(incoming, self.identity, limits.header_timeout, watch);
         // tonic takes a stream of results; accept errors are handled inside (they pause the loop).

@@ -72,6 +72,8 @@ pub fn accept(
                 let remote_addr = guarded.peer_addr();
                 match tokio::time::timeout(timeout, acceptor.accept(guarded)).await {
                     Ok(Ok(stream)) => {
+                        // Handshaken: no longer opening, so no longer evicted to make room.
+                        stream.get_ref().0.phase().serving();
                         let service = stream
                             .get_ref()
                             .1

@@ -209,3 +209,48 @@ async fn a_certificate_replaced_on_disk_serves_new_connections_while_a_watch_run
     );
     stack.stop().await;
 }
+
+/// Twice as many half-sent TLS handshakes as a gRPC port's cap (no certificate is needed to send
+/// a ClientHello): a new client with a certificate still connects, the oldest half-open connection
+/// making room, and is answered within a second.
+#[tokio::test]
+async fn half_sent_tls_handshakes_beyond_the_cap_make_room_for_a_new_client() {
+    use tokio::io::AsyncWriteExt;
+
+    orderly_kit::conn::raise_fd_limit().expect("open file limit");
+    let stack = stack(Options {
+        max_client_connections: Some(200),
+        ..Options::default()
+    })
+    .await;
+    let addr = stack
+        .users_url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_owned();
+    let mut half_open = Vec::with_capacity(400);
+    for _ in 0..400 {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        // The first bytes of a TLS record carrying a ClientHello, and no more.
+        stream
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+            .await
+            .expect("half a ClientHello");
+        half_open.push(stream);
+    }
+    let tls = stack.tls_dir.as_deref();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let channel = client_channel(&stack.users_url, tls, "gateway", "users").await;
+        health(channel).await.expect("a new client is served");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "connected and answered in {:?}",
+            started.elapsed()
+        );
+    }
+    drop(half_open);
+    stack.stop().await;
+}

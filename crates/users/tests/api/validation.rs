@@ -65,3 +65,78 @@ async fn ids_must_be_uuids(mut server: TestServer) {
     }
     server.stop().await;
 }
+
+/// Bytes sent as a message exactly as given, to say what a well-behaved client never would.
+#[derive(Clone, Default, Debug)]
+struct Raw(Vec<u8>);
+
+impl prost::Message for Raw {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        _tag: u32,
+        _wire_type: prost::encoding::WireType,
+        _buf: &mut impl prost::bytes::Buf,
+        _ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// A request that does not decode as its message is the caller's fault: INVALID_ARGUMENT (not
+/// INTERNAL, which clients retry and dashboards count as the server's), and nothing is written.
+#[tokio::test]
+async fn malformed_protobuf_is_invalid_argument() {
+    let Some(server) = crate::support::start(orderly_testkit::TestBackend::Sqlite).await else {
+        return;
+    };
+    let channel = orderly_testkit::channel(server.addr).await;
+    // Field 1 (the name) as a string of invalid UTF-8.
+    let bad_utf8 = vec![0x0a, 0x02, 0xff, 0xfe];
+    // Field 1 as a varint of eleven bytes: longer than any 64-bit value.
+    let mut bad_varint = vec![0x08];
+    bad_varint.extend([0xff; 10]);
+    bad_varint.push(0x01);
+    // Groups nested 101 deep in an unknown field: past prost's recursion limit.
+    let mut too_deep = Vec::new();
+    too_deep.extend(std::iter::repeat_n(0x9b_u8, 101).flat_map(|b| [b, 0x06]));
+    too_deep.extend(std::iter::repeat_n(0x9c_u8, 101).flat_map(|b| [b, 0x06]));
+    for (case, bytes) in [
+        ("invalid UTF-8", bad_utf8),
+        ("bad varint", bad_varint),
+        ("nested too deep", too_deep),
+    ] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.expect("ready");
+        let codec =
+            tonic_prost::ProstCodec::<Raw, orderly::users::v1::CreateUserResponse>::default();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/orderly.users.v1.UserService/CreateUser",
+        );
+        let status = grpc
+            .unary(tonic::Request::new(Raw(bytes)), path, codec)
+            .await
+            .expect_err(case);
+        assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
+    }
+    let listed = server
+        .client
+        .clone()
+        .list_users(ListUsersRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.users.is_empty(), "{:?}", listed.users);
+    server.stop().await;
+}

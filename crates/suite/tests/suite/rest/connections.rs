@@ -136,3 +136,33 @@ async fn a_thousand_slow_bodies_block_no_one_and_are_answered_408_at_the_body_ti
     }
     stack.stop().await;
 }
+
+/// Twice as many half-open connections as the gateway's cap: each new well-behaved client still
+/// gets in (the oldest half-open connection makes room) and is answered within a second.
+#[tokio::test]
+async fn beyond_the_cap_half_open_connections_make_room_for_a_new_client() {
+    orderly_kit::conn::raise_fd_limit().expect("open file limit");
+    let stack = Stack::start_with(|config| config.connections.max_connections = 500).await;
+    let user = stack.user("Ada").await;
+    let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
+    let mut half_open = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut stream = TcpStream::connect(stack.addr).await.expect("connect");
+        stream
+            .write_all(b"GET /v1/users HTTP/1.1\r\nHost: orderly\r\n")
+            .await
+            .expect("half a request");
+        half_open.push(stream);
+    }
+    for _ in 0..5 {
+        let started = Instant::now();
+        let response = stack.get(&path).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    stack.stop().await;
+}

@@ -275,8 +275,34 @@ async fn an_unreachable_service_is_a_503_that_does_not_describe_the_gateways_ins
 /// connection closed), two different `Content-Type`s (400), two `Authorization` headers (401).
 #[tokio::test]
 async fn ambiguous_framing_and_repeated_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let stack = Stack::start().await;
     let body = br#"{"name": "Smuggler", "email": "smuggler@example.com"}"#;
+    let mut stream = tokio::net::TcpStream::connect(stack.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /v1/users HTTP/1.1\r\nHost: orderly\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len() + 7,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("head");
+    stream.write_all(body).await.expect("body");
+    stream.write_all(b"\r\n0\r\n\r\n").await.expect("end");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        crate::rest::support::PATIENCE,
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered and closed")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+
     let two_types = stack
         .send(
             "POST",
