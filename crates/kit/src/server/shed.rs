@@ -26,7 +26,7 @@
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::server::NamedService;
 use tonic::{Code, Status};
@@ -99,22 +99,62 @@ impl Class {
 
 type Limited<S> = ConcurrencyLimit<S, Tolerant>;
 
-/// Vegas, fed latencies no lower than [`TOLERATED_LATENCY`].
+/// Vegas, fed latencies no lower than [`TOLERATED_LATENCY`], that forgets an overload once the
+/// service has been idle for [`FORGET_AFTER`]: a limit below its start goes back to it.
+///
+/// Vegas alone never raises its limit while calls are few (`in flight × 2 < limit`: low latency is
+/// no evidence then), and a burst at the lowered limit reads as queueing again, so after an
+/// overload episode the limit stayed where the episode left it, and bursts the service admitted
+/// whole before the episode were partly shed long after it (`bench/recovery.sh`; the README has
+/// the figures). A second with nothing in flight is the evidence that the episode is over: no
+/// queue stands through it. Shorter gaps change nothing, because they happen inside an overload
+/// too (callers waiting out their RetryInfo): raising the limit in proportion to every idle
+/// moment let each wave of them in at a higher limit, and cost the overload benchmark a third of
+/// its goodput.
 #[derive(Debug, Clone)]
-struct Tolerant(Vegas);
+struct Tolerant {
+    vegas: Vegas,
+    start: usize,
+    ceiling: usize,
+    /// When the last call in flight finished, if none has finished since.
+    idle_since: Option<Instant>,
+}
+
+/// Idle time after which an overload is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(1);
 
 impl Algorithm for Tolerant {
     fn max_concurrency(&self) -> usize {
-        self.0.max_concurrency()
+        self.vegas.max_concurrency()
     }
 
     fn update(&mut self, rtt: Duration, num_inflight: usize, is_error: bool, is_canceled: bool) {
-        self.0.update(
+        let now = Instant::now();
+        if let Some(idle_since) = self.idle_since.take() {
+            // The service was idle from then until this call started.
+            self.forget(
+                now.saturating_duration_since(idle_since)
+                    .saturating_sub(rtt),
+            );
+        }
+        self.vegas.update(
             rtt.max(TOLERATED_LATENCY),
             num_inflight,
             is_error,
             is_canceled,
         );
+        if num_inflight == 0 {
+            self.idle_since = Some(now);
+        }
+    }
+}
+
+impl Tolerant {
+    /// Puts a lowered limit back at its start after `idle` of at least [`FORGET_AFTER`].
+    fn forget(&mut self, idle: Duration) {
+        if idle >= FORGET_AFTER && self.vegas.max_concurrency() < self.start {
+            self.vegas = vegas(self.start, self.ceiling);
+        }
     }
 }
 
@@ -138,17 +178,27 @@ fn log10(limit: usize) -> usize {
     ((limit as f64).log10() as usize).max(1)
 }
 
-/// An adaptive limit up to `ceiling`, starting at `start` (clamped to the ceiling).
+/// An adaptive limit up to `ceiling`, starting (and recovering to) `start`, clamped to the
+/// ceiling.
 fn adaptive(start: usize, ceiling: usize) -> Tolerant {
     let ceiling = ceiling.max(1);
-    Tolerant(
-        Vegas::builder()
-            .alpha(|limit| QUEUE_LOW * log10(limit))
-            .beta(|limit| QUEUE_HIGH * log10(limit))
-            .initial_limit(start.min(ceiling))
-            .max_limit(ceiling)
-            .build(),
-    )
+    let start = start.min(ceiling);
+    Tolerant {
+        vegas: vegas(start, ceiling),
+        start,
+        ceiling,
+        idle_since: None,
+    }
+}
+
+/// Vegas with the queue band of [`QUEUE_LOW`] and [`QUEUE_HIGH`], at `limit` up to `ceiling`.
+fn vegas(limit: usize, ceiling: usize) -> Vegas {
+    Vegas::builder()
+        .alpha(|limit| QUEUE_LOW * log10(limit))
+        .beta(|limit| QUEUE_HIGH * log10(limit))
+        .initial_limit(limit.min(ceiling))
+        .max_limit(ceiling)
+        .build()
 }
 
 impl<S: NamedService + Clone> Shed<S> {
@@ -273,6 +323,28 @@ mod tests {
             limit.update(TOLERATED_LATENCY / 2, 10, false, false);
         }
         assert!(limit.max_concurrency() > 10, "{}", limit.max_concurrency());
+    }
+
+    #[test]
+    fn an_overload_is_forgotten_after_a_second_of_idleness() {
+        let mut limit = adaptive(64, 1024);
+        limit.update(Duration::from_micros(100), 64, false, false);
+        // An overload: every call queued behind many others.
+        for _ in 0..50 {
+            let inflight = limit.max_concurrency();
+            limit.update(TOLERATED_LATENCY * 10, inflight, false, false);
+        }
+        let lowered = limit.max_concurrency();
+        assert!(lowered < 32, "{lowered}");
+        // Idle moments shorter than a second, as between waves of callers under overload,
+        // change nothing; a second of idleness restores the start.
+        limit.forget(FORGET_AFTER / 2);
+        assert_eq!(limit.max_concurrency(), lowered);
+        limit.forget(FORGET_AFTER);
+        assert_eq!(limit.max_concurrency(), 64);
+        // A completion that leaves nothing in flight starts the idle clock.
+        limit.update(TOLERATED_LATENCY, 0, false, false);
+        assert!(limit.idle_since.is_some());
     }
 
     #[test]

@@ -12,11 +12,13 @@ crate::on_both_backends!(
 
 async fn bad_create_lists_every_field_and_writes_nothing(mut server: TestServer) {
     let long_email = format!("{}@{}.com", "a".repeat(64), "b".repeat(186));
-    let cases: [(&str, &str, &[&str]); 8] = [
+    let cases: [(&str, &str, &[&str]); 10] = [
         ("", "ada@example.com", &["name"]),
         ("   ", "ada@example.com", &["name"]),
         (&"n".repeat(201), "ada@example.com", &["name"]),
         ("Ada\u{7}", "ada@example.com", &["name"]),
+        ("Ada\u{202E}ecalevol", "ada@example.com", &["name"]),
+        ("Ada\u{2028}Lovelace", "ada@example.com", &["name"]),
         ("Ada", "", &["email"]),
         ("Ada", "not-an-email", &["email"]),
         ("Ada", &long_email, &["email"]),
