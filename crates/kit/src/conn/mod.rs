@@ -20,6 +20,7 @@
 //! - **Descriptors**: [`raise_fd_limit`] lifts the soft limit to the hard one at start; when
 //!   `accept` still fails (EMFILE), the loop pauses briefly instead of spinning.
 //!
+//!   Once a flood of them is over, the allocator's free pages go back to the system (`reclaim`).
 //! - **Framing**: an HTTP/1.1 head framed by both `Content-Length` and `Transfer-Encoding` is
 //!   marked for the server to refuse ([`framing`]).
 //!
@@ -32,6 +33,7 @@
 
 pub mod framing;
 pub mod opening;
+mod reclaim;
 
 use std::io;
 use std::pin::Pin;
@@ -362,6 +364,7 @@ pub fn incoming(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let watch = Watch::new(&address);
+    reclaim::start();
     let registry = Arc::new(Registry::default());
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let max = limits.max_connections.max(1);

@@ -141,7 +141,8 @@ impl Registry {
 
 fn charge(state: &State, bytes: usize) {
     state.charged.fetch_add(bytes, Ordering::Relaxed);
-    CHARGED.fetch_add(bytes, Ordering::Relaxed);
+    let charged = CHARGED.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    super::reclaim::note(charged);
 }
 
 /// Removes `state` from `opening` and releases its charge (under the registry's lock, so that a

@@ -2,7 +2,7 @@
 //! refused before the service sees it with RESOURCE_EXHAUSTED, reason `RATE_LIMITED`, and a
 //! RetryInfo of the time until the caller may call again.
 //!
-//! A call counts against its *end* caller ([`key`]), so one caller's burst never spends another's
+//! A call counts against its *end* caller, so one caller's burst never spends another's
 //! allowance, and a service that passes calls on is never limited as one caller for all of its
 //! users:
 //! - the token's subject, when [`crate::auth::rules::Authenticate`] (outside this layer) verified
