@@ -19,28 +19,11 @@ async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the
     let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
 
     let opened = Instant::now();
-    let mut half_open = Vec::with_capacity(5000);
-    for _ in 0..5000 {
-        let mut stream = TcpStream::connect(stack.addr).await.expect("connect");
-        stream
-            .write_all(b"GET /v1/users HTTP/1.1\r\nHost: orderly\r\n")
-            .await
-            .expect("half a request");
-        half_open.push(stream);
-    }
+    let half_open = half_open(&stack, 5000).await;
     eprintln!("5000 half-open connections in {:?}", opened.elapsed());
 
     // A normal client is answered promptly, again and again.
-    for _ in 0..5 {
-        let started = Instant::now();
-        let response = stack.get(&path).await;
-        assert_eq!(response.status, 200, "{}", response.body);
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "answered in {:?}",
-            started.elapsed()
-        );
-    }
+    answered_promptly(&stack, &path, 5).await;
 
     // Every half-open connection is closed by the server once its headers are overdue.
     let deadline = opened + header_timeout + Duration::from_secs(10);
@@ -64,6 +47,34 @@ async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the
     }
     assert_eq!(closed, 5000);
     stack.stop().await;
+}
+
+/// `count` connections to the gateway, each having sent half a request.
+async fn half_open(stack: &Stack, count: usize) -> Vec<TcpStream> {
+    let mut half_open = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(stack.addr).await.expect("connect");
+        stream
+            .write_all(b"GET /v1/users HTTP/1.1\r\nHost: orderly\r\n")
+            .await
+            .expect("half a request");
+        half_open.push(stream);
+    }
+    half_open
+}
+
+/// `GET path` answered 200 within a second, `times` times in a row.
+async fn answered_promptly(stack: &Stack, path: &str, times: usize) {
+    for _ in 0..times {
+        let started = Instant::now();
+        let response = stack.get(path).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 /// A thousand requests whose bodies never finish hold connections, not the gateway's request
@@ -145,24 +156,7 @@ async fn beyond_the_cap_half_open_connections_make_room_for_a_new_client() {
     let stack = Stack::start_with(|config| config.connections.max_connections = 500).await;
     let user = stack.user("Ada").await;
     let path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
-    let mut half_open = Vec::with_capacity(1000);
-    for _ in 0..1000 {
-        let mut stream = TcpStream::connect(stack.addr).await.expect("connect");
-        stream
-            .write_all(b"GET /v1/users HTTP/1.1\r\nHost: orderly\r\n")
-            .await
-            .expect("half a request");
-        half_open.push(stream);
-    }
-    for _ in 0..5 {
-        let started = Instant::now();
-        let response = stack.get(&path).await;
-        assert_eq!(response.status, 200, "{}", response.body);
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "answered in {:?}",
-            started.elapsed()
-        );
-    }
+    let _half_open = half_open(&stack, 1000).await;
+    answered_promptly(&stack, &path, 5).await;
     stack.stop().await;
 }
