@@ -2,33 +2,45 @@
 //! only orders (by its certificate) reserves, commits and releases stock, and only the gateway
 //! (which admins call through) changes products.
 
+use orderly::catalog::v1::catalog_service_methods::{
+    ADJUST_STOCK, BATCH_GET_PRODUCTS, COMMIT_RESERVATION, CREATE_PRODUCT, GET_PRODUCT,
+    LIST_PRODUCTS, RELEASE_RESERVATION, RESERVE_STOCK, SERVICE, UPDATE_PRODUCT,
+};
 use orderly_kit::auth::rules::{Rule, Rules};
 
 /// CatalogService's rules.
 pub fn rules() -> Rules {
     Rules::new(
-        "orderly.catalog.v1.CatalogService",
+        SERVICE,
         &[
-            ("GetProduct", Rule::Open),
-            ("ListProducts", Rule::Open),
-            ("BatchGetProducts", Rule::Open),
-            ("CreateProduct", Rule::Admin),
-            ("UpdateProduct", Rule::Admin),
-            ("AdjustStock", Rule::Admin),
-            ("ReserveStock", Rule::Open),
-            ("CommitReservation", Rule::Open),
-            ("ReleaseReservation", Rule::Open),
+            (GET_PRODUCT, Rule::Open),
+            (LIST_PRODUCTS, Rule::Open),
+            (BATCH_GET_PRODUCTS, Rule::Open),
+            (CREATE_PRODUCT, Rule::Admin),
+            (UPDATE_PRODUCT, Rule::Admin),
+            (ADJUST_STOCK, Rule::Admin),
+            (RESERVE_STOCK, Rule::Open),
+            (COMMIT_RESERVATION, Rule::Open),
+            (RELEASE_RESERVATION, Rule::Open),
         ],
     )
     .callers(
         &["orders"],
-        &["ReserveStock", "CommitReservation", "ReleaseReservation"],
+        &[RESERVE_STOCK, COMMIT_RESERVATION, RELEASE_RESERVATION],
     )
     .callers(
         &["gateway"],
-        &["CreateProduct", "UpdateProduct", "AdjustStock"],
+        &[CREATE_PRODUCT, UPDATE_PRODUCT, ADJUST_STOCK],
     )
 }
+
+/// Methods never shed nor rate limited: the commit of a paid order's stock and the release of a
+/// failed one's finish or undo work already done (see `orderly_kit::server::shed::Shed::exempt`).
+pub const NEVER_SHED: &[&str] = &[COMMIT_RESERVATION, RELEASE_RESERVATION];
+
+/// Batch reads shed under the cheap limit: orders prices every order with one BatchGetProducts of
+/// its few lines.
+pub const CHEAP: &[&str] = &[BATCH_GET_PRODUCTS];
 
 #[cfg(test)]
 mod tests {
@@ -53,5 +65,17 @@ mod tests {
         }
         assert_eq!(rules.admits("GetProduct", Some("orders")), Ok(()));
         assert_eq!(rules.admits("ListProducts", Some("gateway")), Ok(()));
+    }
+
+    #[test]
+    fn its_never_shed_and_cheap_methods_are_methods_it_declares() {
+        for list in [super::NEVER_SHED, super::CHEAP] {
+            let undeclared = orderly_kit::auth::rules::undeclared(
+                orderly::FILE_DESCRIPTOR_SET,
+                super::SERVICE,
+                list,
+            );
+            assert_eq!(undeclared, Ok(vec![]));
+        }
     }
 }

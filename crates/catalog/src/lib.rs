@@ -109,14 +109,12 @@ pub async fn serve(
             stop.clone(),
         )));
         let catalog = Catalog::new(store, PageTokens::new(config.page_token_secret.expose()));
-        // Orders prices every order with one BatchGetProducts of its few lines: a cheap call. The
-        // commit of a paid order's stock, and the release of a failed one's, are never shed.
         orderly_kit::tune_service!(
             CatalogServiceServer::new(catalog),
             tuning,
             access::rules(),
-            cheap = &["BatchGetProducts"],
-            exempt = &["CommitReservation", "ReleaseReservation"]
+            cheap = access::CHEAP,
+            exempt = access::NEVER_SHED
         )
     })
     .await;

@@ -56,7 +56,7 @@ pub async fn serve(
             tuning,
             access::rules(),
             cheap = &[],
-            exempt = &["CancelDelivery"]
+            exempt = access::NEVER_SHED
         )
     })
     .await

@@ -120,9 +120,9 @@ pub enum GatewayError {
         description = "REST/JSON over Orderly's gRPC services. Bodies follow the proto3 JSON mapping; errors are RFC 9457 problem+json.",
     ),
     tags(
-        (name = "users", description = "UserService"),
-        (name = "orders", description = "OrderService"),
-        (name = "products", description = "CatalogService"),
+        (name = "users", description = "Accounts: sign-up and profiles (orderly.users.v1.UserService)"),
+        (name = "orders", description = "Orders and their progress (orderly.orders.v1.OrderService)"),
+        (name = "products", description = "The catalog: products, prices, stock (orderly.catalog.v1.CatalogService)"),
         (name = "meta", description = "About this API"),
     )
 )]

@@ -3,18 +3,21 @@
 //! order read, cancelled or watched is the caller); an admin may act on any. Only the gateway (by
 //! its certificate) may call it.
 
+use orderly::orders::v1::order_service_methods::{
+    CANCEL_ORDER, CREATE_ORDER, GET_ORDER, LIST_ORDERS, SERVICE, WATCH_ORDER,
+};
 use orderly_kit::auth::rules::{Rule, Rules};
 
 /// OrderService's rules.
 pub fn rules() -> Rules {
     Rules::new(
-        "orderly.orders.v1.OrderService",
+        SERVICE,
         &[
-            ("CreateOrder", Rule::User),
-            ("GetOrder", Rule::User),
-            ("ListOrders", Rule::User),
-            ("CancelOrder", Rule::User),
-            ("WatchOrder", Rule::User),
+            (CREATE_ORDER, Rule::User),
+            (GET_ORDER, Rule::User),
+            (LIST_ORDERS, Rule::User),
+            (CANCEL_ORDER, Rule::User),
+            (WATCH_ORDER, Rule::User),
         ],
     )
     .all_callers(&["gateway"])

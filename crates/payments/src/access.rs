@@ -3,20 +3,24 @@
 //! decided by their certificates: only orders moves money (Charge, Refund); any service of the
 //! cluster may read a payment.
 
+use orderly::payments::v1::payment_service_methods::{CHARGE, GET_PAYMENT, REFUND, SERVICE};
 use orderly_kit::auth::rules::{Rule, Rules};
 
 /// PaymentService's rules.
 pub fn rules() -> Rules {
     Rules::new(
-        "orderly.payments.v1.PaymentService",
+        SERVICE,
         &[
-            ("Charge", Rule::Open),
-            ("Refund", Rule::Open),
-            ("GetPayment", Rule::Open),
+            (CHARGE, Rule::Open),
+            (REFUND, Rule::Open),
+            (GET_PAYMENT, Rule::Open),
         ],
     )
-    .callers(&["orders"], &["Charge", "Refund"])
+    .callers(&["orders"], &[CHARGE, REFUND])
 }
+
+/// Methods never shed nor rate limited: a refund undoes a charge already made.
+pub const NEVER_SHED: &[&str] = &[REFUND];
 
 #[cfg(test)]
 mod tests {
@@ -24,5 +28,15 @@ mod tests {
     fn every_method_the_proto_declares_has_a_rule() {
         let complete = super::rules().complete_for(orderly::FILE_DESCRIPTOR_SET);
         assert_eq!(complete, Ok(()));
+    }
+
+    #[test]
+    fn its_never_shed_methods_are_methods_it_declares() {
+        let undeclared = orderly_kit::auth::rules::undeclared(
+            orderly::FILE_DESCRIPTOR_SET,
+            super::SERVICE,
+            super::NEVER_SHED,
+        );
+        assert_eq!(undeclared, Ok(vec![]));
     }
 }

@@ -57,7 +57,7 @@ pub async fn serve(
             tuning,
             access::rules(),
             cheap = &[],
-            exempt = &["Refund"]
+            exempt = access::NEVER_SHED
         )
     })
     .await

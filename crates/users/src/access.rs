@@ -2,24 +2,27 @@
 //! their own record (checked by the handlers); listing and batch reads are for admins. Only the
 //! gateway and orders (by their certificates) may call it at all.
 
+use orderly::users::v1::user_service_methods::{
+    BATCH_GET_USERS, CREATE_USER, DELETE_USER, GET_USER, LIST_USERS, SERVICE, UPDATE_USER,
+};
 use orderly_kit::auth::rules::{Rule, Rules};
 
 /// UserService's rules; with `closed_signup`, CreateUser is for admins only.
 pub fn rules(closed_signup: bool) -> Rules {
     let rules = Rules::new(
-        "orderly.users.v1.UserService",
+        SERVICE,
         &[
-            ("CreateUser", Rule::Open),
-            ("GetUser", Rule::User),
-            ("UpdateUser", Rule::User),
-            ("DeleteUser", Rule::User),
-            ("ListUsers", Rule::Admin),
-            ("BatchGetUsers", Rule::Admin),
+            (CREATE_USER, Rule::Open),
+            (GET_USER, Rule::User),
+            (UPDATE_USER, Rule::User),
+            (DELETE_USER, Rule::User),
+            (LIST_USERS, Rule::Admin),
+            (BATCH_GET_USERS, Rule::Admin),
         ],
     )
     .all_callers(&["orders", "gateway"]);
     if closed_signup {
-        rules.with("CreateUser", Rule::Admin)
+        rules.with(CREATE_USER, Rule::Admin)
     } else {
         rules
     }

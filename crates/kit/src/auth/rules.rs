@@ -98,20 +98,7 @@ impl Rules {
         &self,
         descriptor_set: &[u8],
     ) -> Result<(Vec<String>, Vec<String>), prost::DecodeError> {
-        let set = FileDescriptorSet::decode(descriptor_set)?;
-        let declared: Vec<String> = set
-            .file
-            .iter()
-            .flat_map(|file| {
-                let package = file.package().to_owned();
-                file.service.iter().filter_map(move |service| {
-                    let full = format!("{package}.{}", service.name());
-                    (full == self.service).then(|| service.method.clone())
-                })
-            })
-            .flatten()
-            .map(|method| method.name().to_owned())
-            .collect();
+        let declared = declared(descriptor_set, self.service)?;
         let unruled = declared
             .iter()
             .filter(|method| !self.methods.contains_key(method.as_str()))
@@ -169,6 +156,44 @@ impl Rules {
             }
         }
     }
+}
+
+/// The methods `service` (its full name, `package.Service`) declares in `descriptor_set`, in the
+/// order the proto declares them.
+pub fn declared(descriptor_set: &[u8], service: &str) -> Result<Vec<String>, prost::DecodeError> {
+    let set = FileDescriptorSet::decode(descriptor_set)?;
+    Ok(set
+        .file
+        .iter()
+        .flat_map(|file| {
+            let package = file.package();
+            file.service
+                .iter()
+                .filter(move |s| {
+                    service
+                        .strip_prefix(package)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        == Some(s.name())
+                })
+                .flat_map(|s| s.method.iter().map(|method| method.name().to_owned()))
+        })
+        .collect())
+}
+
+/// Of `methods` (a service's list of methods for some treatment: never shed, cheap), those that
+/// `service` does not declare in `descriptor_set`: empty when every one is a method of it. Each
+/// service's tests check its lists with it, as [`Rules::complete_for`] checks its rules.
+pub fn undeclared(
+    descriptor_set: &[u8],
+    service: &str,
+    methods: &[&str],
+) -> Result<Vec<String>, prost::DecodeError> {
+    let declared = declared(descriptor_set, service)?;
+    Ok(methods
+        .iter()
+        .filter(|method| !declared.iter().any(|d| d == *method))
+        .map(|method| (*method).to_owned())
+        .collect())
 }
 
 #[cfg(feature = "server")]

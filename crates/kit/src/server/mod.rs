@@ -369,19 +369,10 @@ where
 
 /// The methods `service` (its full name) declares in `descriptor_sets`.
 fn methods_of(descriptor_sets: &[&[u8]], service: &str) -> Vec<String> {
-    use prost::Message as _;
     descriptor_sets
         .iter()
-        .filter_map(|set| prost_types::FileDescriptorSet::decode(*set).ok())
-        .flat_map(|set| set.file)
-        .flat_map(|file| {
-            let package = file.package().to_owned();
-            file.service
-                .into_iter()
-                .filter(move |s| format!("{package}.{}", s.name()) == service)
-        })
-        .flat_map(|s| s.method)
-        .map(|method| method.name().to_owned())
+        .filter_map(|set| crate::auth::rules::declared(set, service).ok())
+        .flatten()
         .collect()
 }
 
