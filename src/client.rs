@@ -10,7 +10,7 @@
 //! use orderly::users::v1::GetUserRequest;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = Client::builder("http://127.0.0.1:8080")
+//! let client = Client::builder("http://127.0.0.1:50051") // users' gRPC port, not the REST one
 //!     .timeout(Duration::from_secs(2))
 //!     .bearer_token(std::env::var("ORDERLY_TOKEN")?)
 //!     .connect()

@@ -1,5 +1,6 @@
-//! Orderly's gRPC API: the messages, servers and typed clients of the users, orders, payments and
-//! delivery services, generated at build time from `proto/` by a pure-Rust protobuf compiler.
+//! Orderly's gRPC API: the messages, servers and typed clients of the users, catalog, orders,
+//! payments and delivery services, generated at build time from `proto/` by a pure-Rust protobuf
+//! compiler.
 //!
 //! This crate is what an integrating team depends on to call Orderly, and the only one it needs
 //! (it re-exports [`tonic`], [`prost_types`] and [`tonic_types`]; the common types are in [`rpc`]).
@@ -12,6 +13,7 @@
 //! | package | client | server trait and adapter |
 //! |---|---|---|
 //! | `orderly.users.v1` | [`users::v1::UserServiceClient`] | [`users::v1::UserService`], [`users::v1::UserServiceServer`] |
+//! | `orderly.catalog.v1` | [`catalog::v1::CatalogServiceClient`] | [`catalog::v1::CatalogService`], [`catalog::v1::CatalogServiceServer`] |
 //! | `orderly.orders.v1` | [`orders::v1::OrderServiceClient`] | [`orders::v1::OrderService`], [`orders::v1::OrderServiceServer`] |
 //! | `orderly.payments.v1` | [`payments::v1::PaymentServiceClient`] | [`payments::v1::PaymentService`], [`payments::v1::PaymentServiceServer`] |
 //! | `orderly.delivery.v1` | [`delivery::v1::DeliveryServiceClient`] | [`delivery::v1::DeliveryService`], [`delivery::v1::DeliveryServiceServer`] |

@@ -1,13 +1,13 @@
-//! The REST/JSON gateway in front of Orderly's gRPC services: `/v1/users` and `/v1/orders` in the
-//! proto3 JSON mapping, errors as RFC 9457 problem+json, and the OpenAPI 3.1 document of it all at
+//! The REST/JSON gateway in front of Orderly's gRPC services: `/v1/users`, `/v1/orders` and
+//! `/v1/products` in the proto3 JSON mapping, errors as RFC 9457 problem+json, and the OpenAPI 3.1 document of it all at
 //! `/openapi.json`, generated from the same route definitions that are served.
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`api`] | mounting routes and documenting them from one definition |
-//! | [`users`], [`orders`] | the handlers |
+//! | [`users`], [`orders`], [`products`] | the handlers |
 //! | [`json`] | the JSON bodies and their conversions to and from the gRPC messages |
-//! | [`body`] | JSON request bodies whose every failure is a problem |
+//! | [`body`] | request bodies read in full within a deadline, and JSON bodies whose every failure is a problem |
 //! | [`callers`] | bearer tokens verified and per-caller rate limits, before any route |
 //! | [`problem`] | problem+json, and the gRPC-to-HTTP status mapping |
 //! | [`state`] | the downstream services every handler calls through the kit |

@@ -1,5 +1,6 @@
-//! Orderly's cross-service test suite lives in `tests/suite`: the order saga over the four real
-//! services (money and parcels checked in their databases), and the REST gateway over them. This
+//! Orderly's cross-service test suite lives in `tests/suite`: the order saga over the five real
+//! services (money, parcels and stock checked in their databases), identity and rate limits
+//! across them, and the REST gateway over them. This
 //! library is empty; it exists because a package needs a target.
 
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
