@@ -20,12 +20,14 @@
 //! | [`shutdown`] | always | SIGTERM/SIGINT as a future, and the drain signal shared by a process |
 //! | [`status`] | always | typed errors to `tonic::Status` with google.rpc details |
 //! | [`tls`] | `tls` | mutual TLS between services, SPIFFE identities, certificates re-read on change |
-//! | [`rate`] | `rate` | per-caller rate limits (GCRA) keyed by token subject or peer address |
+//! | [`rate`] | `rate` | per-caller rate limits (GCRA) keyed by the end caller, and their gRPC layer |
+//! | [`refuse`] | `server` | answering a gRPC call without its service, the body drained (every refusing layer's) |
 //! | [`pagination`] | always | AIP-158 page sizes and tamper-checked page tokens |
 //! | [`time`] | always | microsecond timestamps and their protobuf form |
 //!
-//! Layers depend downwards only: `server` uses `client`, `db` and `http`; `client` and `http` use
-//! `observe`; nothing uses `server`.
+//! Layers depend downwards only: `server` uses `client`, `db`, `http`, `auth` and `rate`; the
+//! refusing layers (`auth`'s, `rate`'s, `server`'s shedding and faults) answer through `refuse`;
+//! `client` and `http` use `observe`; nothing uses `server`.
 
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
@@ -46,6 +48,8 @@ pub mod observe;
 pub mod pagination;
 #[cfg(feature = "rate")]
 pub mod rate;
+#[cfg(feature = "server")]
+pub mod refuse;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
@@ -56,17 +60,22 @@ pub mod time;
 pub mod tls;
 
 pub use tonic;
+/// For [`tune_service!`], which stacks its layers with tower's `ServiceBuilder` in the crates that
+/// call it.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub use tower;
 
 /// Applies the kit's per-service settings to a generated tonic server (`FooServiceServer::new(..)`):
-/// gzip accepted and offered, the message size limits of a [`server::config::ServerConfig`], its opt-in
-/// fault injection ([`server::faults::FaultService`], inside the limit, like handler time), load
-/// shedding beyond its concurrency limit ([`server::shed::Shed`]), per-caller rate limits
-/// ([`server::rate::RateLimited`]), and, outermost, the service's
-/// [`auth::rules::Rules`] checked against callers' tokens when the config names a JWKS
-/// ([`auth::rules::Authenticate`]). Evaluates to `Result<_, server::StartError>`. Two more
+/// gzip accepted and offered and the message size limits of a [`server::config::ServerConfig`],
+/// then its refusing layers, outermost first: the service's [`auth::rules::Rules`] checked against
+/// callers' tokens when the config names a JWKS ([`auth::rules::AuthenticateLayer`]), per-caller
+/// rate limits ([`rate::layer::RateLimitLayer`]), load shedding beyond its concurrency limit
+/// ([`server::shed::ShedLayer`]), and its opt-in fault injection ([`server::faults::FaultLayer`],
+/// inside the limit, like handler time). Evaluates to `Result<_, server::StartError>`. Two more
 /// arguments, `cheap = &[..], exempt = &[..]`, name batch reads to shed under the cheap limit
 /// ([`server::shed::Shed::cheap`]) and methods never to shed nor rate limit, because they settle
-/// or undo work already done ([`server::shed::Shed::exempt`], [`server::rate::RateLimited::exempt`]).
+/// or undo work already done ([`server::shed::Shed::exempt`], [`rate::layer::RateLimited::exempt`]).
 ///
 /// Generated servers share no trait for these settings, hence a macro.
 #[cfg(feature = "server")]
@@ -81,31 +90,31 @@ macro_rules! tune_service {
             .verifier()
             .map_err($crate::server::StartError::from)
             .map(|verifier| {
-                $crate::auth::rules::Authenticate::new(
-                    $crate::server::rate::RateLimited::new(
-                        $crate::server::shed::Shed::new(
-                            $crate::server::faults::FaultService::new(
-                                $server
-                                    .accept_compressed(
-                                        $crate::tonic::codec::CompressionEncoding::Gzip,
-                                    )
-                                    .send_compressed(
-                                        $crate::tonic::codec::CompressionEncoding::Gzip,
-                                    )
-                                    .max_decoding_message_size($config.max_message_bytes)
-                                    .max_encoding_message_size($config.max_message_bytes),
-                                $config.faults.clone(),
-                            ),
-                            $config.max_concurrent_calls,
-                        )
-                        .cheap($cheap)
+                $crate::tower::ServiceBuilder::new()
+                    .layer($crate::auth::rules::AuthenticateLayer::new(
+                        verifier, $rules,
+                    ))
+                    .layer(
+                        $crate::rate::layer::RateLimitLayer::new($crate::rate::CallerLimits::new(
+                            $config.rate,
+                        ))
                         .exempt($exempt),
-                        $crate::rate::CallerLimits::new($config.rate),
                     )
-                    .exempt($exempt),
-                    verifier,
-                    ::std::sync::Arc::new($rules),
-                )
+                    .layer(
+                        $crate::server::shed::ShedLayer::new($config.max_concurrent_calls)
+                            .cheap($cheap)
+                            .exempt($exempt),
+                    )
+                    .layer($crate::server::faults::FaultLayer::new(
+                        $config.faults.clone(),
+                    ))
+                    .service(
+                        $server
+                            .accept_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                            .send_compressed($crate::tonic::codec::CompressionEncoding::Gzip)
+                            .max_decoding_message_size($config.max_message_bytes)
+                            .max_encoding_message_size($config.max_message_bytes),
+                    )
             })
     };
 }

@@ -79,7 +79,7 @@ impl Caller {
 /// caller's credentials, so that each downstream service checks the same user's rights itself
 /// rather than trusting whoever called it, and, for a caller without a token, its address; both
 /// so that downstream rate limits count the end caller, never the service in between (see
-/// [`crate::server::rate`]).
+/// [`crate::rate::layer`]).
 #[derive(Debug, Clone, Default)]
 pub struct OnBehalf {
     authorization: Option<tonic::metadata::AsciiMetadataValue>,

@@ -197,7 +197,7 @@ pub fn undeclared(
 }
 
 #[cfg(feature = "server")]
-pub use layer::Authenticate;
+pub use layer::{Authenticate, AuthenticateLayer};
 
 #[cfg(feature = "server")]
 mod layer {
@@ -233,6 +233,32 @@ mod layer {
         }
     }
 
+    /// The layer of [`Authenticate`]: calls decided by `rules`, tokens checked by `verifier`
+    /// (none: every call passes, with no caller).
+    #[derive(Debug, Clone)]
+    pub struct AuthenticateLayer {
+        verifier: Option<Arc<Verifier>>,
+        rules: Arc<Rules>,
+    }
+
+    impl AuthenticateLayer {
+        /// Calls decided by `rules`, with tokens checked by `verifier`.
+        pub fn new(verifier: Option<Arc<Verifier>>, rules: Rules) -> Self {
+            Self {
+                verifier,
+                rules: Arc::new(rules),
+            }
+        }
+    }
+
+    impl<S> tower::Layer<S> for AuthenticateLayer {
+        type Service = Authenticate<S>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            Authenticate::new(inner, self.verifier.clone(), self.rules.clone())
+        }
+    }
+
     impl<S: NamedService> NamedService for Authenticate<S> {
         const NAME: &'static str = S::NAME;
     }
@@ -251,7 +277,7 @@ mod layer {
     {
         type Response = http::Response<tonic::body::Body>;
         type Error = Infallible;
-        type Future = crate::server::refuse::Answer;
+        type Future = crate::refuse::Answer;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
             self.inner.poll_ready(cx)
@@ -290,7 +316,7 @@ mod layer {
     fn refuse<S: NamedService, B>(
         request: http::Request<B>,
         refusal: AuthError,
-    ) -> crate::server::refuse::Answer
+    ) -> crate::refuse::Answer
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,
@@ -298,7 +324,7 @@ mod layer {
         metrics::counter!("orderly_server_auth_refused_total",
             "rpc_service" => S::NAME, "reason" => refusal.reason().as_str())
         .increment(1);
-        crate::server::refuse::refused(request, Status::from(refusal))
+        crate::refuse::refused(request, Status::from(refusal))
     }
 }
 

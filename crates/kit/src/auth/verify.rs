@@ -2,10 +2,8 @@
 //! `iss` and `aud` as configured; `exp` and `nbf` with a small allowance for clock skew.
 //!
 //! Tokens verified recently are remembered, by the SHA-256 of their exact bytes, until the key set
-//! changes: a signature check costs as much as a whole call or more (with `ring`, RS256 25 µs and
-//! EdDSA 52 µs on this machine; a GetUser ~45 µs of server CPU: `bench/auth.sh` measured 0.37x the
-//! throughput without remembering), and a client sends the same token on
-//! every call until it expires. A remembered token answers exactly as checking it again would:
+//! changes: a signature check costs as much as a whole call or more (the README's "Who may call
+//! what" has the figures), and a client sends the same token on every call until it expires. A remembered token answers exactly as checking it again would:
 //! the same bytes under the same keys verify the same way, and its `exp` and `nbf` are checked
 //! against the clock on every call. A token never verified, or changed in one byte, is checked in
 //! full; a rotated JWKS forgets everything.

@@ -25,8 +25,7 @@
 //! returns, so a killed process loses nothing acknowledged; a power loss can lose the commits since
 //! the last checkpoint's sync. The WAL is checkpointed by a thread of its own, not by whichever
 //! commit crosses the auto-checkpoint size: a checkpoint syncs the WAL and the database file (two
-//! fsyncs, 15-25 ms each on this machine's disk), and a call that paid for it was the p99 of
-//! CreateOrder.
+//! fsyncs, each far slower than a commit), and a call that paid for it was the p99 of CreateOrder.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

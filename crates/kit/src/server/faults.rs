@@ -75,6 +75,25 @@ impl<S> FaultService<S> {
     }
 }
 
+/// The layer of [`FaultService`]: injects the faults `config` asks for.
+#[derive(Debug, Clone)]
+pub struct FaultLayer(FaultConfig);
+
+impl FaultLayer {
+    /// The faults of `config`.
+    pub fn new(config: FaultConfig) -> Self {
+        Self(config)
+    }
+}
+
+impl<S> tower::Layer<S> for FaultLayer {
+    type Service = FaultService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FaultService::new(inner, self.0.clone())
+    }
+}
+
 impl<S: tonic::server::NamedService> tonic::server::NamedService for FaultService<S> {
     const NAME: &'static str = S::NAME;
 }
@@ -161,7 +180,7 @@ where
                 tokio::time::sleep(fault.delay).await;
             }
             match fault.fail {
-                Some(code) => Ok(crate::server::refuse::answer(
+                Some(code) => Ok(crate::refuse::answer(
                     request,
                     Status::new(code, "injected fault"),
                 )),

@@ -12,8 +12,6 @@ pub mod config;
 pub mod faults;
 pub mod health;
 pub mod malformed;
-pub mod rate;
-pub mod refuse;
 pub mod shed;
 
 use std::convert::Infallible;

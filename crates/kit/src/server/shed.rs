@@ -5,14 +5,13 @@
 //! The limit is not a fixed number but follows measured latency: tower-acc's `Vegas` (after
 //! Netflix's concurrency-limits and TCP Vegas) estimates the queue as `limit × (1 − rtt_noload /
 //! rtt)` and lowers the limit when calls start to queue, raising it while they do not, up to the
-//! configured ceiling (`--max-concurrent-calls`). A call that finds no permit free is refused at
-//! once instead of waiting (what tower's `LoadShed` does, here with the refused call's body drained:
-//! see [`crate::server::refuse`]), with a RetryInfo of about a second (0.5–1.5 s, jittered): refusing
-//! is cheap but not free, and clients that come back sooner spend the CPU the accepted calls
-//! need (`bench/overload.sh` at 320 CreateOrders in flight: with 250 ms, 1,200 refusals a second
-//! and goodput 0.56–0.64 of the peak; with a second, a quarter of the refusals). Measured with `bench/overload.sh` against Gradient2 (the
-//! same library's gradient of a long-run average RTT, which drifts up under sustained load): at
-//! 160 CreateOrders in flight, accepted p50 29 ms against 214 ms.
+//! configured ceiling (`--max-concurrent-calls`). Vegas rather than the same library's Gradient2,
+//! whose long-run average latency drifts up under sustained load and lets the queue grow with it.
+//! A call that finds no permit free is refused at once instead of waiting (what tower's
+//! `LoadShed` does, here with the refused call's body drained: see [`crate::refuse`]), with a
+//! RetryInfo of about a second (0.5–1.5 s, jittered): refusing is cheap but not free, and
+//! clients that come back sooner spend the CPU the accepted calls need. The README's performance
+//! section has the measurements behind each of these choices.
 //!
 //! Expensive methods get a limit of their own, so that a burst of them cannot take the slots (or
 //! the cores) of cheap calls: by AIP naming, `List*` and `BatchGet*` methods, whose cost grows
@@ -42,23 +41,15 @@ const RETRY_AFTER_MS: std::ops::Range<u64> = 500..1500;
 /// as this fast. Vegas compares each call's latency with the fastest ever seen; for a handler that
 /// answers in 0.1 ms idle and a few ms when both cores are busy, that ratio reads every call as
 /// queued and drives the limit down to a handful, so most calls were refused while the accepted
-/// ones answered in single-digit milliseconds (`orderly bench get-user` at 512 in flight: 84% of
-/// calls RESOURCE_EXHAUSTED, 2,727 successful calls/s; at 32 in flight, 6,259/s and none refused).
-/// With the floor, the limit follows queueing beyond about this much delay: 4,087 successful
-/// calls/s at 512 in flight (5 ms; 10 ms gave 3,915/s and a CreateOrder p99 under overload of
-/// 4.3x the light run's, against 3.0x at 5 ms). The rest of the gap is the refusals' own cost:
-/// clients that retry at once, as the benchmark does, are refused about 10,000 times a second.
+/// ones answered in single-digit milliseconds. With the floor, the limit follows queueing beyond
+/// about this much delay; a higher floor admits more and lets the tail grow.
 const TOLERATED_LATENCY: Duration = Duration::from_millis(5);
 
 /// The queue, in calls, that the limit settles at: Vegas raises the limit while its estimate of
 /// the calls waiting (`limit × (1 − rtt_noload / rtt)`) is below `QUEUE_LOW × log₁₀(limit)` and
 /// lowers it above `QUEUE_HIGH × log₁₀(limit)` (log₁₀ taken as at least 1). Netflix's defaults, 3
 /// and 6, suit limits in the hundreds; on two cores, 4 to 8 CreateOrders in flight already keep
-/// both busy, and a standing queue of 3 to 6 more doubled their latency. `bench/overload.sh 8 4 3`,
-/// alternating runs on one machine, accepted p99 at 10x the peak's concurrency over the light
-/// run's: 3/6 gave 2.07, 2.47, 1.86, 1.87x (goodput 1.06, 0.94, 0.93, 1.00 of the peak); 2/4
-/// gave 1.66, 1.84, 1.43, 1.42x (0.94, 0.97, 1.01, 0.99); 1/3 gave 1.61, 1.29, 1.75, 1.63,
-/// 1.30x (0.99, 0.88, 0.92, 1.00, 1.02), with less goodput. The README has the table.
+/// both busy, and a standing queue of 3 to 6 more doubled their latency.
 const QUEUE_LOW: usize = 2;
 /// See [`QUEUE_LOW`].
 const QUEUE_HIGH: usize = 4;
@@ -204,8 +195,8 @@ fn vegas(limit: usize, ceiling: usize) -> Vegas {
 impl<S: NamedService + Clone> Shed<S> {
     /// `inner`, answering at most `ceiling` cheap calls at once across all connections (fewer
     /// while calls queue), and of expensive ones at most one per two cores (and an eighth of the
-    /// ceiling): a page of a hundred large orders takes ~100 ms of CPU, so on two cores a second
-    /// listing at once would leave cheap calls no core to run on (`bench/heavy_lists.sh`).
+    /// ceiling): a page of a hundred large orders takes about 100 ms of CPU, so on two cores a
+    /// second listing at once would leave cheap calls no core to run on.
     pub fn new(inner: S, ceiling: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let expensive_ceiling = (ceiling / EXPENSIVE_SHARE)
@@ -244,6 +235,48 @@ impl<S: NamedService + Clone> Shed<S> {
     }
 }
 
+/// The layer of [`Shed`]: adaptive limits up to a ceiling, with the service's cheap and never-shed
+/// methods.
+#[derive(Debug, Clone, Copy)]
+pub struct ShedLayer {
+    ceiling: usize,
+    cheap: &'static [&'static str],
+    exempt: &'static [&'static str],
+}
+
+impl ShedLayer {
+    /// Limits up to `ceiling` calls at once (see [`Shed::new`]).
+    pub fn new(ceiling: usize) -> Self {
+        Self {
+            ceiling,
+            cheap: &[],
+            exempt: &[],
+        }
+    }
+
+    /// The same, with `methods` never shed (see [`Shed::exempt`]).
+    pub fn exempt(mut self, methods: &'static [&'static str]) -> Self {
+        self.exempt = methods;
+        self
+    }
+
+    /// The same, with `methods` under the cheap limit (see [`Shed::cheap`]).
+    pub fn cheap(mut self, methods: &'static [&'static str]) -> Self {
+        self.cheap = methods;
+        self
+    }
+}
+
+impl<S: NamedService + Clone> tower::Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Shed::new(inner, self.ceiling)
+            .cheap(self.cheap)
+            .exempt(self.exempt)
+    }
+}
+
 impl<S: NamedService> NamedService for Shed<S> {
     const NAME: &'static str = S::NAME;
 }
@@ -261,7 +294,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
-    type Future = crate::server::refuse::Answer;
+    type Future = crate::refuse::Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Always ready: each call is decided when it comes. Both limits are asked, since which
@@ -295,7 +328,7 @@ where
                 RETRY_AFTER_MS,
             )))),
         );
-        crate::server::refuse::refused(request, status)
+        crate::refuse::refused(request, status)
     }
 }
 

@@ -9,6 +9,9 @@
 //! budget of their own (ten times one caller's by default), so that a flood of tokenless calls
 //! from many addresses spends that budget and never an authenticated caller's allowance.
 
+#[cfg(feature = "server")]
+pub mod layer;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;

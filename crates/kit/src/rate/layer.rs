@@ -52,6 +52,38 @@ impl<S> RateLimited<S> {
     }
 }
 
+/// The layer of [`RateLimited`]: each end caller held to `limits` (none: every call passes), with
+/// the service's methods that are never limited.
+#[derive(Debug, Clone)]
+pub struct RateLimitLayer {
+    limits: Option<CallerLimits>,
+    exempt: &'static [&'static str],
+}
+
+impl RateLimitLayer {
+    /// Callers held to `limits`.
+    pub fn new(limits: Option<CallerLimits>) -> Self {
+        Self {
+            limits,
+            exempt: &[],
+        }
+    }
+
+    /// The same, with calls to `methods` never limited.
+    pub fn exempt(mut self, methods: &'static [&'static str]) -> Self {
+        self.exempt = methods;
+        self
+    }
+}
+
+impl<S> tower::Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimited::new(inner, self.limits.clone()).exempt(self.exempt)
+    }
+}
+
 impl<S: NamedService> NamedService for RateLimited<S> {
     const NAME: &'static str = S::NAME;
 }
@@ -88,7 +120,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
-    type Future = crate::server::refuse::Answer;
+    type Future = crate::refuse::Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -120,7 +152,7 @@ where
             "too many calls from this caller; retry after the RetryInfo delay",
             details,
         );
-        crate::server::refuse::refused(request, status)
+        crate::refuse::refused(request, status)
     }
 }
 
