@@ -99,7 +99,7 @@ pub async fn serve(
             stop.trigger();
         }
     });
-    let tuning = server.clone();
+    let server_config = server.clone();
     let mut sweeping = None;
     let result = run_with_database(service, server, listener, stop.wait(), |db| {
         let store = CatalogStore::new(db);
@@ -111,7 +111,7 @@ pub async fn serve(
         let catalog = Catalog::new(store, PageTokens::new(config.page_token_secret.expose()));
         orderly_kit::tune_service!(
             CatalogServiceServer::new(catalog),
-            tuning,
+            server_config,
             access::rules(),
             cheap = access::CHEAP,
             exempt = access::NEVER_SHED

@@ -48,12 +48,12 @@ pub async fn serve(
         migrations: store::MIGRATIONS,
         descriptor_set: orderly::FILE_DESCRIPTOR_SET,
     };
-    let tuning = server.clone();
+    let server_config = server.clone();
     run_with_database(service, server, listener, shutdown, |db| {
         // A cancel undoes a delivery for an order that failed or was cancelled: never shed.
         orderly_kit::tune_service!(
             DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(db))),
-            tuning,
+            server_config,
             access::rules(),
             cheap = &[],
             exempt = access::NEVER_SHED

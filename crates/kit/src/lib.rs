@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | [`server`] | `server` | the gRPC server: bootstrap, health, load shedding, faults, config, the admin port |
 //! | [`client`] | `client` | channels, balancing, and each downstream's deadline, retries, breaker, backoff |
-//! | [`http`] | `http` | axum routers over HTTP/1.1 with connection limits, route spans, a test client |
+//! | [`http`] | `http` | axum routers over HTTP/1.1 with the connection hygiene, route spans, a one-request HTTP client (`orderly check`, tests) |
 //! | [`db`] | `db` | SQLite or PostgreSQL pools from one URL, migrations |
 //! | [`auth`] | `auth` | bearer JWTs verified against a JWKS, per-method rules of who may call what |
 //! | [`args`] | `args` | command-line settings whose declared defaults are their `Default` |

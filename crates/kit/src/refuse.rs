@@ -34,11 +34,11 @@ where
 }
 
 /// The response future of a layer over a generated gRPC service: the service's own, or a refusal.
-pub type Answer =
+pub type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send>>;
 
 /// [`answer`], as a layer's response future: a refusal is decided before the service runs.
-pub fn refused<B>(request: http::Request<B>, status: tonic::Status) -> Answer
+pub fn refused<B>(request: http::Request<B>, status: tonic::Status) -> ResponseFuture
 where
     B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,

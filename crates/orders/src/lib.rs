@@ -144,7 +144,7 @@ pub async fn serve(
     };
     // Its calls to users, payments and delivery go out as orders, over mutual TLS when configured.
     config.calls.client.tls = server.tls.identity(service.name)?;
-    let tuning = server.clone();
+    let server_config = server.clone();
     let mut sweeping = None;
     let result = run_with_database(service, server, listener, stop.wait(), |db| {
         let store = OrderStore::new(db);
@@ -174,7 +174,11 @@ pub async fn serve(
             PageTokens::new(config.page_token_secret.expose()),
             timing,
         );
-        orderly_kit::tune_service!(OrderServiceServer::new(orders), tuning, access::rules())
+        orderly_kit::tune_service!(
+            OrderServiceServer::new(orders),
+            server_config,
+            access::rules()
+        )
     })
     .await;
     stop.trigger();

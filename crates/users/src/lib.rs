@@ -55,7 +55,7 @@ pub async fn serve(
         migrations: store::MIGRATIONS,
         descriptor_set: orderly::FILE_DESCRIPTOR_SET,
     };
-    let tuning = server.clone();
+    let server_config = server.clone();
     run_with_database(service, server, listener, shutdown, |db| {
         let users = Users::new(
             UserStore::new(db),
@@ -63,7 +63,7 @@ pub async fn serve(
         );
         orderly_kit::tune_service!(
             UserServiceServer::new(users),
-            tuning,
+            server_config,
             access::rules(config.closed_signup)
         )
     })

@@ -277,7 +277,7 @@ mod layer {
     {
         type Response = http::Response<tonic::body::Body>;
         type Error = Infallible;
-        type Future = crate::refuse::Answer;
+        type Future = crate::refuse::ResponseFuture;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
             self.inner.poll_ready(cx)
@@ -316,7 +316,7 @@ mod layer {
     fn refuse<S: NamedService, B>(
         request: http::Request<B>,
         refusal: AuthError,
-    ) -> crate::refuse::Answer
+    ) -> crate::refuse::ResponseFuture
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,

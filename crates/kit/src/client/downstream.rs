@@ -142,8 +142,11 @@ impl std::fmt::Debug for Downstream {
     }
 }
 
-/// Whether a failed attempt may be retried, given the call's safety.
-pub fn is_retryable(status: &Status, safety: Safety) -> bool {
+/// Whether the kit retries a failed attempt of a call of `safety`: stricter than the client
+/// library's `StatusExt::is_retryable` (which says whether trying again later may succeed), since a
+/// service retrying for its caller must not retry what the caller should wait out (its own rate
+/// limit) or what only this side's breaker refused.
+pub fn is_retried(status: &Status, safety: Safety) -> bool {
     if safety == Safety::NotIdempotent || is_open(status) {
         return false;
     }
@@ -344,7 +347,7 @@ impl Downstream {
                 }
                 Err(status) => status,
             };
-            if !is_retryable(&failure, safety) || retry + 1 >= self.backoff.max_attempts {
+            if !is_retried(&failure, safety) || retry + 1 >= self.backoff.max_attempts {
                 return Err(failure);
             }
             let delay = self.backoff.jittered(retry);
@@ -382,14 +385,14 @@ mod tests {
 
     #[test]
     fn shed_calls_are_retried_but_a_callers_own_rate_limit_is_not() {
-        assert!(is_retryable(&exhausted(None), Safety::Idempotent));
-        assert!(!is_retryable(
+        assert!(is_retried(&exhausted(None), Safety::Idempotent));
+        assert!(!is_retried(
             &exhausted(Some(Reason::RateLimited)),
             Safety::Idempotent
         ));
-        assert!(!is_retryable(&exhausted(None), Safety::NotIdempotent));
+        assert!(!is_retried(&exhausted(None), Safety::NotIdempotent));
         // Without RetryInfo the server gave no sign that waiting helps.
-        assert!(!is_retryable(
+        assert!(!is_retried(
             &Status::resource_exhausted("full"),
             Safety::Idempotent
         ));

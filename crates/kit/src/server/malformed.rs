@@ -41,14 +41,14 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Answer<S::Future>;
+    type Future = Corrected<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        Answer {
+        Corrected {
             inner: self.inner.call(request),
         }
     }
@@ -56,13 +56,13 @@ where
 
 pin_project_lite::pin_project! {
     /// The inner service's answer, its code corrected when the request did not decode.
-    pub struct Answer<F> {
+    pub struct Corrected<F> {
         #[pin]
         inner: F,
     }
 }
 
-impl<F, R, E> Future for Answer<F>
+impl<F, R, E> Future for Corrected<F>
 where
     F: Future<Output = Result<http::Response<R>, E>>,
 {

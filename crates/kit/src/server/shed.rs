@@ -294,7 +294,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
-    type Future = crate::refuse::Answer;
+    type Future = crate::refuse::ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Always ready: each call is decided when it comes. Both limits are asked, since which
