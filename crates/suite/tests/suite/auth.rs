@@ -551,8 +551,8 @@ async fn every_bad_token_is_refused_over_grpc_unary_and_streaming_and_over_rest(
 /// user's.
 #[tokio::test]
 async fn many_users_within_their_limits_are_never_refused_while_one_over_it_is() {
-    use crate::rest::support::order_body;
     use orderly::orders::v1::OrderStatus;
+    use orderly_testkit::rest::order_body;
 
     // Each order costs a user two catalog calls (pricing and reserving) and one of every other
     // hop: three orders each stay within a burst of six everywhere. Together the users make 48

@@ -1,7 +1,7 @@
 //! The five services together, in this test process, over real gRPC on loopback and real SQLite
-//! (or PostgreSQL) databases: the order saga, its failures, its deadlines and its invariants; and
-//! the gateway over them: every route, every mapped status, bad bodies, and the OpenAPI document
-//! against what is served.
+//! (or PostgreSQL) databases: identity and rate limits across them, faults and their invariants,
+//! stock, input rules and watches. The saga's own tests are orders' (`crates/orders/tests`), the
+//! gateway's are the gateway's (`crates/gateway/tests`).
 
 mod support;
 
@@ -10,7 +10,5 @@ mod example;
 mod faults;
 mod identity;
 mod input;
-mod rest;
-mod saga;
 mod stock;
 mod watch;

@@ -1,5 +1,3 @@
 //! The suite comes from the shared harness; the saga tests read it under these names.
 
-pub use orderly_testkit::stack::{
-    Options, Stack as Suite, failing, order_request, slow, uuid_like,
-};
+pub use orderly_testkit::stack::{Options, Stack as Suite, failing, order_request, slow};

@@ -10,7 +10,7 @@ use orderly_testkit::db::TestBackend;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{Options, Suite, failing, order_request, slow, uuid_like};
+use orderly_testkit::stack::{Options, Stack as Suite, failing, order_request, slow, uuid_like};
 
 async fn happy_path(backend: TestBackend) {
     let Some(mut suite) = Suite::start(Options {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::rest::support::{Stack, order_body};
+use orderly_testkit::rest::{Stack, order_body};
 
 #[tokio::test]
 async fn five_thousand_half_open_connections_starve_nobody_and_are_closed_at_the_header_timeout() {

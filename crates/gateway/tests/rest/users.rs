@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::rest::support::{Stack, body, problem, violated_fields};
+use orderly_testkit::rest::{Stack, body, problem, violated_fields};
 
 #[tokio::test]
 async fn a_user_is_created_read_changed_listed_and_deleted() {

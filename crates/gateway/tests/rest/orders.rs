@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::rest::support::{Stack, body, order_body, problem, violated_fields};
+use orderly_testkit::rest::{Stack, body, order_body, problem, violated_fields};
 
 #[tokio::test]
 async fn an_order_is_placed_once_read_listed_and_cancelled() {
@@ -264,12 +264,12 @@ async fn an_order_is_followed_from_pending_to_confirmed_as_server_sent_events() 
                 "/v1/orders",
                 &[("Idempotency-Key", "watched")],
                 &body,
-                crate::rest::support::PATIENCE,
+                orderly_testkit::rest::PATIENCE,
             )
             .await
         })
     };
-    let until = tokio::time::Instant::now() + crate::rest::support::PATIENCE;
+    let until = tokio::time::Instant::now() + orderly_testkit::rest::PATIENCE;
     let id = loop {
         let listed = body(&stack.get(&format!("/v1/orders?user_id={user_id}")).await);
         if let Some(id) = listed["orders"][0]["id"].as_str() {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::rest::support::{Stack, problem, violated_fields};
+use orderly_testkit::rest::{Stack, problem, violated_fields};
 
 /// Every non-OK gRPC code, its name and the HTTP status it maps to.
 const CODES: [(u8, &str, u16); 16] = [
@@ -168,7 +168,7 @@ async fn bad_bodies_are_problems_not_server_errors() {
 
     // Nothing of the refused requests was written.
     let listed = stack.get("/v1/users").await;
-    assert_eq!(crate::rest::support::body(&listed)["users"], json!([]));
+    assert_eq!(orderly_testkit::rest::body(&listed)["users"], json!([]));
     stack.stop().await;
 }
 
@@ -190,7 +190,7 @@ async fn requests_beyond_the_limit_are_refused_at_once() {
                 &slow_path,
                 &headers,
                 b"",
-                crate::rest::support::PATIENCE,
+                orderly_testkit::rest::PATIENCE,
             )
             .await
             .expect("the gateway answers");
@@ -199,7 +199,7 @@ async fn requests_beyond_the_limit_are_refused_at_once() {
             }
         }
     });
-    let deadline = std::time::Instant::now() + crate::rest::support::PATIENCE;
+    let deadline = std::time::Instant::now() + orderly_testkit::rest::PATIENCE;
     let shed = loop {
         let started = std::time::Instant::now();
         let response = stack.get(&path).await;
@@ -293,7 +293,7 @@ async fn ambiguous_framing_and_repeated_headers_are_refused() {
     stream.write_all(b"\r\n0\r\n\r\n").await.expect("end");
     let mut answer = Vec::new();
     tokio::time::timeout(
-        crate::rest::support::PATIENCE,
+        orderly_testkit::rest::PATIENCE,
         stream.read_to_end(&mut answer),
     )
     .await

@@ -1,20 +1,22 @@
-//! Starts users, payments, delivery and orders on port 0 over fresh SQLite databases (each honouring
-//! the per-call fault headers), and the gateway in front of them; requests go over real HTTP.
+//! The REST gateway in front of the whole stack ([`crate::stack`]) on fresh SQLite databases, every
+//! service honouring the per-call fault headers; requests go over real HTTP. What the gateway's
+//! own tests and the cross-service suite call it through.
 
 use std::net::SocketAddr;
 
+use crate::{Options, TestBackend};
 use orderly_gateway::GatewayConfig;
 use orderly_kit::http::client::{self, Response};
-use orderly_testkit::{Options, TestBackend};
 use serde_json::{Value, json};
 
-pub use orderly_testkit::stack::PATIENCE;
+pub use crate::stack::PATIENCE;
 
 /// The services and the gateway, running in this test.
+#[derive(Debug)]
 pub struct Stack {
     /// Where the gateway listens.
     pub addr: SocketAddr,
-    inner: orderly_testkit::Stack,
+    inner: crate::Stack,
 }
 
 impl Stack {
@@ -36,7 +38,7 @@ impl Stack {
     /// Everything as `options` say (each service honouring the per-call fault metadata), with
     /// the gateway (default settings unless `options` tune them).
     pub async fn start_with_options(options: Options) -> Self {
-        let inner = orderly_testkit::Stack::start(Options {
+        let inner = crate::Stack::start(Options {
             backend: TestBackend::Sqlite,
             fault_metadata: true,
             gateway: options.gateway.or_else(|| Some(Box::new(|_| {}))),

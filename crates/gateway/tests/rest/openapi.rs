@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::rest::support::{Stack, body};
+use orderly_testkit::rest::{Stack, body};
 
 /// The routes the API promises (issues 7 and 19), and the document itself.
 const ROUTES: [(&str, &str); 16] = [

@@ -1,9 +1,0 @@
-//! The gateway over real services: every route, every mapped status, bad bodies, and the OpenAPI
-//! document against what is served.
-
-mod connections;
-mod errors;
-mod openapi;
-mod orders;
-pub mod support;
-mod users;
