@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use orderly_kit::db::DatabaseConfig;
 use orderly_kit::observe::telemetry::LogFormat;
+use orderly_kit::server::admin::Process;
 use orderly_kit::shutdown::{Shutdown, signal};
 use orderly_orders::downstream::DownstreamUrls;
 use tokio::net::TcpListener;
@@ -177,15 +178,16 @@ async fn run(
     Ok(())
 }
 
-/// Serves the admin port until `shutdown` resolves.
+/// Serves the admin port of `process` until `shutdown` resolves.
 async fn admin(
     addr: SocketAddr,
+    process: Process,
     shutdown: &Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = bind(addr).await?;
     let stop = shutdown.wait();
     Ok(tokio::spawn(async move {
-        if let Err(error) = orderly_kit::server::admin::serve(listener, stop).await {
+        if let Err(error) = orderly_kit::server::admin::serve(listener, process, stop).await {
             tracing::error!(%error, "admin server failed");
         }
     }))
@@ -230,8 +232,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // A JWKS URL is fetched once, before the first call can need it.
     args.tuning.server.auth.fetch_jwks().await?;
     let shutdown = Shutdown::new();
-    expect_servers([args.target]);
-    let admin = admin(args.admin_listen, &shutdown).await?;
+    let process = process_of([args.target], &args.tuning);
+    args.tuning.server.readiness = process.servers.clone();
+    let admin = admin(args.admin_listen, process, &shutdown).await?;
     let listener = bind(args.listen.unwrap_or_else(|| args.target.default_listen())).await?;
     let launch = Launch {
         target: args.target,
@@ -256,14 +259,18 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Tells `/readyz` how many gRPC servers `targets` will start (the gateway is not one), so the
-/// process is not reported ready before the last of them has started.
-fn expect_servers(targets: impl IntoIterator<Item = Target>) {
+/// What `/readyz` reports on for a process running `targets` with `tuning`: as many gRPC servers
+/// as they start (the gateway is not one), so the process is not reported ready before the last of
+/// them has started, and whether it authenticates no caller.
+fn process_of(targets: impl IntoIterator<Item = Target>, tuning: &Tuning) -> Process {
     let servers = targets
         .into_iter()
         .filter(|target| *target != Target::Gateway)
         .count();
-    orderly_kit::server::health::expect_servers(servers);
+    Process {
+        servers: orderly_kit::server::health::Servers::expecting(servers),
+        insecure: tuning.server.auth.insecure_no_auth,
+    }
 }
 
 fn sqlite_in(dir: &Path, target: Target) -> String {
@@ -345,8 +352,9 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     };
 
     let shutdown = Shutdown::new();
-    expect_servers(listeners.iter().map(|(target, ..)| *target));
-    let admin = admin(args.admin_listen, &shutdown).await?;
+    let process = process_of(listeners.iter().map(|(target, ..)| *target), &args.tuning);
+    args.tuning.server.readiness = process.servers.clone();
+    let admin = admin(args.admin_listen, process, &shutdown).await?;
     // One line with every address, for the person who just typed `orderly up`.
     tracing::info!(
         rest = %url_of(Target::Gateway),
@@ -448,13 +456,12 @@ fn page_secret(
     Ok(secret)
 }
 
-/// Says, at start and on `/readyz`, that this process accepts every caller.
+/// Says, at start, that this process accepts every caller (`/readyz` says so too).
 fn insecure() {
     tracing::warn!(
         "authentication is off (--insecure-no-auth): every caller may call anything; \
          never expose these ports"
     );
-    orderly_kit::server::admin::warn_insecure();
 }
 
 /// `orderly token`: prints a token signed by the development key of `args.data_dir`.

@@ -10,16 +10,18 @@ use tokio::net::TcpListener;
 
 use crate::server::health;
 
-/// Set when the process accepts unauthenticated callers (`--insecure-no-auth`): `/readyz` says so.
-static INSECURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Records that this process authenticates no caller, so that `/readyz` warns of it.
-pub fn warn_insecure() {
-    INSECURE.store(true, std::sync::atomic::Ordering::Relaxed);
+/// What `/readyz` reports on.
+#[derive(Debug, Clone, Default)]
+pub struct Process {
+    /// The gRPC servers the process runs.
+    pub servers: health::Servers,
+    /// Whether the process accepts unauthenticated callers (`--insecure-no-auth`): `/readyz`
+    /// says so.
+    pub insecure: bool,
 }
 
-/// The admin routes.
-pub fn router() -> Router {
+/// The admin routes of `process`.
+pub fn router(process: Process) -> Router {
     let handle = crate::observe::metrics::install();
     Router::new()
         .route(
@@ -35,16 +37,16 @@ pub fn router() -> Router {
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(move || readyz(process.clone())))
 }
 
-async fn readyz() -> impl IntoResponse {
-    let warning = if INSECURE.load(std::sync::atomic::Ordering::Relaxed) {
+async fn readyz(process: Process) -> impl IntoResponse {
+    let warning = if process.insecure {
         "warning: authentication is off (--insecure-no-auth): every caller may call anything\n"
     } else {
         ""
     };
-    if health::all_serving() {
+    if process.servers.all_serving() {
         (StatusCode::OK, format!("ready\n{warning}"))
     } else {
         (
@@ -54,17 +56,18 @@ async fn readyz() -> impl IntoResponse {
     }
 }
 
-/// Serves the admin routes on `listener` until `shutdown` resolves, under the default connection
-/// limits (a flood of connections elsewhere in the process leaves `/readyz` answering).
+/// Serves the admin routes of `process` on `listener` until `shutdown` resolves, under the default
+/// connection limits (a flood of connections elsewhere in the process leaves `/readyz` answering).
 pub async fn serve(
     listener: TcpListener,
+    process: Process,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "admin listening");
     crate::http::serve(
         listener,
-        router(),
+        router(process),
         crate::conn::ConnectionLimits::default(),
         std::time::Duration::from_secs(1),
         shutdown,

@@ -70,6 +70,11 @@ pub struct ServerConfig {
     /// Mutual TLS with callers and downstreams, or plaintext.
     #[command(flatten)]
     pub tls: crate::tls::config::TlsConfig,
+
+    /// The process's gRPC servers, which this one counts itself among for `/readyz` (not a flag:
+    /// whoever starts the servers sets it).
+    #[arg(skip)]
+    pub readiness: crate::server::health::Servers,
 }
 
 impl ServerConfig {

@@ -32,28 +32,50 @@ pub fn database(database: &crate::db::Database) -> Readiness {
     })
 }
 
-/// Every live server's serving flag, for the process's `/readyz`.
-static SERVERS: Mutex<Vec<Weak<AtomicBool>>> = Mutex::new(Vec::new());
+/// The gRPC servers a process runs, for its `/readyz`: how many it is starting, and the serving
+/// flag of each that has started. Whoever starts the servers makes one, hands it to each server
+/// (through [`crate::server::config::ServerConfig::readiness`]) and to the admin port; clones
+/// share it.
+#[derive(Debug, Clone, Default)]
+pub struct Servers(Arc<ServersState>);
 
-/// How many gRPC servers this process runs (see [`expect_servers`]).
-static EXPECTED: AtomicUsize = AtomicUsize::new(0);
-
-/// Declares how many gRPC servers this process is about to start, so that [`all_serving`] is
-/// false until each of them has started and probed its database, not only the first to start.
-pub fn expect_servers(count: usize) {
-    EXPECTED.store(count, Ordering::Relaxed);
+#[derive(Debug, Default)]
+struct ServersState {
+    expected: AtomicUsize,
+    flags: Mutex<Vec<Weak<AtomicBool>>>,
 }
 
-/// Whether every gRPC server of this process reports SERVING: false while fewer than the
-/// [`expect_servers`] count are live (still starting, or stopped), true when none are expected.
-pub fn all_serving() -> bool {
-    let mut servers = SERVERS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    servers.retain(|flag| flag.strong_count() > 0);
-    let live: Vec<Arc<AtomicBool>> = servers.iter().filter_map(Weak::upgrade).collect();
-    live.len() >= EXPECTED.load(Ordering::Relaxed)
-        && live.iter().all(|flag| flag.load(Ordering::Relaxed))
+impl Servers {
+    /// The servers of a process that is about to start `count` gRPC servers: not ready until each
+    /// of them has started and probed its database, not only the first to start.
+    pub fn expecting(count: usize) -> Self {
+        let servers = Self::default();
+        servers.0.expected.store(count, Ordering::Relaxed);
+        servers
+    }
+
+    /// Whether every gRPC server reports SERVING: false while fewer than expected are live (still
+    /// starting, or stopped), true when none are expected.
+    pub fn all_serving(&self) -> bool {
+        let mut flags = self
+            .0
+            .flags
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        flags.retain(|flag| flag.strong_count() > 0);
+        let live: Vec<Arc<AtomicBool>> = flags.iter().filter_map(Weak::upgrade).collect();
+        live.len() >= self.0.expected.load(Ordering::Relaxed)
+            && live.iter().all(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// Counts one more server, serving while `serving` says so and live while it is held.
+    fn register(&self, serving: &Arc<AtomicBool>) {
+        self.0
+            .flags
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::downgrade(serving));
+    }
 }
 
 /// The health statuses of one server's services, and the switch that drains them.
@@ -75,10 +97,11 @@ impl std::fmt::Debug for HealthState {
 }
 
 impl HealthState {
-    /// Health for the named services (plus the whole server, ""), all NOT_SERVING until set, and the
-    /// gRPC service that reports it.
+    /// Health for the named services (plus the whole server, ""), all NOT_SERVING until set,
+    /// counted among the process's `servers`, and the gRPC service that reports it.
     pub async fn new(
         services: impl IntoIterator<Item = String>,
+        servers: &Servers,
     ) -> (Self, HealthServer<DrainingHealth>) {
         let reporter = HealthReporter::new();
         let mut names: Vec<String> = services.into_iter().collect();
@@ -94,10 +117,7 @@ impl HealthState {
             draining: draining_rx,
         };
         let serving = Arc::new(AtomicBool::new(false));
-        SERVERS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(Arc::downgrade(&serving));
+        servers.register(&serving);
         let state = Self {
             reporter,
             services: names.into(),
@@ -190,21 +210,28 @@ impl Health for DrainingHealth {
 mod tests {
     use super::*;
 
-    // The only test in this binary that creates health states, so the process-wide registry is its own.
     #[tokio::test]
     async fn the_process_is_ready_once_every_expected_server_serves() {
-        expect_servers(2);
-        assert!(!all_serving(), "no server has started yet");
-        let (first, _service) = HealthState::new(["a".to_owned()]).await;
+        let servers = Servers::expecting(2);
+        assert!(!servers.all_serving(), "no server has started yet");
+        let (first, _service) = HealthState::new(["a".to_owned()], &servers).await;
         first.set_serving(true).await;
-        assert!(!all_serving(), "one of the two servers has started");
-        let (second, _service) = HealthState::new(["b".to_owned()]).await;
-        assert!(!all_serving(), "the second has not probed its database");
+        assert!(!servers.all_serving(), "one of the two servers has started");
+        let (second, _service) = HealthState::new(["b".to_owned()], &servers).await;
+        assert!(
+            !servers.all_serving(),
+            "the second has not probed its database"
+        );
         second.set_serving(true).await;
-        assert!(all_serving(), "both serve");
+        assert!(servers.all_serving(), "both serve");
         drop(second);
-        assert!(!all_serving(), "a stopped server leaves the process short");
-        expect_servers(0);
-        assert!(all_serving(), "the one left serves");
+        assert!(
+            !servers.all_serving(),
+            "a stopped server leaves the process short"
+        );
+        // Another process's servers (another registry) are not counted.
+        let elsewhere = Servers::expecting(1);
+        assert!(!elsewhere.all_serving());
+        assert!(Servers::expecting(0).all_serving(), "none expected: ready");
     }
 }

@@ -180,7 +180,8 @@ impl GrpcServer {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let (health, health_service) = HealthState::new(self.names.clone()).await;
+        let (health, health_service) =
+            HealthState::new(self.names.clone(), &self.config.readiness).await;
         // Health alone, in plaintext, for probes that cannot present a certificate; it answers
         // until this server is done.
         let health_only = match self.config.health_listen {
