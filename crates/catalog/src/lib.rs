@@ -136,7 +136,10 @@ async fn seed(service: &Bootstrap, products: &[store::NewProduct]) -> Result<(),
             tracing::info!(added, "demo catalog");
             Ok(())
         }
-        Err(error) => Err(StartError::Seed(error)),
+        Err(source) => Err(StartError::Setup {
+            step: "write the seed products",
+            source,
+        }),
     }
 }
 

@@ -69,9 +69,16 @@ pub enum StartError {
     /// The service's TLS certificates could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    /// The data a service starts with (a demo catalog) could not be written.
-    #[error("cannot write the starting data: {0}")]
-    Seed(#[source] crate::db::QueryError),
+    /// A step of the service's own start-up that touches its database (writing the data it
+    /// starts with, say) failed.
+    #[error("start-up step {step:?} failed: {source}")]
+    Setup {
+        /// What the service was doing.
+        step: &'static str,
+        /// The database's error.
+        #[source]
+        source: crate::db::QueryError,
+    },
 }
 
 /// A gRPC server under construction: add services, a descriptor set and a readiness probe, then
