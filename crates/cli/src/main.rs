@@ -231,6 +231,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     }
     // A JWKS URL is fetched once, before the first call can need it.
     args.tuning.server.auth.fetch_jwks().await?;
+    // From here on SIGTERM drains instead of killing the process, before any port answers.
+    let signalled = signal();
     let shutdown = Shutdown::new();
     let process = process_of([args.target], &args.tuning);
     args.tuning.server.readiness = process.servers.clone();
@@ -250,7 +252,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     };
     let stop = shutdown.clone();
     let result = run(launch, async move {
-        signal().await;
+        signalled.await;
         stop.trigger();
     })
     .await;
@@ -351,6 +353,8 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
         catalog_url: url_of(Target::Catalog),
     };
 
+    // From here on SIGTERM drains instead of killing the process, before any port answers.
+    let signalled = signal();
     let shutdown = Shutdown::new();
     let process = process_of(listeners.iter().map(|(target, ..)| *target), &args.tuning);
     args.tuning.server.readiness = process.servers.clone();
@@ -385,7 +389,7 @@ async fn up(mut args: UpArgs) -> anyhow::Result<()> {
     let signal_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            signal().await;
+            signalled.await;
             shutdown.trigger();
         })
     };
