@@ -193,7 +193,6 @@ struct Preface {
 pub struct Phase {
     state: Arc<State>,
     registry: Arc<Registry>,
-    open: Arc<std::sync::atomic::AtomicUsize>,
     watch: Watch,
 }
 
@@ -229,7 +228,6 @@ impl Phase {
 impl Drop for Guarded {
     fn drop(&mut self) {
         self.phase.registry.closed(&self.phase.state);
-        self.phase.open.fetch_sub(1, Ordering::Relaxed);
         self.phase.watch.open(-1.0);
     }
 }
@@ -366,7 +364,6 @@ pub fn incoming(
     let watch = Watch::new(&address);
     reclaim::start();
     let registry = Arc::new(Registry::default());
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let max = limits.max_connections.max(1);
     let (sender, receiver) = mpsc::channel(64);
     let accepting = watch.clone();
@@ -384,7 +381,7 @@ pub fn incoming(
                     continue;
                 }
             };
-            if open.load(Ordering::Relaxed) >= max {
+            if registry.open_connections() >= max {
                 if registry.evict_oldest() {
                     accepting.closed(Closed::Evicted, &"at the connection cap");
                 } else {
@@ -393,7 +390,7 @@ pub fn incoming(
                     continue;
                 }
             }
-            open.fetch_add(1, Ordering::Relaxed);
+            registry.accepted();
             let _ = stream.set_nodelay(true);
             let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(
                 &socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)),
@@ -407,7 +404,6 @@ pub fn incoming(
             let phase = Phase {
                 state: Arc::new(State::default()),
                 registry: registry.clone(),
-                open: open.clone(),
                 watch: accepting.clone(),
             };
             phase.idle();

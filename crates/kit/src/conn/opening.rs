@@ -37,11 +37,12 @@ pub fn charged() -> usize {
     CHARGED.load(Ordering::Relaxed)
 }
 
-/// The opening connections of one listener, oldest first.
+/// The connections of one listener: how many are open, and the opening ones, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
     opening: Mutex<BTreeMap<u64, Arc<State>>>,
     next: AtomicU64,
+    open: AtomicUsize,
 }
 
 /// One connection's part in its listener's registry.
@@ -125,11 +126,22 @@ impl Registry {
         leave(&mut opening, state);
     }
 
+    /// Counts a connection accepted (before it is [`Registry::open`]ed).
+    pub(super) fn accepted(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many connections are open, opening or serving.
+    pub(super) fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// Takes `state` out for good: the connection has closed.
     pub(super) fn closed(&self, state: &State) {
         let mut opening = self.lock();
         state.closed.store(true, Ordering::Relaxed);
         leave(&mut opening, state);
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Evicts the oldest opening connection, if there is one; returns whether there was.
@@ -184,6 +196,7 @@ mod tests {
         let registry = Registry::default();
         let [first, second, third] = [(); 3].map(|()| Arc::new(State::default()));
         for state in [&first, &second, &third] {
+            registry.accepted();
             registry.open(state);
         }
         registry.served(&first);
@@ -196,6 +209,7 @@ mod tests {
         assert!(registry.evict_oldest());
         assert!(third.evicted());
         registry.closed(&first);
+        assert_eq!(registry.open_connections(), 2);
         assert!(!registry.evict_oldest(), "nothing left opening");
         registry.open(&first);
         assert!(!first.is_opening(), "a closed connection never opens again");
