@@ -18,7 +18,7 @@ source bench/lib.sh
 build_release
 
 start_up
-rest=$(up_field rest '"orderly is up')
+rest=$(up_url gateway)
 gateway=${rest#http://}
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$up_pid/status"; }
 

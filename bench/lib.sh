@@ -69,8 +69,13 @@ start_up() {
   wait_line "$work/up.log" '"orderly is up' >/dev/null
 }
 
-# Prints field $1 of the JSON log line of `orderly up` that matches $2.
-up_field() { wait_line "$work/up.log" "$2" | python3 -c "import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])" "$1"; }
+# Prints the URL of service $1 (users, orders, ..., gateway) from `orderly up`'s line listing them.
+up_url() {
+  wait_line "$work/up.log" '"orderly is up' | python3 -c "
+import json, sys
+line = json.loads(sys.stdin.read())
+print(dict(pair.split('=', 1) for pair in line['services'].split())[sys.argv[1]])" "$1"
+}
 
 # Creates a user through the users service at $1 and prints its id.
 make_user() {

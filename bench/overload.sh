@@ -29,8 +29,8 @@ build_release
 start_up
 bench_tls=""
 [[ ${TLS:-0} == 1 ]] && bench_tls="--tls-dir $work/data/tls"
-users_url=$(up_field users '"orderly is up')
-orders_url=$(up_field orders '"orderly is up')
+users_url=$(up_url users)
+orders_url=$(up_url orders)
 
 # One run: $1 callers for $2 seconds; prints goodput (successful CreateOrders/s), the accepted
 # calls' p50/p99, and the accepted, shed and failed counts, as one JSON line.

@@ -21,8 +21,8 @@ source bench/lib.sh
 [[ ${SKIP_BUILD:-0} == 1 ]] || build_release
 
 start_up
-users_url=$(up_field users '"orderly is up')
-orders_url=$(up_field orders '"orderly is up')
+users_url=$(up_url users)
+orders_url=$(up_url orders)
 
 # One run: $1 callers for $2 seconds, $3 extra flags; prints "accepted shed".
 load() {

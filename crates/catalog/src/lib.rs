@@ -9,7 +9,7 @@
 //!
 //! Orders reserve stock before they are charged, keyed by the order id: all lines or none. A
 //! reservation is then committed (sold) or released (back on hand); one that is neither before it
-//! expires is released by the sweeper [`serve`] runs beside the server, so stock held by an order
+//! expires is released by the sweeper the service runs beside its server, so stock held by an order
 //! whose service crashed comes back by itself.
 
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use orderly::catalog::v1::CatalogServiceServer;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::launch::Stopped;
+use orderly_kit::declare::{Launch, Service as _};
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::config::ServerConfig;
-use orderly_kit::server::{Bootstrap, run_with_database};
-use orderly_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
 pub use service::Catalog;
@@ -41,9 +41,14 @@ pub struct CatalogArgs {
     #[arg(long, env = "ORDERLY_RESERVATION_SWEEP", default_value = "5s", value_parser = humantime::parse_duration)]
     pub reservation_sweep: Duration,
 
-    /// Add the demo catalog's products (those whose SKUs are not taken) at start.
+    /// Add the demo catalog's products (those whose SKUs are not taken) at start; `orderly up`
+    /// always does, unless --empty-catalog.
     #[arg(long, env = "ORDERLY_DEMO_CATALOG")]
     pub demo_catalog: bool,
+
+    /// Under `orderly up`: start with an empty catalog instead of the demo products.
+    #[arg(long, env = "ORDERLY_EMPTY_CATALOG")]
+    pub empty_catalog: bool,
 }
 
 /// What the catalog service needs besides the common server settings.
@@ -73,6 +78,60 @@ impl CatalogConfig {
 
 pub use orderly_kit::server::StartError;
 
+/// CatalogService's declaration: what the application's builder starts.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogService;
+
+impl orderly_kit::declare::Service for CatalogService {
+    const NAME: &'static str = "catalog";
+    const TITLE: &'static str = orderly::catalog::v1::catalog_service_methods::SERVICE;
+    const PORT: u16 = 50055;
+    const GRPC: bool = true;
+    const SIGNS_PAGES: bool = true;
+    const DATABASE: bool = true;
+    const CALLS: &'static [&'static str] = &[];
+
+    type Flags = CatalogArgs;
+    type Config = CatalogConfig;
+    type Error = StartError;
+
+    fn configure(flags: CatalogArgs, launch: &Launch) -> Result<CatalogConfig, StartError> {
+        let mut config = CatalogConfig::new(launch.database.clone());
+        config.page_token_secret = launch.page_token_secret.clone();
+        config.reservation_sweep = flags.reservation_sweep;
+        if flags.demo_catalog || (launch.demo && !flags.empty_catalog) {
+            config.seed = seed::demo_catalog();
+        }
+        Ok(config)
+    }
+
+    /// Adds the seed products before the server starts, so that its first answer already has
+    /// them, and releases expired reservations beside the server.
+    async fn run(config: CatalogConfig, mut launch: Launch) -> Result<(), StartError> {
+        let db = launch
+            .open_database(&config.database, store::MIGRATIONS)
+            .await?;
+        let store = CatalogStore::new(db.clone());
+        if let Err(error) = seed(&store, &config.seed).await {
+            db.close().await;
+            return Err(error);
+        }
+        let interval = config.reservation_sweep;
+        launch.background(|stopped| sweep(store.clone(), interval, stopped));
+        let catalog = Catalog::new(store, PageTokens::new(config.page_token_secret.expose()));
+        let service = orderly_kit::tune_service!(
+            CatalogServiceServer::new(catalog),
+            launch.server,
+            access::rules(),
+            cheap = access::CHEAP,
+            exempt = access::NEVER_SHED
+        )?;
+        launch
+            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
+            .await
+    }
+}
+
 /// Opens the database, applies migrations, adds the seed products, and serves CatalogService on
 /// `listener` until `shutdown` resolves, with the expiry sweeper beside it; then drains and stops
 /// gracefully.
@@ -82,56 +141,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let service = Bootstrap {
-        name: "catalog",
-        database: config.database.clone(),
-        migrations: store::MIGRATIONS,
-        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
-    };
-    if !config.seed.is_empty() {
-        seed(&service, &config.seed).await?;
-    }
-    let stop = Shutdown::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.trigger();
-        }
-    });
-    let server_config = server.clone();
-    let mut sweeping = None;
-    let result = run_with_database(service, server, listener, stop.wait(), |db| {
-        let store = CatalogStore::new(db);
-        sweeping = Some(tokio::spawn(sweep(
-            store.clone(),
-            config.reservation_sweep,
-            stop.clone(),
-        )));
-        let catalog = Catalog::new(store, PageTokens::new(config.page_token_secret.expose()));
-        orderly_kit::tune_service!(
-            CatalogServiceServer::new(catalog),
-            server_config,
-            access::rules(),
-            cheap = access::CHEAP,
-            exempt = access::NEVER_SHED
-        )
-    })
-    .await;
-    stop.trigger();
-    if let Some(sweeping) = sweeping {
-        let _ = sweeping.await;
-    }
-    result
+    let launch = Launch::until(CatalogService::NAME, server, listener, shutdown);
+    CatalogService::run(config, launch).await
 }
 
-/// Adds the seed products before the server starts, so that its first answer already has them.
-async fn seed(service: &Bootstrap, products: &[store::NewProduct]) -> Result<(), StartError> {
-    let db =
-        orderly_kit::db::open(service.name, &service.database.url, 1, service.migrations).await?;
-    let added = CatalogStore::new(db.clone()).seed(products).await;
-    db.close().await;
-    match added {
+/// Adds the products of `products` whose SKUs are not taken (none to add: nothing done).
+async fn seed(store: &CatalogStore, products: &[store::NewProduct]) -> Result<(), StartError> {
+    if products.is_empty() {
+        return Ok(());
+    }
+    match store.seed(products).await {
         Ok(added) => {
             tracing::info!(added, "demo catalog");
             Ok(())
@@ -143,10 +162,8 @@ async fn seed(service: &Bootstrap, products: &[store::NewProduct]) -> Result<(),
     }
 }
 
-/// Releases expired reservations every `interval` (a batch at a time), until `stop`.
-async fn sweep(store: CatalogStore, interval: Duration, stop: Shutdown) {
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
+/// Releases expired reservations every `interval` (a batch at a time), until `stopped`.
+async fn sweep(store: CatalogStore, interval: Duration, mut stopped: Stopped) {
     loop {
         match store
             .release_expired(orderly_kit::time::now_micros(), 500)

@@ -54,7 +54,7 @@ pub struct CertsArgs {
     pub new_ca: bool,
 
     /// The services to write certificates for (all of them by default).
-    #[arg(long, value_delimiter = ',', default_values_t = orderly_kit::tls::SERVICES.map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = orderly_app::registry::SERVICES.map(|service| service.name.to_owned()))]
     pub services: Vec<String>,
 }
 
@@ -86,139 +86,21 @@ pub struct TokenArgs {
     pub audience: String,
 }
 
-/// A service `orderly serve` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
-    /// UserService (gRPC port 50051).
-    Users,
-    /// OrderService (gRPC port 50052).
-    Orders,
-    /// PaymentService (gRPC port 50053).
-    Payments,
-    /// DeliveryService (gRPC port 50054).
-    Delivery,
-    /// CatalogService (gRPC port 50055).
-    Catalog,
-    /// The REST/JSON gateway (HTTP port 8080).
-    Gateway,
-}
-
-impl Target {
-    /// The target's gRPC port.
-    pub fn port(self) -> u16 {
-        match self {
-            Self::Users => 50051,
-            Self::Orders => 50052,
-            Self::Payments => 50053,
-            Self::Delivery => 50054,
-            Self::Catalog => 50055,
-            Self::Gateway => 8080,
-        }
-    }
-
-    /// Where the target listens when `--listen` is not given: every interface, its own port.
-    pub fn default_listen(self) -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], self.port()))
-    }
-
-    /// The target's name, as in `--target`, and its default database file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Users => "users",
-            Self::Orders => "orders",
-            Self::Payments => "payments",
-            Self::Delivery => "delivery",
-            Self::Catalog => "catalog",
-            Self::Gateway => "gateway",
-        }
-    }
-}
-
-/// Where the services a service calls are (for `serve`; `up` wires them itself).
-#[derive(Debug, Clone, clap::Args)]
-pub struct PeerUrls {
-    /// UserService's address, for `--target orders` and `--target gateway`.
-    #[arg(
-        long,
-        env = "ORDERLY_USERS_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub users_url: String,
-
-    /// OrderService's address, for `--target gateway`.
-    #[arg(
-        long,
-        env = "ORDERLY_ORDERS_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub orders_url: String,
-
-    /// PaymentService's address, for `--target orders`.
-    #[arg(
-        long,
-        env = "ORDERLY_PAYMENTS_URL",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    pub payments_url: String,
-
-    /// DeliveryService's address, for `--target orders`.
-    #[arg(
-        long,
-        env = "ORDERLY_DELIVERY_URL",
-        default_value = "http://127.0.0.1:50054"
-    )]
-    pub delivery_url: String,
-
-    /// CatalogService's address, for `--target orders` and `--target gateway`.
-    #[arg(
-        long,
-        env = "ORDERLY_CATALOG_URL",
-        default_value = "http://127.0.0.1:50055"
-    )]
-    pub catalog_url: String,
-}
-
-/// How the gateway treats requests, for `serve --target gateway` and `up` alike; the defaults are
-/// the gateway crate's.
-#[derive(Debug, Clone, clap::Args)]
-pub struct GatewayTuning {
-    /// How long a REST request may take, service calls and retries included.
-    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT", default_value_t = orderly_gateway::DEFAULT_REQUEST_TIMEOUT.into())]
-    pub request_timeout: humantime::Duration,
-
-    /// The largest REST request body accepted, in bytes (larger ones get 413).
-    #[arg(long, env = "ORDERLY_MAX_BODY_BYTES", default_value_t = orderly_gateway::DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-}
-
 /// Everything that shapes the services' work beyond where they listen, for `serve` and `up`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Tuning {
-    /// How orders times its work.
+    /// Each service's own flags (the registry's).
     #[command(flatten)]
-    pub orders: orderly_orders::OrdersArgs,
+    pub services: orderly_app::flags::ServiceFlags,
 
-    /// How the catalog keeps its stock.
-    #[command(flatten)]
-    pub catalog: orderly_catalog::CatalogArgs,
-
-    /// How orders and the gateway protect their calls.
+    /// How services protect the calls they make to each other.
     #[command(flatten)]
     pub calls: orderly_kit::client::downstream::CallArgs,
-
-    /// How the gateway treats requests.
-    #[command(flatten)]
-    pub gateway: GatewayTuning,
 
     /// Secret that signs page tokens; every replica of a service must share it. `serve` needs one
     /// for users and orders (unless --insecure-no-auth); `up` makes one under its data directory.
     #[arg(long, env = "ORDERLY_PAGE_TOKEN_SECRET", hide_env_values = true)]
     pub page_token_secret: Option<orderly_kit::secret::Secret>,
-
-    /// Sign-up only by admins: CreateUser then needs a token with the `admin` role (when tokens
-    /// are checked).
-    #[arg(long, env = "ORDERLY_CLOSED_SIGNUP")]
-    pub closed_signup: bool,
 
     /// Server settings shared by every service.
     #[command(flatten)]
@@ -242,7 +124,7 @@ pub struct CheckArgs {
 pub struct ServeArgs {
     /// Which service to run.
     #[arg(long, env = "ORDERLY_TARGET", value_enum)]
-    pub target: Target,
+    pub target: orderly_app::flags::Target,
 
     /// Address to listen on; port 0 picks a free port. Default: 0.0.0.0 and the target's port.
     #[arg(long, env = "ORDERLY_LISTEN")]
@@ -264,7 +146,7 @@ pub struct ServeArgs {
 
     /// Where the services it calls are.
     #[command(flatten)]
-    pub peers: PeerUrls,
+    pub peers: orderly_app::flags::PeerFlags,
 
     /// How the service works.
     #[command(flatten)]
@@ -282,45 +164,9 @@ pub struct UpArgs {
     #[arg(long, env = "ORDERLY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
 
-    /// UserService's gRPC address.
-    #[arg(long, env = "ORDERLY_USERS_LISTEN", default_value = "127.0.0.1:50051")]
-    pub users_listen: SocketAddr,
-
-    /// OrderService's gRPC address.
-    #[arg(long, env = "ORDERLY_ORDERS_LISTEN", default_value = "127.0.0.1:50052")]
-    pub orders_listen: SocketAddr,
-
-    /// PaymentService's gRPC address.
-    #[arg(
-        long,
-        env = "ORDERLY_PAYMENTS_LISTEN",
-        default_value = "127.0.0.1:50053"
-    )]
-    pub payments_listen: SocketAddr,
-
-    /// DeliveryService's gRPC address.
-    #[arg(
-        long,
-        env = "ORDERLY_DELIVERY_LISTEN",
-        default_value = "127.0.0.1:50054"
-    )]
-    pub delivery_listen: SocketAddr,
-
-    /// CatalogService's gRPC address.
-    #[arg(
-        long,
-        env = "ORDERLY_CATALOG_LISTEN",
-        default_value = "127.0.0.1:50055"
-    )]
-    pub catalog_listen: SocketAddr,
-
-    /// The REST/JSON gateway's HTTP address.
-    #[arg(long, env = "ORDERLY_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
-    pub gateway_listen: SocketAddr,
-
-    /// Start with an empty catalog instead of the demo products.
-    #[arg(long, env = "ORDERLY_EMPTY_CATALOG")]
-    pub empty_catalog: bool,
+    /// Where each service listens.
+    #[command(flatten)]
+    pub listen: orderly_app::flags::ListenFlags,
 
     /// The most database connections each service opens.
     #[arg(long, env = "ORDERLY_DB_MAX_CONNECTIONS", default_value_t = 8)]

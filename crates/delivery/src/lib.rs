@@ -18,8 +18,8 @@ pub mod store;
 
 use orderly::delivery::v1::DeliveryServiceServer;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::{Launch, NoFlags, Service as _};
 use orderly_kit::server::config::ServerConfig;
-use orderly_kit::server::{Bootstrap, run_with_database};
 use tokio::net::TcpListener;
 
 pub use service::Deliveries;
@@ -34,7 +34,48 @@ pub struct DeliveryConfig {
 
 pub use orderly_kit::server::StartError;
 
-/// Opens the database, applies migrations, and serves DeliveryService on `listener` until
+/// delivery_service_methods's declaration: what the application's builder starts.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryService;
+
+impl orderly_kit::declare::Service for DeliveryService {
+    const NAME: &'static str = "delivery";
+    const TITLE: &'static str = orderly::delivery::v1::delivery_service_methods::SERVICE;
+    const PORT: u16 = 50054;
+    const GRPC: bool = true;
+    const SIGNS_PAGES: bool = false;
+    const DATABASE: bool = true;
+    const CALLS: &'static [&'static str] = &[];
+
+    type Flags = NoFlags;
+    type Config = DeliveryConfig;
+    type Error = StartError;
+
+    fn configure(_: NoFlags, launch: &Launch) -> Result<DeliveryConfig, StartError> {
+        Ok(DeliveryConfig {
+            database: launch.database.clone(),
+        })
+    }
+
+    async fn run(config: DeliveryConfig, launch: Launch) -> Result<(), StartError> {
+        let db = launch
+            .open_database(&config.database, store::MIGRATIONS)
+            .await?;
+        // A cancel undoes a delivery for an order that failed or was cancelled: never shed.
+        let service = orderly_kit::tune_service!(
+            DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(db.clone()))),
+            launch.server,
+            access::rules(),
+            cheap = &[],
+            exempt = access::NEVER_SHED
+        )?;
+        launch
+            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
+            .await
+    }
+}
+
+/// Opens the database, applies migrations, and serves the service on `listener` until
 /// `shutdown` resolves; then drains and stops gracefully.
 pub async fn serve(
     config: DeliveryConfig,
@@ -42,22 +83,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let service = Bootstrap {
-        name: "delivery",
-        database: config.database,
-        migrations: store::MIGRATIONS,
-        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
-    };
-    let server_config = server.clone();
-    run_with_database(service, server, listener, shutdown, |db| {
-        // A cancel undoes a delivery for an order that failed or was cancelled: never shed.
-        orderly_kit::tune_service!(
-            DeliveryServiceServer::new(Deliveries::new(DeliveryStore::new(db))),
-            server_config,
-            access::rules(),
-            cheap = &[],
-            exempt = access::NEVER_SHED
-        )
-    })
-    .await
+    let launch = Launch::until(DeliveryService::NAME, server, listener, shutdown);
+    <DeliveryService as orderly_kit::declare::Service>::run(config, launch).await
 }

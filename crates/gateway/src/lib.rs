@@ -11,6 +11,7 @@
 //! | [`callers`] | bearer tokens verified and per-caller rate limits, before any route |
 //! | [`problem`] | problem+json, and the gRPC-to-HTTP status mapping |
 //! | [`state`] | the downstream services every handler calls through the kit |
+//! | `declared` | what the application's builder starts (feature `declared`) |
 //!
 //! Every service call goes through the kit's `Downstream`: pooled channels, a deadline, retries
 //! for what is safe to repeat, a circuit breaker, client spans carrying the caller's `traceparent`
@@ -22,6 +23,8 @@
 pub mod api;
 pub mod body;
 pub mod callers;
+#[cfg(feature = "declared")]
+pub mod declared;
 pub mod json;
 pub mod orders;
 pub mod problem;

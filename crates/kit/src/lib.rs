@@ -7,6 +7,7 @@
 //!
 //! | module | feature | what it holds |
 //! |---|---|---|
+//! | [`declare`] | `server` | what a service declares so that one builder starts it, and what it starts with |
 //! | [`server`] | `server` | the gRPC server: bootstrap, health, load shedding, faults, config, the admin port |
 //! | [`client`] | `client` | channels, balancing, and each downstream's deadline, retries, breaker, backoff |
 //! | [`http`] | `http` | axum routers over HTTP/1.1 with the connection hygiene, route spans, a one-request HTTP client (`orderly check`, tests) |
@@ -27,7 +28,7 @@
 //!
 //! Layers depend downwards only: `server` uses `client`, `db`, `http`, `auth` and `rate`; the
 //! refusing layers (`auth`'s, `rate`'s, `server`'s shedding and faults) answer through `refuse`;
-//! `client` and `http` use `observe`; nothing uses `server`.
+//! `client` and `http` use `observe`; `declare` uses `server`; nothing else uses `server`.
 
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
@@ -41,6 +42,8 @@ pub mod client;
 pub mod conn;
 #[cfg(feature = "db")]
 pub mod db;
+#[cfg(feature = "server")]
+pub mod declare;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod metadata;

@@ -10,7 +10,7 @@
 //! - [`service`]: the gRPC implementation; [`error`]: its errors and their statuses;
 //! - [`access`]: who may call which method.
 //!
-//! [`serve`] also runs the recovery sweep: at start and then on an interval, every order whose work
+//! The service also runs the recovery sweep: at start and then on an interval, every order whose work
 //! stood still longer than `recover_after` is settled, so no charge is ever orphaned by a crash.
 
 // Every dependency is used (test builds excepted: they see the dev-dependencies too).
@@ -31,10 +31,10 @@ use std::time::Duration;
 use orderly::orders::v1::OrderServiceServer;
 use orderly_kit::client::downstream::DownstreamConfig;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::launch::Stopped;
+use orderly_kit::declare::{Launch, Service as _};
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::config::ServerConfig;
-use orderly_kit::server::{Bootstrap, run_with_database};
-use orderly_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
 use crate::changes::Changes;
@@ -119,36 +119,48 @@ impl OrdersConfig {
 
 pub use orderly_kit::server::StartError;
 
-/// Opens the database, settles orders left over from a crash, and serves OrderService on
-/// `listener` until `shutdown` resolves, with the recovery sweep beside it; then drains and stops
-/// gracefully.
-pub async fn serve(
-    mut config: OrdersConfig,
-    server: ServerConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let stop = Shutdown::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.trigger();
-        }
-    });
-    let service = Bootstrap {
-        name: "orders",
-        database: config.database.clone(),
-        migrations: store::MIGRATIONS,
-        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
-    };
-    // Its calls to users, payments and delivery go out as orders, over mutual TLS when configured.
-    config.calls.client.tls = server.tls.identity(service.name)?;
-    let server_config = server.clone();
-    let mut sweeping = None;
-    let result = run_with_database(service, server, listener, stop.wait(), |db| {
-        let store = OrderStore::new(db);
+/// OrderService's declaration: what the application's builder starts.
+#[derive(Debug, Clone, Copy)]
+pub struct OrdersService;
+
+impl orderly_kit::declare::Service for OrdersService {
+    const NAME: &'static str = "orders";
+    const TITLE: &'static str = orderly::orders::v1::order_service_methods::SERVICE;
+    const PORT: u16 = 50052;
+    const GRPC: bool = true;
+    const SIGNS_PAGES: bool = true;
+    const DATABASE: bool = true;
+    const CALLS: &'static [&'static str] = &[USERS, PAYMENTS, DELIVERY, CATALOG];
+
+    type Flags = OrdersArgs;
+    type Config = OrdersConfig;
+    type Error = StartError;
+
+    fn configure(flags: OrdersArgs, launch: &Launch) -> Result<OrdersConfig, StartError> {
+        let peers = &launch.peers;
+        let downstream = DownstreamUrls {
+            users: peers.url(USERS)?.to_owned(),
+            payments: peers.url(PAYMENTS)?.to_owned(),
+            delivery: peers.url(DELIVERY)?.to_owned(),
+            catalog: peers.url(CATALOG)?.to_owned(),
+        };
+        let mut config = OrdersConfig::with_args(launch.database.clone(), downstream, &flags);
+        config.page_token_secret = launch.page_token_secret.clone();
+        config.calls = launch.calls.clone();
+        Ok(config)
+    }
+
+    /// Settles orders left over from a crash and serves, with the recovery sweep beside the
+    /// server.
+    async fn run(mut config: OrdersConfig, mut launch: Launch) -> Result<(), StartError> {
+        // Its calls to users, payments and delivery go out as orders, over mutual TLS when
+        // configured.
+        config.calls.client.tls = launch.server.tls.identity(Self::NAME)?;
         let downstreams = Downstreams::new(&config.downstream, &config.calls)?;
+        let db = launch
+            .open_database(&config.database, store::MIGRATIONS)
+            .await?;
+        let store = OrderStore::new(db.clone());
         let changes = Changes::default();
         let flow = Flow::new(
             store.clone(),
@@ -160,12 +172,9 @@ pub async fn serve(
             budget: config.budget,
             watch_poll: config.watch_poll,
         };
-        sweeping = Some(tokio::spawn(sweep(
-            flow.clone(),
-            config.recover_after,
-            config.sweep_interval,
-            stop.clone(),
-        )));
+        let (recover_after, interval) = (config.recover_after, config.sweep_interval);
+        let sweeping = flow.clone();
+        launch.background(move |stopped| sweep(sweeping, recover_after, interval, stopped));
         let orders = Orders::new(
             store,
             downstreams,
@@ -174,24 +183,38 @@ pub async fn serve(
             PageTokens::new(config.page_token_secret.expose()),
             timing,
         );
-        orderly_kit::tune_service!(
+        let service = orderly_kit::tune_service!(
             OrderServiceServer::new(orders),
-            server_config,
+            launch.server,
             access::rules()
-        )
-    })
-    .await;
-    stop.trigger();
-    if let Some(sweeping) = sweeping {
-        let _ = sweeping.await;
+        )?;
+        launch
+            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
+            .await
     }
-    result
 }
 
-/// Settles stale orders at start and then every `interval`, until `stop`.
-async fn sweep(flow: Flow, recover_after: Duration, interval: Duration, stop: Shutdown) {
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
+/// The services orders calls, by name.
+const USERS: &str = "users";
+const PAYMENTS: &str = "payments";
+const DELIVERY: &str = "delivery";
+const CATALOG: &str = "catalog";
+
+/// Opens the database, settles orders left over from a crash, and serves OrderService on
+/// `listener` until `shutdown` resolves, with the recovery sweep beside it; then drains and stops
+/// gracefully.
+pub async fn serve(
+    config: OrdersConfig,
+    server: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let launch = Launch::until(OrdersService::NAME, server, listener, shutdown);
+    OrdersService::run(config, launch).await
+}
+
+/// Settles stale orders at start and then every `interval`, until `stopped`.
+async fn sweep(flow: Flow, recover_after: Duration, interval: Duration, mut stopped: Stopped) {
     loop {
         match flow.recover(recover_after).await {
             Ok(0) => {}

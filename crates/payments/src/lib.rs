@@ -19,8 +19,8 @@ pub mod store;
 
 use orderly::payments::v1::PaymentServiceServer;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::{Launch, NoFlags, Service as _};
 use orderly_kit::server::config::ServerConfig;
-use orderly_kit::server::{Bootstrap, run_with_database};
 use tokio::net::TcpListener;
 
 pub use service::Payments;
@@ -35,7 +35,48 @@ pub struct PaymentsConfig {
 
 pub use orderly_kit::server::StartError;
 
-/// Opens the database, applies migrations, and serves PaymentService on `listener` until
+/// payment_service_methods's declaration: what the application's builder starts.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentsService;
+
+impl orderly_kit::declare::Service for PaymentsService {
+    const NAME: &'static str = "payments";
+    const TITLE: &'static str = orderly::payments::v1::payment_service_methods::SERVICE;
+    const PORT: u16 = 50053;
+    const GRPC: bool = true;
+    const SIGNS_PAGES: bool = false;
+    const DATABASE: bool = true;
+    const CALLS: &'static [&'static str] = &[];
+
+    type Flags = NoFlags;
+    type Config = PaymentsConfig;
+    type Error = StartError;
+
+    fn configure(_: NoFlags, launch: &Launch) -> Result<PaymentsConfig, StartError> {
+        Ok(PaymentsConfig {
+            database: launch.database.clone(),
+        })
+    }
+
+    async fn run(config: PaymentsConfig, launch: Launch) -> Result<(), StartError> {
+        let db = launch
+            .open_database(&config.database, store::MIGRATIONS)
+            .await?;
+        // A refund undoes a charge for an order that failed or was cancelled: never shed.
+        let service = orderly_kit::tune_service!(
+            PaymentServiceServer::new(Payments::new(PaymentStore::new(db.clone()))),
+            launch.server,
+            access::rules(),
+            cheap = &[],
+            exempt = access::NEVER_SHED
+        )?;
+        launch
+            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
+            .await
+    }
+}
+
+/// Opens the database, applies migrations, and serves the service on `listener` until
 /// `shutdown` resolves; then drains and stops gracefully.
 pub async fn serve(
     config: PaymentsConfig,
@@ -43,22 +84,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let service = Bootstrap {
-        name: "payments",
-        database: config.database,
-        migrations: store::MIGRATIONS,
-        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
-    };
-    let server_config = server.clone();
-    run_with_database(service, server, listener, shutdown, |db| {
-        // A refund undoes a charge for an order that failed or was cancelled: never shed.
-        orderly_kit::tune_service!(
-            PaymentServiceServer::new(Payments::new(PaymentStore::new(db))),
-            server_config,
-            access::rules(),
-            cheap = &[],
-            exempt = access::NEVER_SHED
-        )
-    })
-    .await
+    let launch = Launch::until(PaymentsService::NAME, server, listener, shutdown);
+    <PaymentsService as orderly_kit::declare::Service>::run(config, launch).await
 }

@@ -1,8 +1,8 @@
 //! The harness every integration suite of Orderly shares: a fresh database on SQLite or
 //! PostgreSQL ([`db`]), one service served on `127.0.0.1:0` with a typed client ready
-//! ([`served`]), the whole suite with the gateway in front ([`stack`]) and that gateway over HTTP
-//! ([`rest`]), and readers for the
-//! google.rpc details a test checks ([`details`]).
+//! ([`served`]), the whole suite with the gateway in front, started by the application's own
+//! builder as `orderly up` starts it ([`stack`]), that gateway over HTTP ([`rest`]), and readers
+//! for the google.rpc details a test checks ([`details`]).
 //!
 //! [`on_both_backends!`] runs each scenario of a suite as two tests, one per database.
 

@@ -14,15 +14,19 @@ use orderly::orders::v1::{
 };
 use orderly::payments::v1::PaymentServiceClient;
 use orderly::users::v1::{CreateUserRequest, UserServiceClient};
+use orderly_app::registry::SERVICES;
+use orderly_app::{Builder, Settings, System};
+use orderly_catalog::{CatalogConfig, CatalogService};
+use orderly_delivery::DeliveryService;
 use orderly_gateway::GatewayConfig;
 use orderly_kit::db::Database;
+use orderly_kit::declare::Service as _;
 use orderly_kit::params;
 use orderly_kit::server::config::ServerConfig;
 use orderly_kit::server::faults::FaultConfig;
-use orderly_kit::shutdown::Shutdown;
-use orderly_orders::downstream::DownstreamUrls;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use orderly_orders::{OrdersConfig, OrdersService};
+use orderly_payments::PaymentsService;
+use orderly_users::UsersService;
 use tonic::transport::Channel;
 
 use crate::db::{TestBackend, TestDatabase};
@@ -78,6 +82,9 @@ pub const TEST_PRODUCTS: [(&str, i64); 6] = [
     ("LAMP", 1999),
     ("INK", 700),
 ];
+
+/// The page-token secret of every test stack.
+pub const TEST_PAGE_SECRET: &str = "orderly-test-page-token-secret-of-32-bytes";
 
 /// Units on hand of each of [`TEST_PRODUCTS`] at start.
 pub const TEST_STOCK: i64 = 1_000_000;
@@ -162,15 +169,8 @@ pub struct Stack {
     payments_db: Database,
     delivery_db: Database,
     catalog_db: Database,
-    stop: Shutdown,
-    tasks: JoinSet<Result<(), String>>,
+    system: System,
     dbs: Vec<TestDatabase>,
-}
-
-async fn listener() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    (listener, url)
 }
 
 /// A connected channel to the service `to` at `url`: over mutual TLS as the service `from` when
@@ -201,7 +201,7 @@ pub fn issue_certificates() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
     orderly_kit::tls::issue::issue(
         dir.path(),
-        &orderly_kit::tls::SERVICES,
+        &orderly_app::registry::names(),
         Duration::from_secs(3600),
         false,
     )
@@ -220,165 +220,103 @@ impl std::fmt::Debug for Stack {
 }
 
 impl Stack {
-    /// Starts the five services; `None` when the backend is skipped.
+    /// Starts the five services (and the gateway, when asked for) through the application's
+    /// builder, as `orderly up` does; `None` when the backend is skipped.
     pub async fn start(options: Options) -> Option<Self> {
         let mut dbs = Vec::new();
-        for _ in 0..5 {
-            dbs.push(TestDatabase::create(options.backend).await?);
+        for service in SERVICES.iter().filter(|service| service.database) {
+            dbs.push((service.name, TestDatabase::create(options.backend).await?));
         }
-        let stop = Shutdown::new();
-        let mut tasks = JoinSet::new();
-        let (users_listener, users_url) = listener().await;
-        let (payments_listener, payments_url) = listener().await;
-        let (delivery_listener, delivery_url) = listener().await;
-        let (catalog_listener, catalog_url) = listener().await;
-        let (orders_listener, orders_url) = listener().await;
-
-        let users = orderly_users::UsersConfig {
-            database: dbs[0].config(4),
-            page_token_secret: "test".into(),
-            closed_signup: false,
-        };
         let certs = options.tls.then(issue_certificates);
         let tls_dir = certs.as_ref().map(|dir| dir.path().to_owned());
-        let mut base = ServerConfig::default();
-        base.tls.tls_dir = tls_dir.clone();
-        base.auth.jwks_file = options.jwks_file.clone();
-        base.rate = options.rate;
+        let mut server = ServerConfig::default();
+        server.tls.tls_dir = tls_dir.clone();
+        server.auth.jwks_file = options.jwks_file.clone();
+        server.rate = options.rate;
+        server.faults.fault_metadata = options.fault_metadata;
         if let Some(cap) = options.max_client_connections {
-            base.max_client_connections = cap;
+            server.max_client_connections = cap;
         }
-        let plain = ServerConfig {
-            faults: FaultConfig {
-                fault_metadata: options.fault_metadata,
-                ..FaultConfig::default()
-            },
-            ..base.clone()
+        let mut settings = Settings::defaults(TEST_PAGE_SECRET.into());
+        settings.server = server;
+        // The demo catalog, as under `orderly up`, and the test products beside it.
+        settings.demo = true;
+        let mut builder = Builder::new(settings);
+        for service in &SERVICES {
+            if service.name == orderly_gateway::SERVICE_NAME && options.gateway.is_none() {
+                continue;
+            }
+            let database = dbs
+                .iter()
+                .find(|(name, _)| *name == service.name)
+                .map(|(_, db)| db.config(4));
+            builder = builder.service(service, SocketAddr::from(([127, 0, 0, 1], 0)), database);
+        }
+        let faults = |faults: FaultConfig| {
+            move |server: &mut ServerConfig| {
+                server.faults = FaultConfig {
+                    fault_metadata: options.fault_metadata,
+                    ..faults
+                }
+            }
         };
-        tasks.spawn(service(orderly_users::serve(
-            users,
-            plain.clone(),
-            users_listener,
-            stop.wait(),
-        )));
-        let payments = orderly_payments::PaymentsConfig {
-            database: dbs[1].config(4),
-        };
-        let server = ServerConfig {
-            faults: FaultConfig {
-                fault_metadata: options.fault_metadata,
-                ..options.payments.clone()
-            },
-            ..base.clone()
-        };
-        tasks.spawn(service(orderly_payments::serve(
-            payments,
-            server,
-            payments_listener,
-            stop.wait(),
-        )));
-        let delivery = orderly_delivery::DeliveryConfig {
-            database: dbs[2].config(4),
-        };
-        let server = ServerConfig {
-            faults: FaultConfig {
-                fault_metadata: options.fault_metadata,
-                ..options.delivery.clone()
-            },
-            ..base.clone()
-        };
-        tasks.spawn(service(orderly_delivery::serve(
-            delivery,
-            server,
-            delivery_listener,
-            stop.wait(),
-        )));
-        let mut catalog = orderly_catalog::CatalogConfig::new(dbs[4].config(4));
-        catalog.reservation_sweep = Duration::from_millis(100);
-        catalog.seed = orderly_catalog::seed::demo_catalog();
         let euros = |cents| orderly::money::Money::parse_positive("EUR", cents).expect("a price");
-        let products = TEST_PRODUCTS
+        let products: Vec<_> = TEST_PRODUCTS
             .iter()
             .map(|&(sku, cents)| (sku.to_owned(), cents, TEST_STOCK))
-            .chain(options.products.iter().cloned());
-        for (sku, cents, on_hand) in products {
-            catalog.seed.push(orderly_catalog::store::NewProduct {
+            .chain(options.products.iter().cloned())
+            .map(|(sku, cents, on_hand)| orderly_catalog::store::NewProduct {
                 name: format!("Test product {sku}"),
                 description: String::new(),
                 sku,
                 price: euros(cents),
                 on_hand,
+            })
+            .collect();
+        let (budget, recover_after, sweep_interval, calls) = (
+            options.budget,
+            options.recover_after,
+            options.sweep_interval,
+            options.calls.clone(),
+        );
+        builder = builder
+            .server_of(PaymentsService::NAME, faults(options.payments))
+            .server_of(DeliveryService::NAME, faults(options.delivery))
+            .server_of(CatalogService::NAME, faults(options.catalog))
+            .tune(CatalogService::NAME, move |catalog: &mut CatalogConfig| {
+                catalog.reservation_sweep = Duration::from_millis(100);
+                catalog.seed.extend(products);
+            })
+            .tune(OrdersService::NAME, move |orders: &mut OrdersConfig| {
+                orders.budget = budget;
+                orders.recover_after = recover_after;
+                orders.sweep_interval = sweep_interval;
+                orders.calls = calls;
+                orders.watch_poll = Duration::from_millis(100);
             });
+        if let Some(tune) = options.gateway {
+            builder = builder.tune(orderly_gateway::SERVICE_NAME, tune);
         }
-        tasks.spawn(service(orderly_catalog::serve(
-            catalog,
-            ServerConfig {
-                faults: FaultConfig {
-                    fault_metadata: options.fault_metadata,
-                    ..options.catalog.clone()
-                },
-                ..base
-            },
-            catalog_listener,
-            stop.wait(),
-        )));
+        let system = builder.start().await.expect("the services start");
+        let url = |name: &str| format!("http://{}", system.addr(name).expect("a started service"));
+        let (users_url, orders_url) = (url(UsersService::NAME), url(OrdersService::NAME));
+        let (payments_url, delivery_url) = (url(PaymentsService::NAME), url(DeliveryService::NAME));
+        let catalog_url = url(CatalogService::NAME);
+        let gateway = system.addr(orderly_gateway::SERVICE_NAME);
 
-        let downstream = DownstreamUrls {
-            users: users_url.clone(),
-            payments: payments_url.clone(),
-            delivery: delivery_url.clone(),
-            catalog: catalog_url.clone(),
+        // The checks read the payments, delivery and catalog databases directly, as an auditor
+        // would.
+        let reader = |name: &str| {
+            let url = dbs
+                .iter()
+                .find(|(service, _)| *service == name)
+                .map(|(_, db)| db.url().to_owned())
+                .expect("a database");
+            async move { orderly_kit::db::connect(&url, 2).await.expect("a database") }
         };
-        let mut orders = orderly_orders::OrdersConfig::new(dbs[3].config(4), downstream);
-        orders.budget = options.budget;
-        orders.recover_after = options.recover_after;
-        orders.sweep_interval = options.sweep_interval;
-        orders.calls = options.calls.clone();
-        orders.watch_poll = Duration::from_millis(100);
-        tasks.spawn(service(orderly_orders::serve(
-            orders,
-            plain,
-            orders_listener,
-            stop.wait(),
-        )));
-        let gateway = match options.gateway {
-            Some(tune) => {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                let addr = listener.local_addr().expect("addr");
-                let mut config = GatewayConfig::new(users_url.clone(), orders_url.clone());
-                config.catalog_url = catalog_url.clone();
-                let auth = orderly_kit::auth::config::AuthConfig {
-                    jwks_file: options.jwks_file.clone(),
-                    ..Default::default()
-                };
-                config.calls.client.tls = tls_dir.as_ref().map(|dir| {
-                    orderly_kit::tls::Identity::load(dir, "gateway").expect("certificates")
-                });
-                config.callers = orderly_gateway::callers::Callers {
-                    verifier: auth.verifier().expect("the test's JWKS"),
-                    limits: orderly_kit::rate::CallerLimits::new(options.rate),
-                };
-                tune(&mut config);
-                tasks.spawn(service(orderly_gateway::serve(
-                    config,
-                    listener,
-                    stop.wait(),
-                )));
-                Some(addr)
-            }
-            None => None,
-        };
-
-        // The checks read the payments and delivery databases directly, as an auditor would.
-        let payments_db = orderly_kit::db::connect(dbs[1].url(), 2)
-            .await
-            .expect("payments db");
-        let delivery_db = orderly_kit::db::connect(dbs[2].url(), 2)
-            .await
-            .expect("delivery db");
-        let catalog_db = orderly_kit::db::connect(dbs[4].url(), 2)
-            .await
-            .expect("catalog db");
+        let payments_db = reader(PaymentsService::NAME).await;
+        let delivery_db = reader(DeliveryService::NAME).await;
+        let catalog_db = reader(CatalogService::NAME).await;
         let tls = tls_dir.as_deref();
         Some(Self {
             users: UserServiceClient::new(
@@ -405,9 +343,8 @@ impl Stack {
             payments_db,
             delivery_db,
             catalog_db,
-            stop,
-            tasks,
-            dbs,
+            system,
+            dbs: dbs.into_iter().map(|(_, db)| db).collect(),
         })
     }
 
@@ -518,13 +455,8 @@ impl Stack {
     }
 
     /// Stops every service gracefully and removes the databases.
-    pub async fn stop(mut self) {
-        self.stop.trigger();
-        while let Some(joined) = self.tasks.join_next().await {
-            joined
-                .expect("service task")
-                .expect("service stopped cleanly");
-        }
+    pub async fn stop(self) {
+        self.system.stop().await.expect("services stopped cleanly");
         self.payments_db.close().await;
         self.delivery_db.close().await;
         self.catalog_db.close().await;
@@ -570,11 +502,4 @@ pub fn order_request(user_id: &str, key: &str, items: &[(&str, i32, i64)]) -> Cr
 /// A fresh unique string.
 pub fn uuid_like() -> String {
     format!("{:032x}", fastrand::u128(..))
-}
-
-/// A service's run, with its error as text, for the join set.
-async fn service<E: std::fmt::Display>(
-    running: impl Future<Output = Result<(), E>>,
-) -> Result<(), String> {
-    running.await.map_err(|e| e.to_string())
 }

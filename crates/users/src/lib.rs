@@ -20,9 +20,9 @@ pub mod store;
 
 use orderly::users::v1::UserServiceServer;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::{Launch, Service as _};
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::config::ServerConfig;
-use orderly_kit::server::{Bootstrap, run_with_database};
 use tokio::net::TcpListener;
 
 pub use service::Users;
@@ -41,6 +41,59 @@ pub struct UsersConfig {
 
 pub use orderly_kit::server::StartError;
 
+/// The users service's own flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct UsersFlags {
+    /// Sign-up only by admins: CreateUser then needs a token with the `admin` role (when tokens
+    /// are checked).
+    #[arg(long, env = "ORDERLY_CLOSED_SIGNUP")]
+    pub closed_signup: bool,
+}
+
+/// UserService's declaration: what the application's builder starts.
+#[derive(Debug, Clone, Copy)]
+pub struct UsersService;
+
+impl orderly_kit::declare::Service for UsersService {
+    const NAME: &'static str = "users";
+    const TITLE: &'static str = orderly::users::v1::user_service_methods::SERVICE;
+    const PORT: u16 = 50051;
+    const GRPC: bool = true;
+    const SIGNS_PAGES: bool = true;
+    const DATABASE: bool = true;
+    const CALLS: &'static [&'static str] = &[];
+
+    type Flags = UsersFlags;
+    type Config = UsersConfig;
+    type Error = StartError;
+
+    fn configure(flags: UsersFlags, launch: &Launch) -> Result<UsersConfig, StartError> {
+        Ok(UsersConfig {
+            database: launch.database.clone(),
+            page_token_secret: launch.page_token_secret.clone(),
+            closed_signup: flags.closed_signup,
+        })
+    }
+
+    async fn run(config: UsersConfig, launch: Launch) -> Result<(), StartError> {
+        let db = launch
+            .open_database(&config.database, store::MIGRATIONS)
+            .await?;
+        let users = Users::new(
+            UserStore::new(db.clone()),
+            PageTokens::new(config.page_token_secret.expose()),
+        );
+        let service = orderly_kit::tune_service!(
+            UserServiceServer::new(users),
+            launch.server,
+            access::rules(config.closed_signup)
+        )?;
+        launch
+            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
+            .await
+    }
+}
+
 /// Opens the database, applies migrations, and serves UserService on `listener` until `shutdown`
 /// resolves; then drains and stops gracefully.
 pub async fn serve(
@@ -49,23 +102,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let service = Bootstrap {
-        name: "users",
-        database: config.database,
-        migrations: store::MIGRATIONS,
-        descriptor_set: orderly::FILE_DESCRIPTOR_SET,
-    };
-    let server_config = server.clone();
-    run_with_database(service, server, listener, shutdown, |db| {
-        let users = Users::new(
-            UserStore::new(db),
-            PageTokens::new(config.page_token_secret.expose()),
-        );
-        orderly_kit::tune_service!(
-            UserServiceServer::new(users),
-            server_config,
-            access::rules(config.closed_signup)
-        )
-    })
-    .await
+    let launch = Launch::until(UsersService::NAME, server, listener, shutdown);
+    UsersService::run(config, launch).await
 }

@@ -3,7 +3,7 @@
 //! `--insecure-plaintext`, and with them admits only clients holding a certificate of its CA;
 //! `orderly up` makes its own.
 
-use orderly_kit::tls::{Identity, SERVICES, files::certificates, identity};
+use orderly_kit::tls::{Identity, files::certificates, identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -15,7 +15,7 @@ fn certs(out: &std::path::Path, extra: &[&str]) {
 fn certs_names_every_service_and_keeps_its_ca_when_run_again() {
     let dir = tempfile::tempdir().expect("temporary directory");
     certs(dir.path(), &["--lifetime", "2h"]);
-    for service in SERVICES {
+    for service in orderly_app::registry::names() {
         let leaf = certificates(&dir.path().join(format!("{service}.pem"))).expect("certificate");
         assert_eq!(identity::service(&leaf[0]).as_deref(), Some(service));
         let left = identity::not_after(&leaf[0])

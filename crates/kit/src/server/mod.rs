@@ -69,6 +69,12 @@ pub enum StartError {
     /// The service's TLS certificates could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// A service it calls has no address.
+    #[error("no address for {name}, which this service calls")]
+    Peer {
+        /// The service it calls.
+        name: &'static str,
+    },
     /// A step of the service's own start-up that touches its database (writing the data it
     /// starts with, say) failed.
     #[error("start-up step {step:?} failed: {source}")]
@@ -318,59 +324,6 @@ impl GrpcServer {
         tracing::info!(services = ?self.names, "server stopped");
         Ok(())
     }
-}
-
-/// What [`run_with_database`] needs to know of a service besides how to build it.
-#[derive(Debug, Clone)]
-pub struct Bootstrap {
-    /// The service's short name, labelling its database metrics (e.g. `users`).
-    pub name: &'static str,
-    /// Its database.
-    pub database: crate::db::DatabaseConfig,
-    /// Its schema, applied at start.
-    pub migrations: &'static [crate::db::EmbeddedMigration],
-    /// The descriptor set its reflection serves.
-    pub descriptor_set: &'static [u8],
-}
-
-/// The start every service shares: opens and migrates its database, builds the gRPC service from
-/// the database with `build` (which applies [`crate::tune_service!`]), and serves it with health
-/// (following the database), reflection and the server's limits on `listener` until `shutdown`;
-/// then drains, stops, and closes the database.
-pub async fn run_with_database<S>(
-    service: Bootstrap,
-    server: ServerConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    build: impl FnOnce(crate::db::Database) -> Result<S, StartError>,
-) -> Result<(), StartError>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let database = &service.database;
-    let database = crate::db::open(
-        service.name,
-        &database.url,
-        database.max_connections,
-        service.migrations,
-    )
-    .await?;
-    let built = build(database.clone())?;
-    let identity = server.tls.identity(service.name)?;
-    GrpcServer::new(server)
-        .named(service.name)
-        .tls(identity)
-        .add_service(built)
-        .reflect(service.descriptor_set)
-        .serve_with_database(database, listener, shutdown)
-        .await?;
-    Ok(())
 }
 
 /// The methods `service` (its full name) declares in `descriptor_sets`.

@@ -37,11 +37,6 @@ pub const TRUST_DOMAIN: &str = "orderly.local";
 /// The file holding the CA certificate(s) that every peer's certificate must chain to.
 pub const CA_FILE: &str = "ca.pem";
 
-/// The services that hold certificates: the five gRPC services and the gateway (a client only).
-pub const SERVICES: [&str; 6] = [
-    "users", "orders", "payments", "delivery", "catalog", "gateway",
-];
-
 /// Why TLS material could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

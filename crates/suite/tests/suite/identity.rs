@@ -153,7 +153,7 @@ async fn a_certificate_replaced_on_disk_serves_new_connections_while_a_watch_run
     let before = std::fs::read(dir.join("orders.pem")).expect("old certificate");
     orderly_kit::tls::issue::issue(
         &dir,
-        &orderly_kit::tls::SERVICES,
+        &orderly_app::registry::names(),
         Duration::from_secs(3600),
         false,
     )
