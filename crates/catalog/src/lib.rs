@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use orderly::catalog::v1::CatalogServiceServer;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::Launch;
 use orderly_kit::declare::launch::Stopped;
-use orderly_kit::declare::{Launch, Service as _};
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
@@ -86,10 +86,7 @@ impl orderly_kit::declare::Service for CatalogService {
     const NAME: &'static str = "catalog";
     const TITLE: &'static str = orderly::catalog::v1::catalog_service_methods::SERVICE;
     const PORT: u16 = 50055;
-    const GRPC: bool = true;
     const SIGNS_PAGES: bool = true;
-    const DATABASE: bool = true;
-    const CALLS: &'static [&'static str] = &[];
 
     type Flags = CatalogArgs;
     type Config = CatalogConfig;
@@ -126,9 +123,10 @@ impl orderly_kit::declare::Service for CatalogService {
             cheap = access::CHEAP,
             exempt = access::NEVER_SHED
         )?;
-        launch
-            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
-            .await
+        let server = launch
+            .grpc_server(orderly::FILE_DESCRIPTOR_SET)?
+            .add_service(service);
+        launch.serve_grpc(db, server).await
     }
 }
 
@@ -141,8 +139,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let launch = Launch::until(CatalogService::NAME, server, listener, shutdown);
-    CatalogService::run(config, launch).await
+    Launch::serve_alone::<CatalogService>(config, server, listener, shutdown).await
 }
 
 /// Adds the products of `products` whose SKUs are not taken (none to add: nothing done).

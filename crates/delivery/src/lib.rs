@@ -18,7 +18,7 @@ pub mod store;
 
 use orderly::delivery::v1::DeliveryServiceServer;
 use orderly_kit::db::DatabaseConfig;
-use orderly_kit::declare::{Launch, NoFlags, Service as _};
+use orderly_kit::declare::{Launch, NoFlags};
 use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
 
@@ -34,7 +34,7 @@ pub struct DeliveryConfig {
 
 pub use orderly_kit::server::StartError;
 
-/// delivery_service_methods's declaration: what the application's builder starts.
+/// DeliveryService's declaration: what the application's builder starts.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryService;
 
@@ -42,10 +42,6 @@ impl orderly_kit::declare::Service for DeliveryService {
     const NAME: &'static str = "delivery";
     const TITLE: &'static str = orderly::delivery::v1::delivery_service_methods::SERVICE;
     const PORT: u16 = 50054;
-    const GRPC: bool = true;
-    const SIGNS_PAGES: bool = false;
-    const DATABASE: bool = true;
-    const CALLS: &'static [&'static str] = &[];
 
     type Flags = NoFlags;
     type Config = DeliveryConfig;
@@ -69,9 +65,10 @@ impl orderly_kit::declare::Service for DeliveryService {
             cheap = &[],
             exempt = access::NEVER_SHED
         )?;
-        launch
-            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
-            .await
+        let server = launch
+            .grpc_server(orderly::FILE_DESCRIPTOR_SET)?
+            .add_service(service);
+        launch.serve_grpc(db, server).await
     }
 }
 
@@ -83,6 +80,5 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let launch = Launch::until(DeliveryService::NAME, server, listener, shutdown);
-    <DeliveryService as orderly_kit::declare::Service>::run(config, launch).await
+    Launch::serve_alone::<DeliveryService>(config, server, listener, shutdown).await
 }

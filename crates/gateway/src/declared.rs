@@ -45,7 +45,6 @@ impl Service for GatewayService {
     const TITLE: &'static str = "the REST/JSON gateway";
     const PORT: u16 = 8080;
     const GRPC: bool = false;
-    const SIGNS_PAGES: bool = false;
     const DATABASE: bool = false;
     const CALLS: &'static [&'static str] = &[USERS, ORDERS, CATALOG];
 

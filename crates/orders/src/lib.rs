@@ -31,8 +31,8 @@ use std::time::Duration;
 use orderly::orders::v1::OrderServiceServer;
 use orderly_kit::client::downstream::DownstreamConfig;
 use orderly_kit::db::DatabaseConfig;
+use orderly_kit::declare::Launch;
 use orderly_kit::declare::launch::Stopped;
-use orderly_kit::declare::{Launch, Service as _};
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
@@ -127,9 +127,7 @@ impl orderly_kit::declare::Service for OrdersService {
     const NAME: &'static str = "orders";
     const TITLE: &'static str = orderly::orders::v1::order_service_methods::SERVICE;
     const PORT: u16 = 50052;
-    const GRPC: bool = true;
     const SIGNS_PAGES: bool = true;
-    const DATABASE: bool = true;
     const CALLS: &'static [&'static str] = &[USERS, PAYMENTS, DELIVERY, CATALOG];
 
     type Flags = OrdersArgs;
@@ -188,9 +186,10 @@ impl orderly_kit::declare::Service for OrdersService {
             launch.server,
             access::rules()
         )?;
-        launch
-            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
-            .await
+        let server = launch
+            .grpc_server(orderly::FILE_DESCRIPTOR_SET)?
+            .add_service(service);
+        launch.serve_grpc(db, server).await
     }
 }
 
@@ -209,8 +208,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let launch = Launch::until(OrdersService::NAME, server, listener, shutdown);
-    OrdersService::run(config, launch).await
+    Launch::serve_alone::<OrdersService>(config, server, listener, shutdown).await
 }
 
 /// Settles stale orders at start and then every `interval`, until `stopped`.

@@ -19,7 +19,7 @@ pub mod store;
 
 use orderly::payments::v1::PaymentServiceServer;
 use orderly_kit::db::DatabaseConfig;
-use orderly_kit::declare::{Launch, NoFlags, Service as _};
+use orderly_kit::declare::{Launch, NoFlags};
 use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
 
@@ -35,7 +35,7 @@ pub struct PaymentsConfig {
 
 pub use orderly_kit::server::StartError;
 
-/// payment_service_methods's declaration: what the application's builder starts.
+/// PaymentService's declaration: what the application's builder starts.
 #[derive(Debug, Clone, Copy)]
 pub struct PaymentsService;
 
@@ -43,10 +43,6 @@ impl orderly_kit::declare::Service for PaymentsService {
     const NAME: &'static str = "payments";
     const TITLE: &'static str = orderly::payments::v1::payment_service_methods::SERVICE;
     const PORT: u16 = 50053;
-    const GRPC: bool = true;
-    const SIGNS_PAGES: bool = false;
-    const DATABASE: bool = true;
-    const CALLS: &'static [&'static str] = &[];
 
     type Flags = NoFlags;
     type Config = PaymentsConfig;
@@ -70,9 +66,10 @@ impl orderly_kit::declare::Service for PaymentsService {
             cheap = &[],
             exempt = access::NEVER_SHED
         )?;
-        launch
-            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
-            .await
+        let server = launch
+            .grpc_server(orderly::FILE_DESCRIPTOR_SET)?
+            .add_service(service);
+        launch.serve_grpc(db, server).await
     }
 }
 
@@ -84,6 +81,5 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let launch = Launch::until(PaymentsService::NAME, server, listener, shutdown);
-    <PaymentsService as orderly_kit::declare::Service>::run(config, launch).await
+    Launch::serve_alone::<PaymentsService>(config, server, listener, shutdown).await
 }

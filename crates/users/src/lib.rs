@@ -20,7 +20,7 @@ pub mod store;
 
 use orderly::users::v1::UserServiceServer;
 use orderly_kit::db::DatabaseConfig;
-use orderly_kit::declare::{Launch, Service as _};
+use orderly_kit::declare::Launch;
 use orderly_kit::pagination::PageTokens;
 use orderly_kit::server::config::ServerConfig;
 use tokio::net::TcpListener;
@@ -58,10 +58,7 @@ impl orderly_kit::declare::Service for UsersService {
     const NAME: &'static str = "users";
     const TITLE: &'static str = orderly::users::v1::user_service_methods::SERVICE;
     const PORT: u16 = 50051;
-    const GRPC: bool = true;
     const SIGNS_PAGES: bool = true;
-    const DATABASE: bool = true;
-    const CALLS: &'static [&'static str] = &[];
 
     type Flags = UsersFlags;
     type Config = UsersConfig;
@@ -88,9 +85,10 @@ impl orderly_kit::declare::Service for UsersService {
             launch.server,
             access::rules(config.closed_signup)
         )?;
-        launch
-            .serve_grpc(db, orderly::FILE_DESCRIPTOR_SET, service)
-            .await
+        let server = launch
+            .grpc_server(orderly::FILE_DESCRIPTOR_SET)?
+            .add_service(service);
+        launch.serve_grpc(db, server).await
     }
 }
 
@@ -102,6 +100,5 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let launch = Launch::until(UsersService::NAME, server, listener, shutdown);
-    UsersService::run(config, launch).await
+    Launch::serve_alone::<UsersService>(config, server, listener, shutdown).await
 }

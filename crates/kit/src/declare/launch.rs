@@ -4,14 +4,10 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::pin::Pin;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::body::Body;
-use tonic::server::NamedService;
-use tower::Service;
 
 use crate::client::downstream::DownstreamConfig;
 use crate::db::{Database, DatabaseConfig, EmbeddedMigration};
@@ -123,6 +119,17 @@ impl Launch {
         }
     }
 
+    /// Runs the service `S` alone with `config` on `listener` until `shutdown` resolves, with
+    /// the server settings `server`: each service crate's `serve`, for its own tests.
+    pub async fn serve_alone<S: super::Service>(
+        config: S::Config,
+        server: ServerConfig,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), S::Error> {
+        S::run(config, Self::until(S::NAME, server, listener, shutdown)).await
+    }
+
     /// Adjusts the service's configuration with `tune` (a [`super::Tune`] of its configuration
     /// type) once it is configured.
     pub fn tuned(mut self, tune: Box<dyn Any + Send>) -> Self {
@@ -162,43 +169,32 @@ impl Launch {
         self.tasks.push(tokio::spawn(task(stopped)));
     }
 
-    /// The one way a gRPC service serves: `service` (built with [`crate::tune_service!`]) with
-    /// health following `database`, reflection of `descriptor_set`, mutual TLS as this service when configured and
-    /// the server's limits, on the listener until told to stop; then drains, stops, closes the
+    /// The gRPC server of this service, reflecting `descriptor_set`: its settings, its name,
+    /// and mutual TLS as this service when configured. Add the service (built with
+    /// [`crate::tune_service!`]) and hand it to [`Launch::serve_grpc`].
+    pub fn grpc_server(&self, descriptor_set: &'static [u8]) -> Result<GrpcServer, StartError> {
+        let identity = self.server.tls.identity(self.name)?;
+        Ok(GrpcServer::new(self.server.clone())
+            .named(self.name)
+            .tls(identity)
+            .reflect(descriptor_set))
+    }
+
+    /// The one way a gRPC service serves: `server` (from [`Launch::grpc_server`]) with health
+    /// following `database`, on the listener until told to stop; then drains, stops, closes the
     /// database and waits for the background tasks.
-    pub async fn serve_grpc<S>(
+    pub async fn serve_grpc(
         self,
         database: Database,
-        descriptor_set: &'static [u8],
-        service: S,
-    ) -> Result<(), StartError>
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        let served = match self.server.tls.identity(self.name) {
-            Ok(identity) => GrpcServer::new(self.server)
-                .named(self.name)
-                .tls(identity)
-                .add_service(service)
-                .reflect(descriptor_set)
-                .serve_with_database(database, self.listener, self.shutdown.wait())
-                .await
-                .map_err(StartError::from),
-            Err(error) => {
-                database.close().await;
-                Err(error.into())
-            }
-        };
+        server: GrpcServer,
+    ) -> Result<(), StartError> {
+        let served = server
+            .serve_with_database(database, self.listener, self.shutdown.wait())
+            .await;
         self.done.trigger();
         for task in self.tasks {
             let _ = task.await;
         }
-        served
+        Ok(served?)
     }
 }

@@ -50,13 +50,13 @@ pub trait Service: 'static {
     const PORT: u16;
     /// Whether it is a gRPC server, which the process's `/readyz` waits for (the REST gateway is
     /// not).
-    const GRPC: bool;
+    const GRPC: bool = true;
     /// Whether it signs page tokens, and so needs a secret its replicas share.
-    const SIGNS_PAGES: bool;
+    const SIGNS_PAGES: bool = false;
     /// Whether it keeps a database.
-    const DATABASE: bool;
+    const DATABASE: bool = true;
     /// The services it calls, by name.
-    const CALLS: &'static [&'static str];
+    const CALLS: &'static [&'static str] = &[];
 
     /// Its own flags ([`NoFlags`] when it has none); their names must not clash with another
     /// service's.
