@@ -25,10 +25,11 @@ build_go() {
   echo "$work/$1"
 }
 
-# Starts the baseline binary $2 on a free port and stores its address in the variable named $1.
+# Starts the baseline binary $2 on a free port (with any further arguments "${@:3}") and stores its
+# address in the variable named $1.
 start_baseline() {
   local var=$1 log="$work/baseline-$RANDOM.log"
-  "$2" 127.0.0.1:0 >"$log" 2>&1 &
+  "$2" 127.0.0.1:0 "${@:3}" >"$log" 2>&1 &
   pids+=($!)
   printf -v "$var" '%s' "$(wait_line "$log" '^listening' | awk '{print $2}')"
 }
