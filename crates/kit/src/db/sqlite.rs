@@ -26,10 +26,20 @@
 //! the last checkpoint's sync. The WAL is checkpointed by a thread of its own, not by whichever
 //! commit crosses the auto-checkpoint size: a checkpoint syncs the WAL and the database file (two
 //! fsyncs, each far slower than a commit), and a call that paid for it was the p99 of CreateOrder.
+//!
+//! Those checkpoints copy the WAL into the file but never start it over: SQLite rewinds a WAL only
+//! when a write begins with every frame copied and no reader on a WAL snapshot, and under steady
+//! writes and reads that moment never comes. The WAL then grew without end (2 GB in 30 s of
+//! orders), and every commit wrote to fresh pages that the kernel zeroes first (`memset` under
+//! `pwrite64`, a seventh of `orderly up`'s CPU). So once the WAL passes [`RESTART_ABOVE`], the
+//! checkpointer makes that moment: it takes the writer (writes wait for it asynchronously, and a
+//! batch waiting to commit is committed), has every reader drop its snapshot as it goes idle, and
+//! runs a RESTART checkpoint, after which the next commit writes from the start of the WAL again,
+//! over pages already in memory, and cuts a longer file back to that size.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,7 +58,11 @@ use group_commit::Writer;
 /// across process crashes; the busy timeout waits out another process's lock (a second process
 /// on the same file); checkpoints are the checkpointer's.
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-    PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;";
+    PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; \
+    PRAGMA journal_size_limit = 67108864;";
+
+/// The busy timeout [`PRAGMAS`] sets.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection: more than every query a service makes.
 const STATEMENTS: usize = 64;
@@ -80,6 +94,17 @@ fn commit_counter(path: &Path) -> Arc<AtomicU64> {
 /// How often the checkpointer copies the WAL into the database file.
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// The WAL size past which the checkpointer starts the WAL over (see the module documentation);
+/// also the size a longer WAL is cut back to when it starts over (`journal_size_limit` in
+/// [`PRAGMAS`]). At 16 MB, each of `orderly up`'s databases started over at nearly every round
+/// under load, and the writes waiting out those restarts raised CreateOrder's p99 by a fifth; at
+/// 64 MB, about once a second, nothing measurable (README's performance section).
+pub(crate) const RESTART_ABOVE: u64 = 64 * 1024 * 1024;
+
+/// How long a restart waits for the readers still on a WAL snapshot before it gives up until the
+/// next round: they finish in microseconds, so this is time for a slow read.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+
 /// One SQLite database: its reader connections and its writer.
 #[derive(Debug)]
 pub(crate) struct Sqlite {
@@ -93,6 +118,11 @@ pub(crate) struct Sqlite {
     /// Reader connections open, idle or in use.
     open_readers: AtomicUsize,
     writer: Arc<AsyncMutex<Writer>>,
+    /// Set while the checkpointer starts the WAL over: readers then end their snapshots as they
+    /// go idle instead of keeping them.
+    restarting: AtomicBool,
+    /// The WAL size past which it is started over: [`RESTART_ABOVE`], less in a test.
+    restart_above: AtomicU64,
 }
 
 impl Sqlite {
@@ -132,6 +162,8 @@ impl Sqlite {
             commits,
             open_readers: AtomicUsize::new(0),
             writer: Arc::new(AsyncMutex::new(Writer::new(writer))),
+            restarting: AtomicBool::new(false),
+            restart_above: AtomicU64::new(RESTART_ABOVE),
         });
         if let Some(path) = &db.file {
             spawn_checkpointer(path.clone(), Arc::downgrade(&db))?;
@@ -175,6 +207,9 @@ impl Sqlite {
             // An error ended the transaction.
             reader.snapshot = None;
         }
+        if self.restarting.load(Ordering::Acquire) {
+            reader.end_snapshot();
+        }
         let mut readers = self.idle_readers();
         if readers.len() < IDLE_READERS {
             readers.push(reader);
@@ -197,6 +232,38 @@ impl Sqlite {
         for reader in self.idle_readers().iter_mut() {
             reader.end_snapshot();
         }
+    }
+
+    /// Starts the WAL over with `checkpointer`'s connection (see the module documentation): no
+    /// write runs meanwhile, and readers leave their WAL snapshots as they finish. Returns whether
+    /// the WAL was started over (not when a reader stayed on its snapshot past [`RESTART_WAIT`]).
+    fn restart_wal(&self, checkpointer: &Connection) -> Result<bool, QueryError> {
+        // A blocking wait on the writer's async lock: this runs on the checkpointer's own thread.
+        let mut writer = self.writer.blocking_lock();
+        // A batch whose members have done their work may be waiting for one of them to commit
+        // it; its open transaction would keep the WAL from starting over.
+        if writer.commit_open() {
+            self.committed();
+        }
+        self.restarting.store(true, Ordering::Release);
+        for reader in self.idle_readers().iter_mut() {
+            reader.end_snapshot();
+        }
+        checkpointer.busy_timeout(RESTART_WAIT)?;
+        let outcome = checkpointer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        self.restarting.store(false, Ordering::Release);
+        drop(writer);
+        checkpointer.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(outcome? == 0)
+    }
+
+    /// Starts the WAL over past `bytes` instead of [`RESTART_ABOVE`]: for a test that cannot
+    /// write that much in its time.
+    #[cfg(test)]
+    pub(crate) fn restart_above(&self, bytes: u64) {
+        self.restart_above.store(bytes, Ordering::Relaxed);
     }
 
     /// Commits so far.
@@ -291,6 +358,13 @@ impl Reader {
     }
 }
 
+/// The WAL file of the database at `path`.
+fn wal_of(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
 /// A connection to the file at `path`, set up like every other.
 fn connection(path: &Path) -> Result<Connection, QueryError> {
     let conn = Connection::open(path)?;
@@ -314,6 +388,16 @@ fn spawn_checkpointer(path: PathBuf, db: Weak<Sqlite>) -> Result<(), DbError> {
                 }
                 if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                     tracing::warn!(%error, "SQLite checkpoint failed; retrying");
+                }
+                let wal = std::fs::metadata(wal_of(&path)).map_or(0, |m| m.len());
+                if let Some(db) = db.upgrade()
+                    && wal > db.restart_above.load(Ordering::Relaxed)
+                {
+                    match db.restart_wal(&conn) {
+                        Ok(true) => tracing::debug!(wal, "SQLite WAL started over"),
+                        Ok(false) => tracing::debug!(wal, "SQLite WAL busy; next round"),
+                        Err(error) => tracing::warn!(%error, "SQLite WAL restart failed"),
+                    }
                 }
             }
         })

@@ -112,6 +112,15 @@ impl Writer {
         }
     }
 
+    /// Commits the open batch, if there is one, for its members (who have all done their work:
+    /// none holds the connection); whether this call committed.
+    pub(super) fn commit_open(&mut self) -> bool {
+        match self.open.clone() {
+            Some(batch) => self.finish(&batch).1,
+            None => false,
+        }
+    }
+
     /// Commits `batch` if it is still open; its outcome, and whether this call committed.
     fn finish(&mut self, batch: &Arc<Batch>) -> (Result<(), QueryError>, bool) {
         let mut committed = false;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# What an order costs: server CPU per confirmed CreateOrder through `orderly up` on SQLite (the
+# whole process, from /proc: every service and every hop of the saga), against the server CPU of
+# one GetUser call on the bare tonic baseline (crates/cli/examples/bare_users.rs), in the same run.
+# The goal is at most 50x.
+#
+#   bench/order_cost.sh [SECONDS] [ROUNDS]   (defaults: 10 3)
+#
+# Rounds alternate the baseline (16 connections x 32 calls in flight), CreateOrder at 16 and at 64
+# in flight (clients that honour RetryInfo); medians. All load from `orderly bench` in a second
+# process; all traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10} rounds=${2:-3}
+conns=16 streams=32
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+source bench/lib.sh
+build_release --example bare_users
+
+start_baseline bare_addr target/release/examples/bare_users
+bare_pid=${pids[-1]}
+start_up
+users_url=$(up_url users)
+orders_url=$(up_url orders)
+
+# CreateOrder with $1 in flight for $seconds; prints: confirmed/s, p50, p99 (ms), refused, and the
+# process's CPU per confirmed order in microseconds.
+orders() {
+  local before after
+  before=$(awk '{print $14 + $15}' "/proc/$up_pid/stat")
+  out=$(target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
+    --users 1 --connections 4 --concurrency "$1" --duration "${seconds}s" --warmup 0s --honor-retry-info \
+    --output json 2>/dev/null)
+  after=$(awk '{print $14 + $15}' "/proc/$up_pid/stat")
+  python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1]); o = s["outcomes"]; ok = max(o.get("OK", 0), 1)
+before, after, tick = (float(a) for a in sys.argv[2:5])
+print("%.1f %.2f %.2f %d %.1f" % (ok / s["seconds"], s["latency_successful"]["p50_ms"],
+  s["latency_successful"]["p99_ms"], o.get("RESOURCE_EXHAUSTED", 0), (after - before) / tick / ok * 1e6))
+PY
+}
+
+orders 4 >/dev/null   # warm up: connections, caches, the limiter's baseline
+echo "server CPU per call, ${seconds}s per run, ${rounds} alternating rounds, orderly bench, $(nproc) cores"
+bares=() o16=() o64=()
+for round in $(seq 1 "$rounds"); do
+  b=$(measure_cpu "$bare_pid" "$bare_addr" bench); bares+=("$b")
+  a=$(orders 16); o16+=("$a")
+  c=$(orders 64); o64+=("$c")
+  echo "round $round: bare tonic GetUser $(echo "$b" | awk '{print $1 " calls/s, " $6 " us/call"}');" \
+    "CreateOrder x16 $(echo "$a" | awk '{print $1 " orders/s, " $5 " us/order"}');" \
+    "x64 $(echo "$c" | awk '{print $1 " orders/s, " $5 " us/order"}')"
+done
+python3 - "$rounds" "${bares[@]}" "${o16[@]}" "${o64[@]}" <<'PY'
+import statistics, sys
+n = int(sys.argv[1]); runs = [a.split() for a in sys.argv[2:]]
+bare, o16, o64 = runs[:n], runs[n:2 * n], runs[2 * n:]
+med = lambda rs, i: statistics.median(float(r[i]) for r in rs)
+b = med(bare, 5)
+print(f"medians: bare tonic GetUser {b:.1f} us/call ({med(bare, 0):.0f} calls/s)")
+for label, rs in (("16", o16), ("64", o64)):
+    print(f"  CreateOrder at {label} in flight: {med(rs, 0):.0f} confirmed/s, p50 {med(rs, 1):.2f} ms, "
+          f"p99 {med(rs, 2):.2f} ms, {med(rs, 4):.0f} us of server CPU per order = {med(rs, 4) / b:.0f}x a bare GetUser (goal <= 50x)")
+PY
