@@ -22,8 +22,8 @@ pub struct ServerConfig {
     #[arg(long, env = "ORDERLY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
-    /// The most calls each service answers at once; calls beyond it are refused at once with
-    /// RESOURCE_EXHAUSTED rather than queued.
+    /// The most calls each service answers at once; calls beyond it are refused
+    /// (RESOURCE_EXHAUSTED; 429 at the gateway) rather than queued.
     #[arg(long, env = "ORDERLY_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
     pub max_concurrent_calls: usize,
 

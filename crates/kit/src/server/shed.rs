@@ -1,6 +1,6 @@
 //! Load shedding: each service answers only as many calls at once as it can without queueing,
-//! and refuses the rest at once with RESOURCE_EXHAUSTED (and a RetryInfo hint), so the calls it
-//! accepts keep their latency.
+//! and refuses the rest with RESOURCE_EXHAUSTED (and a RetryInfo hint), decided at once and sent
+//! after a hold, so the calls it accepts keep their latency.
 //!
 //! The limit is not a fixed number but follows measured latency: tower-acc's `Vegas` (after
 //! Netflix's concurrency-limits and TCP Vegas) estimates the queue as `limit × (1 − rtt_noload /
