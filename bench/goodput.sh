@@ -24,18 +24,8 @@ start_up
 users_url=$(up_url users)
 orders_url=$(up_url orders)
 
-# One run: $1 callers for $2 seconds, no backoff; prints confirmed/s, the confirmed calls' p50/p99,
-# and the refused and failed counts, as one JSON line.
-load() {
-  target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
-    --users 1 --connections 4 --concurrency "$1" --duration "${2}s" --warmup 0s \
-    --output json 2>/dev/null | python3 -c '
-import json, sys
-s = json.loads(sys.stdin.read()); o = s["outcomes"]; ok = o.get("OK", 0); shed = o.get("RESOURCE_EXHAUSTED", 0)
-print(json.dumps({"goodput": round(ok / s["seconds"], 1), "p50_ms": s["latency_successful"]["p50_ms"],
-  "p99_ms": s["latency_successful"]["p99_ms"], "refused": shed, "failed": s["calls"] - ok - shed}))'
-}
-get() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+# One run: $1 callers for $2 seconds, re-sending a refused call at once (see create_orders).
+load() { create_orders "$1" "$2"; }
 
 load 4 3 >/dev/null   # warm up: connections, caches, the limiter's baseline
 echo "CreateOrder through orderly up (SQLite, plaintext), clients that re-send at once, ${seconds}s per run, $(nproc) cores"
@@ -46,7 +36,7 @@ for round in $(seq 1 "$rounds"); do
   for c in 4 8 16 32 64 512; do
     run=$(load "$c" "$seconds")
     printf '%-10s %12s %10s %10s %10s %8s\n' "$c" "$(get "$run" goodput)" "$(get "$run" p50_ms)" \
-      "$(get "$run" p99_ms)" "$(get "$run" refused)" "$(get "$run" failed)"
+      "$(get "$run" p99_ms)" "$(get "$run" shed)" "$(get "$run" failed)"
     runs+=("$c=$run")
   done
 done

@@ -30,18 +30,16 @@ orders_url=$(up_url orders)
 # CreateOrder with $1 in flight for $seconds; prints: confirmed/s, p50, p99 (ms), refused, and the
 # process's CPU per confirmed order in microseconds.
 orders() {
-  local before after
+  local before after run
   before=$(awk '{print $14 + $15}' "/proc/$up_pid/stat")
-  out=$(target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
-    --users 1 --connections 4 --concurrency "$1" --duration "${seconds}s" --warmup 0s --honor-retry-info \
-    --output json 2>/dev/null)
+  run=$(create_orders "$1" "$seconds" --honor-retry-info)
   after=$(awk '{print $14 + $15}' "/proc/$up_pid/stat")
-  python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+  python3 - "$run" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
-s = json.loads(sys.argv[1]); o = s["outcomes"]; ok = max(o.get("OK", 0), 1)
+r = json.loads(sys.argv[1]); ok = max(r["accepted"], 1)
 before, after, tick = (float(a) for a in sys.argv[2:5])
-print("%.1f %.2f %.2f %d %.1f" % (ok / s["seconds"], s["latency_successful"]["p50_ms"],
-  s["latency_successful"]["p99_ms"], o.get("RESOURCE_EXHAUSTED", 0), (after - before) / tick / ok * 1e6))
+print("%.1f %.2f %.2f %d %.1f" % (r["goodput"], r["p50_ms"], r["p99_ms"], r["shed"],
+  (after - before) / tick / ok * 1e6))
 PY
 }
 

@@ -32,18 +32,8 @@ bench_tls=""
 users_url=$(up_url users)
 orders_url=$(up_url orders)
 
-# One run: $1 callers for $2 seconds; prints goodput (successful CreateOrders/s), the accepted
-# calls' p50/p99, and the accepted, shed and failed counts, as one JSON line.
-load() {
-  target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
-    --users 1 --connections 4 --concurrency "$1" --duration "${2}s" --warmup 0s --honor-retry-info $bench_tls \
-    --output json 2>/dev/null | python3 -c '
-import json, sys
-s = json.loads(sys.stdin.read()); o = s["outcomes"]; ok = o.get("OK", 0); shed = o.get("RESOURCE_EXHAUSTED", 0)
-print(json.dumps({"goodput": round(ok / s["seconds"], 1), "p50_ms": s["latency_successful"]["p50_ms"],
-  "p99_ms": s["latency_successful"]["p99_ms"], "accepted": ok, "shed": shed, "failed": s["calls"] - ok - shed}))'
-}
-get() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+# One run: $1 callers for $2 seconds, a shed caller waiting its RetryInfo delay (see create_orders).
+load() { create_orders "$1" "$2" --honor-retry-info $bench_tls; }
 
 load "$light" 3 >/dev/null   # warm up: connections, caches, the limiter's baseline
 echo "CreateOrder through orderly up (SQLite, $([[ ${TLS:-0} == 1 ]] && echo mutual TLS || echo plaintext)), ${seconds}s per run, $(nproc) cores, load from a second process"

@@ -24,14 +24,11 @@ start_up
 users_url=$(up_url users)
 orders_url=$(up_url orders)
 
-# One run: $1 callers for $2 seconds, $3 extra flags; prints "accepted shed".
+# One run: $1 callers for $2 seconds, $3 extra flags; prints "accepted shed" (see create_orders).
 load() {
-  target/release/orderly bench create-order --users-url "$users_url" --orders-url "$orders_url" \
-    --users 1 --connections 4 --concurrency "$1" --duration "${2}s" --warmup 0s $3 \
-    --output json 2>/dev/null | python3 -c '
-import json, sys
-s = json.loads(sys.stdin.read()); o = s["outcomes"]
-print(o.get("OK", 0), o.get("RESOURCE_EXHAUSTED", 0))'
+  local run
+  run=$(create_orders "$1" "$2" $3)
+  echo "$(get "$run" accepted) $(get "$run" shed)"
 }
 short() {
   read -r ok shed < <(load "$burst" 1 --honor-retry-info)

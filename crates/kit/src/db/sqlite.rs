@@ -55,13 +55,12 @@ pub(crate) use group_commit::SqliteTx;
 use group_commit::Writer;
 
 /// Set on every connection. WAL lets readers run beside the one writer; NORMAL sync is durable
-/// across process crashes; the busy timeout waits out another process's lock (a second process
-/// on the same file); checkpoints are the checkpointer's.
+/// across process crashes; checkpoints are the checkpointer's. [`connection`] also sets the busy
+/// timeout ([`BUSY_TIMEOUT`]) and the WAL's size limit ([`RESTART_ABOVE`]).
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-    PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; \
-    PRAGMA journal_size_limit = 67108864;";
+    PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;";
 
-/// The busy timeout [`PRAGMAS`] sets.
+/// How long a connection waits out another process's lock (a second process on the same file).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection: more than every query a service makes.
@@ -95,8 +94,8 @@ fn commit_counter(path: &Path) -> Arc<AtomicU64> {
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// The WAL size past which the checkpointer starts the WAL over (see the module documentation);
-/// also the size a longer WAL is cut back to when it starts over (`journal_size_limit` in
-/// [`PRAGMAS`]). At 16 MB, each of `orderly up`'s databases started over at nearly every round
+/// also the size a longer WAL is cut back to when it starts over (`journal_size_limit`, set by
+/// [`connection`]). At 16 MB, each of `orderly up`'s databases started over at nearly every round
 /// under load, and the writes waiting out those restarts raised CreateOrder's p99 by a fifth; at
 /// 64 MB, about once a second, nothing measurable (README's performance section).
 pub(crate) const RESTART_ABOVE: u64 = 64 * 1024 * 1024;
@@ -369,6 +368,12 @@ fn wal_of(path: &Path) -> PathBuf {
 fn connection(path: &Path) -> Result<Connection, QueryError> {
     let conn = Connection::open(path)?;
     conn.execute_batch(PRAGMAS)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        i64::try_from(RESTART_ABOVE).unwrap_or(i64::MAX),
+    )?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS);
     Ok(conn)
 }
