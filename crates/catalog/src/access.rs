@@ -38,8 +38,8 @@ pub fn rules() -> Rules {
 /// failed one's finish or undo work already done (see `orderly_kit::server::shed::Shed::exempt`).
 pub const NEVER_SHED: &[&str] = &[COMMIT_RESERVATION, RELEASE_RESERVATION];
 
-/// Batch reads shed under the cheap limit: orders prices every order with one BatchGetProducts of
-/// its few lines.
+/// Batch reads shed under the cheap limit: BatchGetProducts reads at most as many products as an
+/// order has lines (a cart pricing itself), not a page of the catalog.
 pub const CHEAP: &[&str] = &[BATCH_GET_PRODUCTS];
 
 #[cfg(test)]

@@ -80,12 +80,22 @@ fn reservation(record: ReservationRecord) -> Reservation {
         ReservationState::Committed => ReservationStatus::Committed,
         ReservationState::Released => ReservationStatus::Released,
     };
+    let mut prices = record.prices;
     Reservation {
         order_id: record.order_id,
         lines: record
             .lines
             .into_iter()
-            .map(|(sku, quantity)| StockLine { sku, quantity })
+            .map(|(sku, quantity)| StockLine {
+                unit_price: prices
+                    .remove(&sku)
+                    .map(|(currency_code, amount_minor)| MoneyMessage {
+                        currency_code,
+                        amount_minor,
+                    }),
+                sku,
+                quantity,
+            })
             .collect(),
         status: status as i32,
         expire_time: Some(timestamp(record.expire_time)),

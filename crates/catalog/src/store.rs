@@ -5,14 +5,22 @@
 //! expiry sweeper) can never both win. Products are always locked in SKU order, after the
 //! reservation's row, so two transactions never wait on each other in a circle.
 
+use std::collections::HashMap;
+
 use orderly::money::Money;
 use orderly_kit::db::{Database, QueryError, Row, Transaction};
 use orderly_kit::params;
 use orderly_kit::time::now_micros;
 
 /// The schema, applied at start.
-pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] =
-    &[(1, "catalog", include_str!("../migrations/0001_catalog.sql"))];
+pub const MIGRATIONS: &[orderly_kit::db::EmbeddedMigration] = &[
+    (1, "catalog", include_str!("../migrations/0001_catalog.sql")),
+    (
+        2,
+        "reservation prices",
+        include_str!("../migrations/0002_reservation_prices.sql"),
+    ),
+];
 
 /// `SELECT` of every column of a product, followed by the rest of the query.
 macro_rules! select_products {
@@ -139,6 +147,9 @@ pub struct ReservationRecord {
     pub order_id: String,
     /// `(sku, quantity)`, in SKU order.
     pub lines: Vec<(String, i64)>,
+    /// `(currency, minor units)` of one unit of each line, as it was when reserved, by SKU; lines
+    /// reserved before prices were recorded have none.
+    pub prices: HashMap<String, (String, i64)>,
     /// Where it stands.
     pub state: ReservationState,
     /// When a reserved one expires, in microseconds since the Unix epoch.
@@ -454,31 +465,31 @@ impl CatalogStore {
             }
             Err(error) => return Err(error),
         }
-        // The lines first, the stock last: the product rows, which concurrent orders of the same
+        // The lines first, each with its product's price now (a line that copies no product names
+        // an unknown SKU), the stock last: the product rows, which concurrent orders of the same
         // products wait for, stay locked only for their update and the commit.
+        let mut unknown = Vec::new();
+        let mut prices = HashMap::with_capacity(lines.len());
         for (sku, quantity) in lines {
             let recorded = tx
-                .execute(
-                    "INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)",
+                .fetch_optional(
+                    "INSERT INTO reservation_lines (order_id, sku, quantity, currency, price) \
+                     SELECT $1, sku, $3, currency, price FROM products WHERE sku = $2 \
+                     RETURNING currency, price",
                     params![order_id, sku, *quantity],
+                    |row| Ok((row.text("currency")?, row.int("price")?)),
                 )
-                .await;
-            if let Err(error) = recorded {
-                // A line naming no product (its foreign key): find every such SKU, then refuse.
-                tx.rollback().await?;
-                let skus: Vec<String> = lines.iter().map(|(sku, _)| sku.clone()).collect();
-                let known = self.batch_get(&skus).await?;
-                let unknown: Vec<String> = lines
-                    .iter()
-                    .filter(|(sku, _)| !known.iter().any(|p| &p.sku == sku))
-                    .map(|(sku, _)| sku.clone())
-                    .collect();
-                return if unknown.is_empty() {
-                    Err(error)
-                } else {
-                    Ok(Reserved::Unknown(unknown))
-                };
+                .await?;
+            match recorded {
+                Some(price) => {
+                    prices.insert(sku.clone(), price);
+                }
+                None => unknown.push(sku.clone()),
             }
+        }
+        if !unknown.is_empty() {
+            tx.rollback().await?;
+            return Ok(Reserved::Unknown(unknown));
         }
         let mut short = Vec::new();
         for (sku, quantity) in lines {
@@ -501,6 +512,7 @@ impl CatalogStore {
         Ok(Reserved::New(ReservationRecord {
             order_id: order_id.to_owned(),
             lines: lines.to_vec(),
+            prices,
             state: ReservationState::Reserved,
             expire_time,
             create_time: now,
@@ -521,10 +533,11 @@ impl CatalogStore {
         else {
             return Ok(None);
         };
-        reservation.lines = self
+        let lines = self
             .db
             .fetch_all(SELECT_LINES, params![order_id], line)
             .await?;
+        reservation.set_lines(lines);
         Ok(Some(reservation))
     }
 
@@ -603,6 +616,7 @@ impl CatalogStore {
                     return Ok(ReservationRecord {
                         order_id: order_id.to_owned(),
                         lines: Vec::new(),
+                        prices: HashMap::new(),
                         state: ReservationState::Released,
                         expire_time: now,
                         create_time: now,
@@ -697,8 +711,8 @@ async fn move_units(
 }
 
 const SELECT_RESERVATION: &str = "SELECT order_id, status, expire_time, create_time, update_time FROM reservations WHERE order_id = $1";
-const SELECT_LINES: &str =
-    "SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku";
+const SELECT_LINES: &str = "SELECT sku, quantity, currency, price FROM reservation_lines \
+     WHERE order_id = $1 ORDER BY sku";
 
 /// The reservation of `order_id` and its lines, read in `tx`.
 async fn read_reservation(
@@ -711,7 +725,8 @@ async fn read_reservation(
     else {
         return Ok(None);
     };
-    found.lines = tx.fetch_all(SELECT_LINES, params![order_id], line).await?;
+    let lines = tx.fetch_all(SELECT_LINES, params![order_id], line).await?;
+    found.set_lines(lines);
     Ok(Some(found))
 }
 
@@ -719,6 +734,7 @@ fn reservation(row: &Row<'_>) -> Result<ReservationRecord, QueryError> {
     Ok(ReservationRecord {
         order_id: row.text("order_id")?,
         lines: Vec::new(),
+        prices: HashMap::new(),
         state: ReservationState::parse(&row.text("status")?)?,
         expire_time: row.int("expire_time")?,
         create_time: row.int("create_time")?,
@@ -726,8 +742,36 @@ fn reservation(row: &Row<'_>) -> Result<ReservationRecord, QueryError> {
     })
 }
 
-fn line(row: &Row<'_>) -> Result<(String, i64), QueryError> {
-    Ok((row.text("sku")?, row.int("quantity")?))
+/// One stored reservation line: its SKU, quantity, and unit price (an empty currency where none
+/// was recorded).
+type StoredLine = (String, i64, (String, i64));
+
+fn line(row: &Row<'_>) -> Result<StoredLine, QueryError> {
+    Ok((
+        row.text("sku")?,
+        row.int("quantity")?,
+        (row.text("currency")?, row.int("price")?),
+    ))
+}
+
+/// The recorded unit prices of `lines`, by SKU.
+fn priced(lines: Vec<StoredLine>) -> HashMap<String, (String, i64)> {
+    lines
+        .into_iter()
+        .filter(|(_, _, (currency, _))| !currency.is_empty())
+        .map(|(sku, _, price)| (sku, price))
+        .collect()
+}
+
+impl ReservationRecord {
+    /// Sets the lines and their prices from the stored lines, in the order given.
+    fn set_lines(&mut self, lines: Vec<StoredLine>) {
+        self.lines = lines
+            .iter()
+            .map(|(sku, quantity, _)| (sku.clone(), *quantity))
+            .collect();
+        self.prices = priced(lines);
+    }
 }
 
 fn product(row: &Row<'_>) -> Result<ProductRecord, QueryError> {

@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 
 use orderly::catalog::v1::{
-    BatchGetProductsRequest, CatalogServiceClient, CommitReservationRequest,
-    ReleaseReservationRequest, Reservation, ReserveStockRequest, StockLine,
-    catalog_service_methods,
+    CatalogServiceClient, CommitReservationRequest, ReleaseReservationRequest, Reservation,
+    ReserveStockRequest, StockLine, catalog_service_methods,
 };
 use orderly::money::Money;
 
@@ -66,11 +65,25 @@ pub struct FanoutPermits {
     pub schedule: Permit,
 }
 
-/// What the catalog says of the products an order names.
-#[derive(Debug, Clone, Default)]
-pub struct Prices {
-    /// The price of each product found, by SKU.
-    pub found: HashMap<String, Money>,
+/// The unit price of each line of `reservation`, by SKU, as the catalog reserved it; a line
+/// without a valid price is the catalog's error (INTERNAL), never taken as free.
+pub fn reserved_prices(reservation: &Reservation) -> Result<HashMap<String, Money>, Status> {
+    reservation
+        .lines
+        .iter()
+        .map(|line| {
+            line.unit_price
+                .as_ref()
+                .and_then(|p| Money::parse_positive(&p.currency_code, p.amount_minor).ok())
+                .map(|price| (line.sku.clone(), price))
+                .ok_or_else(|| {
+                    Status::internal(format!(
+                        "the catalog reserved {} with no valid price",
+                        line.sku
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// The idempotency key of an order's refund: one per order, whether it compensates or cancels.
@@ -120,48 +133,6 @@ impl Downstreams {
             charge,
             schedule,
         })
-    }
-
-    /// The catalog's price of each of `skus` it has, asked for the caller `on_behalf`.
-    pub async fn prices(
-        &self,
-        skus: Vec<String>,
-        on_behalf: &OnBehalf,
-        deadline: Deadline,
-    ) -> Result<Prices, Status> {
-        let request = BatchGetProductsRequest { skus };
-        let products = self
-            .catalog
-            .unary(
-                deadline,
-                Safety::Idempotent,
-                request,
-                |channel, mut request| {
-                    on_behalf.apply(&mut request);
-                    async move {
-                        let response = CatalogServiceClient::new(channel)
-                            .batch_get_products(request)
-                            .await?;
-                        Ok(response.into_inner().products)
-                    }
-                },
-            )
-            .await?;
-        let mut prices = Prices::default();
-        for product in products {
-            let price = product
-                .price
-                .as_ref()
-                .and_then(|p| Money::parse_positive(&p.currency_code, p.amount_minor).ok())
-                .ok_or_else(|| {
-                    Status::internal(format!(
-                        "the catalog priced {} with no valid price",
-                        product.sku
-                    ))
-                })?;
-            prices.found.insert(product.sku, price);
-        }
-        Ok(prices)
     }
 
     /// Reserves the order's stock, keyed by its id, under the permit taken at admission, for the

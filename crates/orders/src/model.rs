@@ -64,18 +64,6 @@ pub struct NewOrder {
     pub total: Money,
 }
 
-impl NewOrder {
-    /// The units of each product ordered, over every line naming it, in SKU order: what the
-    /// catalog reserves.
-    pub fn units(&self) -> BTreeMap<String, i64> {
-        let mut units = BTreeMap::new();
-        for item in &self.items {
-            *units.entry(item.sku.clone()).or_insert(0) += i64::from(item.quantity);
-        }
-        units
-    }
-}
-
 /// Why a valid request cannot be priced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
@@ -210,15 +198,14 @@ impl OrderRequest {
         }
     }
 
-    /// The SKUs ordered, each once, in the order first asked.
-    pub fn skus(&self) -> Vec<String> {
-        let mut skus: Vec<String> = Vec::with_capacity(self.lines.len());
+    /// The units of each product ordered, over every line naming it, in SKU order: what the
+    /// catalog reserves.
+    pub fn units(&self) -> BTreeMap<String, i64> {
+        let mut units = BTreeMap::new();
         for line in &self.lines {
-            if !skus.contains(&line.sku) {
-                skus.push(line.sku.clone());
-            }
+            *units.entry(line.sku.clone()).or_insert(0) += i64::from(line.quantity);
         }
-        skus
+        units
     }
 
     /// Prices the lines at the catalog's `prices` (by SKU) and totals them; refuses SKUs without

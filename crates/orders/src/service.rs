@@ -1,6 +1,7 @@
-//! The gRPC implementation of OrderService. CreateOrder checks the request and the user, prices
-//! it from the catalog and reserves its stock (refusing, with nothing stored, what is out of stock
-//! or priced otherwise than the caller expected), stores the order PENDING, and hands it to the
+//! The gRPC implementation of OrderService. CreateOrder checks the request, reserves its stock,
+//! which prices it in the same catalog call, while it checks the user (refusing, with nothing
+//! stored and the stock given back, an unknown user, what is out of stock or priced otherwise than
+//! the caller expected), stores the order PENDING, and hands it to the
 //! saga in a task of its own, so that a caller who hangs up or times out never leaves an order
 //! half-done; the call answers with the order as it stands when the saga finishes, or
 //! DEADLINE_EXCEEDED if the saga is still working when the time is up.
@@ -23,7 +24,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::changes::Changes;
-use crate::downstream::Downstreams;
+use crate::downstream::{Downstreams, reserved_prices};
 use crate::error::OrderError;
 use crate::flow::Flow;
 use crate::follow::Follower;
@@ -171,6 +172,20 @@ impl Orders {
         }
     }
 
+    /// Releases the stock reserved for an order that is refused, before the refusal is answered,
+    /// so that a caller who reads the stock next finds it back on hand (should this fail, the
+    /// reservation expires and the catalog releases it).
+    async fn release_refused(&self, id: &str) {
+        let deadline = Deadline::after(UNPLACED_RELEASE_TIMEOUT);
+        if let Err(status) = self
+            .downstreams
+            .release_stock(id, "order refused", deadline)
+            .await
+        {
+            tracing::warn!(order_id = %id, %status, "stock of a refused order not released; it expires");
+        }
+    }
+
     /// Releases, in the background, the stock reserved for an order id that was never stored
     /// (should this fail, the reservation expires and the catalog releases it).
     fn release_unplaced(&self, id: &str) {
@@ -266,45 +281,71 @@ impl Orders {
             .downstreams
             .admit_fanout()
             .map_err(OrderError::FailingFast)?;
-        let (exists, prices) = tokio::join!(
-            self.downstreams.user_exists(&user_id, &on_behalf, work),
-            self.downstreams.prices(request.skus(), &on_behalf, work),
-        );
-        if !exists.map_err(OrderError::Users)? {
-            return Err(OrderError::UnknownUser(user_id));
-        }
-        let new = request.price(&prices.map_err(OrderError::Catalog)?.found)?;
-
+        // The catalog prices the order in the call that reserves its stock (one call, not two),
+        // while the user is checked; a refusal after the stock was reserved gives it back before
+        // it is answered.
         let id = uuid::Uuid::now_v7().to_string();
-        let lines = new
+        let lines = request
             .units()
             .into_iter()
-            .map(|(sku, quantity)| StockLine { sku, quantity })
+            .map(|(sku, quantity)| StockLine {
+                sku,
+                quantity,
+                unit_price: None,
+            })
             .collect();
-        match self
-            .downstreams
-            .reserve(&id, lines, (permits.reserve, &on_behalf), work)
-            .await
-        {
-            Ok(reservation) if reservation.status() == ReservationStatus::Reserved => {}
-            Ok(_) => {
+        let (exists, reserved) = tokio::join!(
+            self.downstreams.user_exists(&user_id, &on_behalf, work),
+            self.downstreams
+                .reserve(&id, lines, (permits.reserve, &on_behalf), work),
+        );
+        let refused = match exists {
+            Ok(true) => None,
+            Ok(false) => Some(OrderError::UnknownUser(user_id.clone())),
+            Err(status) => Some(OrderError::Users(status)),
+        };
+        let reservation = match (reserved, refused) {
+            (Ok(reservation), refused) if reservation.status() == ReservationStatus::Reserved => {
+                if let Some(refused) = refused {
+                    self.release_refused(&id).await;
+                    return Err(refused);
+                }
+                reservation
+            }
+            (_, Some(refused)) => {
+                // Nothing this call reserved stays reserved: a reservation whose answer was lost
+                // is voided in the background, as below.
+                self.release_unplaced(&id);
+                return Err(refused);
+            }
+            (Ok(_), None) => {
                 // Released before it was made: only a release for this fresh id could do that.
                 return Err(OrderError::Internal(format!(
                     "the reservation of new order {id} was released"
                 )));
             }
-            Err(status) if status.reason() == Some(Reason::OutOfStock) => {
+            (Err(status), None) if status.reason() == Some(Reason::OutOfStock) => {
                 return Err(OrderError::OutOfStock(skus_of(&status)));
             }
-            Err(status) if status.reason() == Some(Reason::ProductNotFound) => {
+            (Err(status), None) if status.reason() == Some(Reason::ProductNotFound) => {
                 return Err(OrderError::UnknownProducts(skus_of(&status)));
             }
-            Err(status) => {
+            (Err(status), None) => {
                 // The reservation may have been made before the answer was lost: void it.
                 self.release_unplaced(&id);
                 return Err(OrderError::Catalog(status));
             }
-        }
+        };
+        let new = match reserved_prices(&reservation)
+            .map_err(OrderError::Catalog)
+            .and_then(|prices| request.price(&prices).map_err(OrderError::from))
+        {
+            Ok(new) => new,
+            Err(refused) => {
+                self.release_refused(&id).await;
+                return Err(refused);
+            }
+        };
         let order = match self.store.insert_pending(&id, &new).await {
             Ok(Inserted::New(order)) => order,
             Ok(Inserted::Existing(existing)) => {

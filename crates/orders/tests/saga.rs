@@ -159,6 +159,7 @@ async fn a_failed_delivery_refunds_the_charge() {
 async fn an_unknown_user_or_a_bad_request_changes_nothing() {
     let mut suite = Suite::start(Options::default()).await.expect("sqlite");
     let stranger = uuid::Uuid::now_v7().to_string();
+    let stock = suite.stock("BOOK").await;
     let status = suite
         .orders
         .create_order(order_request(&stranger, "k", &[("BOOK", 1, 1000)]))
@@ -169,6 +170,8 @@ async fn an_unknown_user_or_a_bad_request_changes_nothing() {
         status.get_details_error_info().map(|i| i.reason).as_deref(),
         Some("USER_NOT_FOUND")
     );
+    // The stock is reserved while the user is checked, and given back before the refusal.
+    assert_eq!(suite.stock("BOOK").await, stock, "nothing left reserved");
 
     let user = suite.user().await;
     let mut bad = order_request(&user, "", &[("BOOK", 0, -1)]);

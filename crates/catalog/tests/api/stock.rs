@@ -5,11 +5,14 @@
 use std::time::Duration;
 
 use orderly::catalog::v1::{
-    CommitReservationRequest, ReleaseReservationRequest, ReservationStatus,
+    CommitReservationRequest, ReleaseReservationRequest, ReservationStatus, UpdateProductRequest,
 };
+use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::support::{TestServer, create, reason, reserve_request, stock, violated_fields};
+use crate::support::{
+    TestServer, create, euros, new_product, reason, reserve_request, stock, violated_fields,
+};
 
 crate::on_both_backends!(
     a_reservation_takes_every_line_or_none,
@@ -172,6 +175,22 @@ async fn a_retried_reservation_reserves_once_and_a_changed_one_is_refused(mut se
         .await
         .expect("reserve")
         .into_inner();
+    // Each line comes back with the unit price it was reserved at: what the order is priced at.
+    let lines = &first.reservation.as_ref().expect("reservation").lines;
+    assert_eq!(lines[0].unit_price, Some(euros(100)));
+    // The price changes; the retry answers the reservation as it was made, price included.
+    let mut dearer = new_product("MUG-1", "ignored", 250, 0);
+    dearer.description.clear();
+    server
+        .client
+        .update_product(UpdateProductRequest {
+            product: Some(dearer),
+            update_mask: Some(FieldMask {
+                paths: vec!["price".into()],
+            }),
+        })
+        .await
+        .expect("update the price");
     let again = server
         .client
         .reserve_stock(reserve_request("order-1", &[("MUG-1", 2)]))

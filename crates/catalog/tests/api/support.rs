@@ -112,6 +112,7 @@ pub fn reserve_request(order_id: &str, lines: &[(&str, i64)]) -> ReserveStockReq
             .map(|(sku, quantity)| StockLine {
                 sku: (*sku).into(),
                 quantity: *quantity,
+                ..Default::default()
             })
             .collect(),
         ttl: None,

@@ -1,5 +1,5 @@
-//! The saga's first leg: orders are priced by the catalog whatever the caller sends, refused
-//! before anything is reserved when the price changed or the stock is short, never sell more than
+//! The saga's first leg: orders are priced by the catalog whatever the caller sends, refused with
+//! nothing left reserved when the price changed or the stock is short, never sell more than
 //! is on hand however many race for it, and give the stock back when they fail or are cancelled —
 //! each on SQLite and on PostgreSQL.
 
@@ -52,7 +52,7 @@ async fn priced_by_the_catalog(backend: TestBackend) {
     assert_eq!(suite.net_charged().await, 2 * 1999 + 150);
     assert_eq!(suite.stock("LAMP").await.2, 2, "two lamps sold");
 
-    // A total other than the catalog's is refused before anything is reserved or charged.
+    // A total other than the catalog's is refused, nothing left reserved and nothing charged.
     let mut stale = order_request(&user, "stale", &[("LAMP", 1, 1999)]);
     stale.expected_total = Some(Money::new("EUR", 1500));
     let before = suite.stock("LAMP").await;
