@@ -70,6 +70,31 @@ start_up() {
   wait_line "$work/up.log" '"orderly is up' >/dev/null
 }
 
+# Starts the five gRPC services as `orderly serve` processes (release, telemetry off, plaintext,
+# accepting every caller) over PostgreSQL: $1 is a URL of the server whose databases
+# orderly_bench_<service> it creates afresh (e.g. postgres://postgres:PASSWORD@127.0.0.1:5432).
+# Sets users_url and orders_url, and suite_pids to the five processes (the first is users).
+start_suite_pg() {
+  local base=$1 name db log addr extra
+  suite_pids=()
+  declare -A urls=()
+  for name in users catalog payments delivery orders; do
+    db="orderly_bench_$name"
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$base/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+    log="$work/serve-$name.log" extra=()
+    [[ $name == catalog ]] && extra=(--demo-catalog)
+    [[ $name == orders ]] && extra=(--users-url "${urls[users]}" --catalog-url "${urls[catalog]}" \
+      --payments-url "${urls[payments]}" --delivery-url "${urls[delivery]}")
+    env OTEL_SDK_DISABLED=true RUST_LOG=warn,orderly_kit::server=info target/release/orderly serve --target "$name" \
+      --insecure-no-auth --insecure-plaintext --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+      --database-url "$base/$db" "${extra[@]}" >"$log" 2>&1 &
+    pids+=($!) suite_pids+=($!)
+    addr=$(wait_line "$log" '"listening"' | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["addr"])')
+    urls[$name]="http://$addr"
+  done
+  users_url=${urls[users]} orders_url=${urls[orders]}
+}
+
 # Prints the URL of service $1 (users, orders, ..., gateway) from `orderly up`'s line listing them.
 up_url() {
   wait_line "$work/up.log" '"orderly is up' | python3 -c "
