@@ -202,8 +202,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The deadline of every call that sets none itself (default 10 s). Past it the call fails
-    /// with a status whose [`StatusExt::is_deadline`] is true.
+    /// The deadline of every call that sets none itself (default 10 s); a call's own deadline
+    /// (`Request::set_timeout`), shorter or longer, wins. Past it the call fails with a status
+    /// whose [`StatusExt::is_deadline`] is true.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -246,12 +247,13 @@ impl ClientBuilder {
                 "it must start with http:// or https:// (e.g. http://127.0.0.1:50051)",
             ));
         }
+        // No `Endpoint::timeout`: it would cap every call at the builder's deadline, a longer one
+        // set on a request included. The default deadline travels as each call's `grpc-timeout`
+        // instead (see `Credentials`), which the channel's own timer and the server both honour.
+        #[allow(unused_mut)]
         let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|error| invalid(&causes(&error)))?
             .connect_timeout(self.connect_timeout);
-        if let Some(timeout) = self.timeout {
-            endpoint = endpoint.timeout(timeout);
-        }
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             endpoint = endpoint

@@ -160,8 +160,10 @@ pub trait StatusExt {
     /// Whether trying again later may succeed: UNAVAILABLE, or any status with a retry delay.
     /// (Only reads and calls with an idempotency key should be retried.)
     fn is_retryable(&self) -> bool;
-    /// Whether the call ran out of time: DEADLINE_EXCEEDED from a server, or the client's own
-    /// timeout (which tonic reports as CANCELLED).
+    /// Whether the call ran out of time: DEADLINE_EXCEEDED from a server, or a deadline timer
+    /// (the client's own, or the server's timer on the `grpc-timeout` it was sent), which tonic
+    /// reports as CANCELLED "Timeout expired", with the timer's error somewhere in its sources or,
+    /// when it came over the wire, with no source at all.
     fn is_deadline(&self) -> bool;
     /// A `Display` of the code, message, reason and violations, for logs and `?` in `main`.
     fn explain(&self) -> Explained<'_>;
@@ -201,9 +203,20 @@ impl StatusExt for Status {
     }
 
     fn is_deadline(&self) -> bool {
-        self.code() == Code::DeadlineExceeded
-            || std::error::Error::source(self)
-                .is_some_and(|source| source.is::<tonic::TimeoutExpired>())
+        match self.code() {
+            Code::DeadlineExceeded => true,
+            Code::Cancelled => {
+                let mut source = std::error::Error::source(self);
+                while let Some(error) = source {
+                    if error.is::<tonic::TimeoutExpired>() {
+                        return true;
+                    }
+                    source = error.source();
+                }
+                self.message() == tonic::TimeoutExpired(()).to_string()
+            }
+            _ => false,
+        }
     }
 
     fn explain(&self) -> Explained<'_> {
@@ -294,11 +307,14 @@ mod tests {
     }
 
     #[test]
-    fn both_kinds_of_deadline_are_deadlines() {
+    fn every_kind_of_deadline_is_a_deadline() {
         assert!(Status::deadline_exceeded("out of time").is_deadline());
         let client_side = Status::from_error(Box::new(tonic::TimeoutExpired(())));
         assert_eq!(client_side.code(), Code::Cancelled);
         assert!(client_side.is_deadline());
+        // A server's timer, heard over the wire: the message is all that is left.
+        assert!(Status::cancelled("Timeout expired").is_deadline());
         assert!(!Status::cancelled("the caller went away").is_deadline());
+        assert!(!Status::unavailable("Timeout expired").is_deadline());
     }
 }
