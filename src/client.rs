@@ -42,6 +42,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+use crate::catalog::v1::{CatalogServiceClient, ListProductsRequest, Product};
 use crate::error::StatusExt;
 use crate::orders::v1::{ListOrdersRequest, Order, OrderServiceClient, WatchOrderRequest};
 use crate::users::v1::{ListUsersRequest, User, UserServiceClient};
@@ -179,6 +180,7 @@ pub type Transport = InterceptedService<Channel, Credentials>;
 pub struct ClientBuilder {
     url: String,
     orders_url: Option<String>,
+    catalog_url: Option<String>,
     connect_timeout: Duration,
     timeout: Option<Duration>,
     token: Option<String>,
@@ -193,6 +195,13 @@ impl ClientBuilder {
     /// service has a port of its own: users 50051, orders 50052).
     pub fn orders_url(mut self, url: impl Into<String>) -> Self {
         self.orders_url = Some(url.into());
+        self
+    }
+
+    /// Calls CatalogService at `url` instead of the builder's address (under `orderly up`: port
+    /// 50055).
+    pub fn catalog_url(mut self, url: impl Into<String>) -> Self {
+        self.catalog_url = Some(url.into());
         self
     }
 
@@ -313,7 +322,11 @@ impl ClientBuilder {
         let channel = connect(self.url.clone()).await?;
         let mut client = Client::over(channel, credentials.clone(), self.retry);
         if let Some(url) = self.orders_url.clone() {
-            client.orders = Some(InterceptedService::new(connect(url).await?, credentials));
+            let channel = connect(url).await?;
+            client.orders = Some(InterceptedService::new(channel, credentials.clone()));
+        }
+        if let Some(url) = self.catalog_url.clone() {
+            client.catalog = Some(InterceptedService::new(connect(url).await?, credentials));
         }
         Ok(client)
     }
@@ -325,7 +338,11 @@ impl ClientBuilder {
         let mut client = Client::over(channel, credentials.clone(), self.retry);
         if let Some(url) = &self.orders_url {
             let channel = self.endpoint(url)?.connect_lazy();
-            client.orders = Some(InterceptedService::new(channel, credentials));
+            client.orders = Some(InterceptedService::new(channel, credentials.clone()));
+        }
+        if let Some(url) = &self.catalog_url {
+            let channel = self.endpoint(url)?.connect_lazy();
+            client.catalog = Some(InterceptedService::new(channel, credentials));
         }
         Ok(client)
     }
@@ -349,6 +366,7 @@ fn causes(error: &dyn std::error::Error) -> String {
 pub struct Client {
     transport: Transport,
     orders: Option<Transport>,
+    catalog: Option<Transport>,
     retry: RetryPolicy,
 }
 
@@ -359,6 +377,7 @@ impl Client {
         ClientBuilder {
             url: url.into(),
             orders_url: None,
+            catalog_url: None,
             connect_timeout: Duration::from_secs(5),
             timeout: Some(Duration::from_secs(10)),
             token: None,
@@ -375,6 +394,7 @@ impl Client {
         Self {
             transport: InterceptedService::new(channel, credentials),
             orders: None,
+            catalog: None,
             retry,
         }
     }
@@ -387,6 +407,19 @@ impl Client {
     /// The OrderService client.
     pub fn orders(&self) -> OrderServiceClient<Transport> {
         OrderServiceClient::new(self.orders.as_ref().unwrap_or(&self.transport).clone())
+    }
+
+    /// The CatalogService client: browsing needs no token; changing products needs an admin's.
+    pub fn catalog(&self) -> CatalogServiceClient<Transport> {
+        CatalogServiceClient::new(self.catalog.as_ref().unwrap_or(&self.transport).clone())
+    }
+
+    /// The connection to the builder's address, with this client's token, metadata and default
+    /// deadline on every call (and its TLS): build any generated client over it, e.g.
+    /// `PaymentServiceClient::new(client.transport())`, and retry its calls with
+    /// [`Client::retry`].
+    pub fn transport(&self) -> Transport {
+        self.transport.clone()
     }
 
     /// Makes `call` until it succeeds, fails for good, or the policy's attempts are spent (see
@@ -446,6 +479,30 @@ impl Client {
                     .await?
                     .into_inner();
                 Ok((page.orders, page.next_page_token))
+            }
+        })
+    }
+
+    /// Every product whose SKU, name or description contains `query` ("" for all), in SKU order,
+    /// page after page, as [`Client::list_users`].
+    pub fn list_products(
+        &self,
+        query: impl Into<String>,
+        page_size: i32,
+    ) -> impl Stream<Item = Result<Product, Status>> + '_ {
+        let query = query.into();
+        self.pages(move |client, token| {
+            let request = ListProductsRequest {
+                query: query.clone(),
+                page_size,
+                page_token: token,
+            };
+            async move {
+                let page = client
+                    .retry(|| async { client.catalog().list_products(request.clone()).await })
+                    .await?
+                    .into_inner();
+                Ok((page.products, page.next_page_token))
             }
         })
     }

@@ -20,10 +20,13 @@
 //!
 //! # Connecting
 //!
-//! [`client::Client::builder`] takes the service's address (`orderly up` serves users on 50051
-//! and orders on 50052; [`client::ClientBuilder::orders_url`] points orders elsewhere), a connect
-//! timeout, a default deadline, a bearer token and, with the `tls` feature, a TLS configuration.
-//! One client shares one connection per address among all its service clients; clone it freely.
+//! [`client::Client::builder`] takes the service's address (`orderly up` serves users on 50051,
+//! orders on 50052 and the catalog on 50055; [`client::ClientBuilder::orders_url`] and
+//! [`client::ClientBuilder::catalog_url`] point those elsewhere), a connect timeout, a default
+//! deadline (a call's own `set_timeout` wins, shorter or longer), a bearer token and, with the
+//! `tls` feature, a TLS configuration. One client shares one connection per address among all its
+//! service clients (`users()`, `orders()`, `catalog()`, and any generated client over
+//! [`client::Client::transport`]); clone it freely.
 //!
 //! ```no_run
 //! use std::time::Duration;

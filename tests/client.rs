@@ -5,6 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use orderly::catalog::v1::{
+    CatalogService, CatalogServiceClient, CatalogServiceServer, ListProductsRequest,
+    ListProductsResponse, Product,
+};
 use orderly::client::{Client, RetryPolicy};
 use orderly::error::{Reason, StatusExt};
 use orderly::rpc::{Code, Request, Response, Status};
@@ -123,4 +127,77 @@ async fn retries_wait_as_retry_info_asks_and_stop_when_told() {
     assert_eq!(refused.reason(), Some(Reason::RateLimited));
     assert_eq!(refused.retry_after(), Some(Duration::from_millis(30)));
     assert!(refused.is_retryable());
+}
+
+/// A catalog of `count` products, `SKU-000`…, served two to a page; every product's name is the
+/// `authorization` the call carried.
+#[derive(Clone)]
+struct Shelves {
+    count: usize,
+}
+
+#[orderly::tonic::async_trait]
+impl CatalogService for Shelves {
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        let carried = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned();
+        let request = request.into_inner();
+        let start: usize = request.page_token.parse().unwrap_or(0);
+        let end = (start + 2).min(self.count);
+        let products = (start..end)
+            .map(|n| Product {
+                sku: format!("SKU-{n:03}"),
+                name: carried.clone(),
+                description: request.query.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let next_page_token = if end < self.count {
+            end.to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListProductsResponse {
+            products,
+            next_page_token,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_is_in_the_client_with_a_pager_and_the_clients_token() {
+    use futures_util::TryStreamExt as _;
+
+    let client = orderly::testing::serve_as(
+        Client::builder("http://unused.invalid").bearer_token("t0ken"),
+        Routes::new(CatalogServiceServer::new(Shelves { count: 5 })),
+    )
+    .expect("client");
+    let products: Vec<Product> = client
+        .list_products("lamp", 2)
+        .try_collect()
+        .await
+        .expect("every page");
+    let skus: Vec<&str> = products.iter().map(|p| p.sku.as_str()).collect();
+    assert_eq!(
+        skus,
+        ["SKU-000", "SKU-001", "SKU-002", "SKU-003", "SKU-004"]
+    );
+    assert!(products.iter().all(|p| p.name == "Bearer t0ken"));
+    assert!(products.iter().all(|p| p.description == "lamp"));
+
+    // Any generated client over the client's connection carries its token too.
+    let page = CatalogServiceClient::new(client.transport())
+        .list_products(ListProductsRequest::default())
+        .await
+        .expect("a page")
+        .into_inner();
+    assert_eq!(page.products[0].name, "Bearer t0ken");
 }
