@@ -147,6 +147,15 @@ pub struct Violation {
     pub description: String,
 }
 
+/// The totals of a `PRICE_CHANGED` refusal, from [`StatusExt::price_change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceChange {
+    /// The total the order expected.
+    pub expected: crate::money::Money,
+    /// The total at the catalog's prices now: send it as the expected total to accept it.
+    pub actual: crate::money::Money,
+}
+
 /// The details of a [`Status`], read: what a caller needs to decide what to do next.
 pub trait StatusExt {
     /// The ErrorInfo reason, if the service sent one Orderly defines.
@@ -157,6 +166,12 @@ pub trait StatusExt {
     fn violations(&self) -> Vec<Violation>;
     /// How long the service asks the caller to wait before trying again (RetryInfo).
     fn retry_after(&self) -> Option<Duration>;
+    /// The SKUs an `OUT_OF_STOCK` or `PRODUCT_NOT_FOUND` refusal names (at most ten are sent;
+    /// empty for any other status).
+    fn skus(&self) -> Vec<String>;
+    /// The totals of a `PRICE_CHANGED` refusal: what the caller expected and what the catalog's
+    /// prices make now.
+    fn price_change(&self) -> Option<PriceChange>;
     /// Whether trying again later may succeed: UNAVAILABLE, or any status with a retry delay.
     /// (Only reads and calls with an idempotency key should be retried.)
     fn is_retryable(&self) -> bool;
@@ -177,6 +192,42 @@ impl StatusExt for Status {
 
     fn domain(&self) -> Option<String> {
         self.get_details_error_info().map(|info| info.domain)
+    }
+
+    fn skus(&self) -> Vec<String> {
+        let Some(info) = self.get_details_error_info() else {
+            return Vec::new();
+        };
+        if !matches!(
+            Reason::parse(&info.reason),
+            Some(Reason::OutOfStock | Reason::ProductNotFound)
+        ) {
+            return Vec::new();
+        }
+        let listed = info.metadata.get("skus").map_or("", String::as_str);
+        // Past ten, the list ends with " (and N more)".
+        let listed = listed.split(" (").next().unwrap_or_default();
+        listed
+            .split(',')
+            .filter(|sku| !sku.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn price_change(&self) -> Option<PriceChange> {
+        let info = self.get_details_error_info()?;
+        if Reason::parse(&info.reason) != Some(Reason::PriceChanged) {
+            return None;
+        }
+        // Each total is sent as "<currency> <minor units>", e.g. "EUR 3997".
+        let total = |key: &str| {
+            let (currency, minor) = info.metadata.get(key)?.split_once(' ')?;
+            crate::money::Money::parse(currency, minor.parse().ok()?).ok()
+        };
+        Some(PriceChange {
+            expected: total("expected")?,
+            actual: total("actual")?,
+        })
     }
 
     fn violations(&self) -> Vec<Violation> {
@@ -304,6 +355,40 @@ mod tests {
             "ResourceExhausted: slow down (reason RATE_LIMITED in auth.orderly) \
              [name: is required] (retry after 2s)"
         );
+    }
+
+    #[test]
+    fn skus_and_totals_are_read_typed_from_the_error_info() {
+        let refusal = |reason: Reason, metadata: &[(&str, &str)]| {
+            let mut details = ErrorDetails::new();
+            details.set_error_info(
+                reason.as_str(),
+                "orders.orderly",
+                metadata
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            );
+            Status::with_error_details(Code::FailedPrecondition, "refused", details)
+        };
+        let short = refusal(Reason::OutOfStock, &[("skus", "LAMP,PEN")]);
+        assert_eq!(short.skus(), ["LAMP", "PEN"]);
+        let many = refusal(Reason::ProductNotFound, &[("skus", "A,B (and 3 more)")]);
+        assert_eq!(many.skus(), ["A", "B"]);
+        assert!(short.price_change().is_none());
+
+        let changed = refusal(
+            Reason::PriceChanged,
+            &[("expected", "EUR 1500"), ("actual", "EUR 1999")],
+        );
+        let change = changed.price_change().expect("a price change");
+        assert_eq!(
+            change.expected,
+            crate::money::Money::parse("EUR", 1500).expect("money")
+        );
+        assert_eq!(change.actual.minor(), 1999);
+        assert!(changed.skus().is_empty());
+        assert!(Status::internal("x").price_change().is_none());
     }
 
     #[test]

@@ -226,16 +226,6 @@ fn owner(caller: Option<&Caller>, user_id: &str) -> Result<(), OrderError> {
     }
 }
 
-/// The SKUs an OUT_OF_STOCK or PRODUCT_NOT_FOUND status of the catalog names.
-fn skus_of(status: &Status) -> Vec<String> {
-    use orderly::tonic_types::StatusExt as _;
-    status
-        .get_details_error_info()
-        .and_then(|info| info.metadata.get("skus").cloned())
-        .map(|skus| skus.split(',').map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
 /// Checks an order id.
 fn order_id(raw: &str) -> Result<String, OrderError> {
     let mut violations = FieldViolations::new();
@@ -325,10 +315,10 @@ impl Orders {
                 )));
             }
             (Err(status), None) if status.reason() == Some(Reason::OutOfStock) => {
-                return Err(OrderError::OutOfStock(skus_of(&status)));
+                return Err(OrderError::OutOfStock(status.skus()));
             }
             (Err(status), None) if status.reason() == Some(Reason::ProductNotFound) => {
-                return Err(OrderError::UnknownProducts(skus_of(&status)));
+                return Err(OrderError::UnknownProducts(status.skus()));
             }
             (Err(status), None) => {
                 // The reservation may have been made before the answer was lost: void it.

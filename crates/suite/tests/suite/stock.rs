@@ -66,6 +66,8 @@ async fn priced_by_the_catalog(backend: TestBackend) {
         status.get_details_error_info().map(|i| i.reason).as_deref(),
         Some("PRICE_CHANGED")
     );
+    let change = status.price_change().expect("both totals, typed");
+    assert_eq!((change.expected.minor(), change.actual.minor()), (1500, 1999));
     assert_eq!(suite.stock("LAMP").await, before, "nothing reserved");
     assert_eq!(suite.net_charged().await, 2 * 1999 + 150, "nothing charged");
 
