@@ -67,7 +67,10 @@ async fn priced_by_the_catalog(backend: TestBackend) {
         Some("PRICE_CHANGED")
     );
     let change = status.price_change().expect("both totals, typed");
-    assert_eq!((change.expected.minor(), change.actual.minor()), (1500, 1999));
+    assert_eq!(
+        (change.expected.minor(), change.actual.minor()),
+        (1500, 1999)
+    );
     assert_eq!(suite.stock("LAMP").await, before, "nothing reserved");
     assert_eq!(suite.net_charged().await, 2 * 1999 + 150, "nothing charged");
 
