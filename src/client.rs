@@ -259,16 +259,16 @@ impl ClientBuilder {
         // No `Endpoint::timeout`: it would cap every call at the builder's deadline, a longer one
         // set on a request included. The default deadline travels as each call's `grpc-timeout`
         // instead (see `Credentials`), which the channel's own timer and the server both honour.
-        #[allow(unused_mut)]
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
+        let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|error| invalid(&causes(&error)))?
             .connect_timeout(self.connect_timeout);
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint
+        let endpoint = match &self.tls {
+            Some(tls) => endpoint
                 .tls_config(tls.clone())
-                .map_err(|error| invalid(&causes(&error)))?;
-        }
+                .map_err(|error| invalid(&causes(&error)))?,
+            None => endpoint,
+        };
         Ok(endpoint)
     }
 
@@ -308,43 +308,49 @@ impl ClientBuilder {
     /// Connects now: fails at once if nothing answers at an endpoint.
     pub async fn connect(self) -> Result<Client, ClientError> {
         let credentials = self.credentials()?;
-        let builder = &self;
-        let connect = |url: String| async move {
-            builder
-                .endpoint(&url)?
-                .connect()
-                .await
-                .map_err(|error| ClientError::Connect {
-                    url,
-                    reason: causes(&error),
-                })
+        let main = self.connect_to(&self.url).await?;
+        let orders = match &self.orders_url {
+            Some(url) => Some(self.connect_to(url).await?),
+            None => None,
         };
-        let channel = connect(self.url.clone()).await?;
-        let mut client = Client::over(channel, credentials.clone(), self.retry);
-        if let Some(url) = self.orders_url.clone() {
-            let channel = connect(url).await?;
-            client.orders = Some(InterceptedService::new(channel, credentials.clone()));
-        }
-        if let Some(url) = self.catalog_url.clone() {
-            client.catalog = Some(InterceptedService::new(connect(url).await?, credentials));
-        }
-        Ok(client)
+        let catalog = match &self.catalog_url {
+            Some(url) => Some(self.connect_to(url).await?),
+            None => None,
+        };
+        Ok(Client::with_channels(
+            &credentials,
+            self.retry,
+            main,
+            orders,
+            catalog,
+        ))
     }
 
     /// Connects at the first call (and again after the connection is lost).
     pub fn connect_lazy(self) -> Result<Client, ClientError> {
         let credentials = self.credentials()?;
-        let channel = self.endpoint(&self.url)?.connect_lazy();
-        let mut client = Client::over(channel, credentials.clone(), self.retry);
-        if let Some(url) = &self.orders_url {
-            let channel = self.endpoint(url)?.connect_lazy();
-            client.orders = Some(InterceptedService::new(channel, credentials.clone()));
-        }
-        if let Some(url) = &self.catalog_url {
-            let channel = self.endpoint(url)?.connect_lazy();
-            client.catalog = Some(InterceptedService::new(channel, credentials));
-        }
-        Ok(client)
+        let lazy = |url: &String| Ok::<_, ClientError>(self.endpoint(url)?.connect_lazy());
+        let main = lazy(&self.url)?;
+        let orders = self.orders_url.as_ref().map(lazy).transpose()?;
+        let catalog = self.catalog_url.as_ref().map(lazy).transpose()?;
+        Ok(Client::with_channels(
+            &credentials,
+            self.retry,
+            main,
+            orders,
+            catalog,
+        ))
+    }
+
+    /// A channel to `url`, connected now.
+    async fn connect_to(&self, url: &str) -> Result<Channel, ClientError> {
+        self.endpoint(url)?
+            .connect()
+            .await
+            .map_err(|error| ClientError::Connect {
+                url: url.to_owned(),
+                reason: causes(&error),
+            })
     }
 }
 
@@ -391,10 +397,23 @@ impl Client {
     /// A client over `channel` (any tonic channel: an in-memory one in tests, say), with
     /// `credentials` on every call and `retry` for [`Client::retry`].
     pub fn over(channel: Channel, credentials: Credentials, retry: RetryPolicy) -> Self {
+        Self::with_channels(&credentials, retry, channel, None, None)
+    }
+
+    /// A client over `main`, and over `orders` and `catalog` for those services where they have
+    /// addresses of their own.
+    fn with_channels(
+        credentials: &Credentials,
+        retry: RetryPolicy,
+        main: Channel,
+        orders: Option<Channel>,
+        catalog: Option<Channel>,
+    ) -> Self {
+        let over = |channel| InterceptedService::new(channel, credentials.clone());
         Self {
-            transport: InterceptedService::new(channel, credentials),
-            orders: None,
-            catalog: None,
+            transport: over(main),
+            orders: orders.map(over),
+            catalog: catalog.map(over),
             retry,
         }
     }

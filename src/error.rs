@@ -147,6 +147,29 @@ pub struct Violation {
     pub description: String,
 }
 
+/// How many items of a list an error names before saying how many more there are.
+pub const LISTED: usize = 10;
+
+/// What follows the items [`listed`] names when there were more.
+const MORE: &str = " (and ";
+
+/// At most [`LISTED`] of `items`, comma-separated, then how many more (`A,B,...,J (and 90 more)`):
+/// how the services name a list in an error's message and metadata (the SKUs of `OUT_OF_STOCK`,
+/// say), so that a status stays far below HTTP/2's header limits however many items the request
+/// held; [`StatusExt::skus`] reads it back.
+pub fn listed(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
+    if items.len() > LISTED {
+        text.push_str(&format!("{MORE}{} more)", items.len() - LISTED));
+    }
+    text
+}
+
 /// The totals of a `PRICE_CHANGED` refusal, from [`StatusExt::price_change`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PriceChange {
@@ -205,9 +228,8 @@ impl StatusExt for Status {
             return Vec::new();
         }
         let listed = info.metadata.get("skus").map_or("", String::as_str);
-        // Past ten, the list ends with " (and N more)".
-        let listed = listed.split(" (").next().unwrap_or_default();
-        listed
+        let named = listed.split(MORE).next().unwrap_or_default();
+        named
             .split(',')
             .filter(|sku| !sku.is_empty())
             .map(str::to_owned)
@@ -219,11 +241,7 @@ impl StatusExt for Status {
         if Reason::parse(&info.reason) != Some(Reason::PriceChanged) {
             return None;
         }
-        // Each total is sent as "<currency> <minor units>", e.g. "EUR 3997".
-        let total = |key: &str| {
-            let (currency, minor) = info.metadata.get(key)?.split_once(' ')?;
-            crate::money::Money::parse(currency, minor.parse().ok()?).ok()
-        };
+        let total = |key: &str| crate::money::Money::from_metadata(info.metadata.get(key)?);
         Some(PriceChange {
             expected: total("expected")?,
             actual: total("actual")?,
@@ -373,8 +391,9 @@ mod tests {
         };
         let short = refusal(Reason::OutOfStock, &[("skus", "LAMP,PEN")]);
         assert_eq!(short.skus(), ["LAMP", "PEN"]);
-        let many = refusal(Reason::ProductNotFound, &[("skus", "A,B (and 3 more)")]);
-        assert_eq!(many.skus(), ["A", "B"]);
+        let twelve: Vec<String> = (0..12).map(|n| format!("SKU-{n}")).collect();
+        let many = refusal(Reason::ProductNotFound, &[("skus", &listed(&twelve))]);
+        assert_eq!(many.skus(), twelve[..LISTED]);
         assert!(short.price_change().is_none());
 
         let changed = refusal(

@@ -104,6 +104,17 @@ impl Money {
         }
     }
 
+    /// The amount as an error's metadata carries it: `EUR 3997` (currency, space, minor units).
+    pub fn to_metadata(&self) -> String {
+        format!("{} {}", self.currency, self.minor)
+    }
+
+    /// Reads an amount written by [`Money::to_metadata`].
+    pub fn from_metadata(text: &str) -> Option<Self> {
+        let (currency, minor) = text.split_once(' ')?;
+        Self::parse(currency, minor.parse().ok()?).ok()
+    }
+
     /// The currency.
     pub fn currency(&self) -> Currency {
         self.currency
@@ -203,5 +214,15 @@ mod tests {
         assert_eq!(huge.checked_add(a), Err(MoneyError::Overflow));
         assert_eq!(Money::parse("EUR", -1), Err(MoneyError::Negative));
         assert_eq!(Money::parse_positive("EUR", 0), Err(MoneyError::Zero));
+    }
+
+    #[test]
+    fn the_metadata_form_reads_back_as_written() {
+        let total = Money::parse("EUR", 3997).expect("valid");
+        assert_eq!(total.to_metadata(), "EUR 3997");
+        assert_eq!(Money::from_metadata("EUR 3997"), Some(total));
+        for bad in ["EUR", "EUR x", "XYZ 1", "EUR -1", ""] {
+            assert_eq!(Money::from_metadata(bad), None, "{bad:?}");
+        }
     }
 }

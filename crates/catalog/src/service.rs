@@ -80,21 +80,20 @@ fn reservation(record: ReservationRecord) -> Reservation {
         ReservationState::Committed => ReservationStatus::Committed,
         ReservationState::Released => ReservationStatus::Released,
     };
-    let mut prices = record.prices;
     Reservation {
         order_id: record.order_id,
         lines: record
             .lines
             .into_iter()
-            .map(|(sku, quantity)| StockLine {
-                unit_price: prices
-                    .remove(&sku)
+            .map(|line| StockLine {
+                sku: line.sku,
+                quantity: line.quantity,
+                unit_price: line
+                    .unit_price
                     .map(|(currency_code, amount_minor)| MoneyMessage {
                         currency_code,
                         amount_minor,
                     }),
-                sku,
-                quantity,
             })
             .collect(),
         status: status as i32,
@@ -473,7 +472,7 @@ impl Catalog {
             }
             // A release that came first answers every later attempt: the caller gave up on it.
             Reserved::Existing(record) if record.state == ReservationState::Released => record,
-            Reserved::Existing(record) if record.lines != lines => {
+            Reserved::Existing(record) if !record.holds(&lines) => {
                 return Err(CatalogError::KeyReused(order_id));
             }
             Reserved::Existing(record) => record,

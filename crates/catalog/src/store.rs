@@ -5,8 +5,6 @@
 //! expiry sweeper) can never both win. Products are always locked in SKU order, after the
 //! reservation's row, so two transactions never wait on each other in a circle.
 
-use std::collections::HashMap;
-
 use orderly::money::Money;
 use orderly_kit::db::{Database, QueryError, Row, Transaction};
 use orderly_kit::params;
@@ -140,16 +138,25 @@ impl ReservationState {
     }
 }
 
+/// One line of a reservation as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedLine {
+    /// The product's SKU.
+    pub sku: String,
+    /// How many units.
+    pub quantity: i64,
+    /// `(currency, minor units)` of one unit when it was reserved; none for lines reserved before
+    /// prices were recorded.
+    pub unit_price: Option<(String, i64)>,
+}
+
 /// A reservation as stored, with its lines in SKU order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRecord {
     /// The order it is for.
     pub order_id: String,
-    /// `(sku, quantity)`, in SKU order.
-    pub lines: Vec<(String, i64)>,
-    /// `(currency, minor units)` of one unit of each line, as it was when reserved, by SKU; lines
-    /// reserved before prices were recorded have none.
-    pub prices: HashMap<String, (String, i64)>,
+    /// Its lines, in SKU order.
+    pub lines: Vec<ReservedLine>,
     /// Where it stands.
     pub state: ReservationState,
     /// When a reserved one expires, in microseconds since the Unix epoch.
@@ -158,6 +165,17 @@ pub struct ReservationRecord {
     pub create_time: i64,
     /// Microseconds since the Unix epoch.
     pub update_time: i64,
+}
+
+impl ReservationRecord {
+    /// Whether its lines are exactly `lines` (`(sku, quantity)`, in SKU order): a retry of the
+    /// same reservation, not another one under the same order id.
+    pub fn holds(&self, lines: &[(String, i64)]) -> bool {
+        self.lines
+            .iter()
+            .map(|line| (&line.sku, line.quantity))
+            .eq(lines.iter().map(|(sku, quantity)| (sku, *quantity)))
+    }
 }
 
 /// What a reservation attempt did.
@@ -469,21 +487,19 @@ impl CatalogStore {
         // an unknown SKU), the stock last: the product rows, which concurrent orders of the same
         // products wait for, stay locked only for their update and the commit.
         let mut unknown = Vec::new();
-        let mut prices = HashMap::with_capacity(lines.len());
+        let mut reserved = Vec::with_capacity(lines.len());
         for (sku, quantity) in lines {
             let recorded = tx
                 .fetch_optional(
                     "INSERT INTO reservation_lines (order_id, sku, quantity, currency, price) \
                      SELECT $1, sku, $3, currency, price FROM products WHERE sku = $2 \
-                     RETURNING currency, price",
+                     RETURNING sku, quantity, currency, price",
                     params![order_id, sku, *quantity],
-                    |row| Ok((row.text("currency")?, row.int("price")?)),
+                    line,
                 )
                 .await?;
             match recorded {
-                Some(price) => {
-                    prices.insert(sku.clone(), price);
-                }
+                Some(line) => reserved.push(line),
                 None => unknown.push(sku.clone()),
             }
         }
@@ -511,8 +527,7 @@ impl CatalogStore {
         tx.commit().await?;
         Ok(Reserved::New(ReservationRecord {
             order_id: order_id.to_owned(),
-            lines: lines.to_vec(),
-            prices,
+            lines: reserved,
             state: ReservationState::Reserved,
             expire_time,
             create_time: now,
@@ -533,11 +548,10 @@ impl CatalogStore {
         else {
             return Ok(None);
         };
-        let lines = self
+        reservation.lines = self
             .db
             .fetch_all(SELECT_LINES, params![order_id], line)
             .await?;
-        reservation.set_lines(lines);
         Ok(Some(reservation))
     }
 
@@ -616,7 +630,6 @@ impl CatalogStore {
                     return Ok(ReservationRecord {
                         order_id: order_id.to_owned(),
                         lines: Vec::new(),
-                        prices: HashMap::new(),
                         state: ReservationState::Released,
                         expire_time: now,
                         create_time: now,
@@ -696,7 +709,7 @@ impl CatalogStore {
 /// Moves each line's units from one stock column of its product to another, in SKU order.
 async fn move_units(
     tx: &mut Transaction,
-    lines: &[(String, i64)],
+    lines: &[ReservedLine],
     from: &str,
     to: &str,
     now: i64,
@@ -704,8 +717,9 @@ async fn move_units(
     let sql = format!(
         "UPDATE products SET {from} = {from} - $2, {to} = {to} + $2, update_time = $3 WHERE sku = $1"
     );
-    for (sku, quantity) in lines {
-        tx.execute(&sql, params![sku, *quantity, now]).await?;
+    for line in lines {
+        tx.execute(&sql, params![&line.sku, line.quantity, now])
+            .await?;
     }
     Ok(())
 }
@@ -725,8 +739,7 @@ async fn read_reservation(
     else {
         return Ok(None);
     };
-    let lines = tx.fetch_all(SELECT_LINES, params![order_id], line).await?;
-    found.set_lines(lines);
+    found.lines = tx.fetch_all(SELECT_LINES, params![order_id], line).await?;
     Ok(Some(found))
 }
 
@@ -734,7 +747,6 @@ fn reservation(row: &Row<'_>) -> Result<ReservationRecord, QueryError> {
     Ok(ReservationRecord {
         order_id: row.text("order_id")?,
         lines: Vec::new(),
-        prices: HashMap::new(),
         state: ReservationState::parse(&row.text("status")?)?,
         expire_time: row.int("expire_time")?,
         create_time: row.int("create_time")?,
@@ -742,36 +754,18 @@ fn reservation(row: &Row<'_>) -> Result<ReservationRecord, QueryError> {
     })
 }
 
-/// One stored reservation line: its SKU, quantity, and unit price (an empty currency where none
-/// was recorded).
-type StoredLine = (String, i64, (String, i64));
-
-fn line(row: &Row<'_>) -> Result<StoredLine, QueryError> {
-    Ok((
-        row.text("sku")?,
-        row.int("quantity")?,
-        (row.text("currency")?, row.int("price")?),
-    ))
-}
-
-/// The recorded unit prices of `lines`, by SKU.
-fn priced(lines: Vec<StoredLine>) -> HashMap<String, (String, i64)> {
-    lines
-        .into_iter()
-        .filter(|(_, _, (currency, _))| !currency.is_empty())
-        .map(|(sku, _, price)| (sku, price))
-        .collect()
-}
-
-impl ReservationRecord {
-    /// Sets the lines and their prices from the stored lines, in the order given.
-    fn set_lines(&mut self, lines: Vec<StoredLine>) {
-        self.lines = lines
-            .iter()
-            .map(|(sku, quantity, _)| (sku.clone(), *quantity))
-            .collect();
-        self.prices = priced(lines);
-    }
+/// A reservation line; an empty currency is a line reserved before prices were recorded.
+fn line(row: &Row<'_>) -> Result<ReservedLine, QueryError> {
+    let currency = row.text("currency")?;
+    Ok(ReservedLine {
+        sku: row.text("sku")?,
+        quantity: row.int("quantity")?,
+        unit_price: if currency.is_empty() {
+            None
+        } else {
+            Some((currency, row.int("price")?))
+        },
+    })
 }
 
 fn product(row: &Row<'_>) -> Result<ProductRecord, QueryError> {

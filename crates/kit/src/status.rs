@@ -111,24 +111,9 @@ pub fn with_info(
     )
 }
 
-/// How many items of a list an error names before saying how many more there are.
-pub const LISTED: usize = 10;
-
-/// At most [`LISTED`] of `items`, comma-separated, then how many more (`A,B,...,J (and 90 more)`):
-/// what an error's message and metadata name, so that a status stays far below HTTP/2's header
-/// limits however many items the request held.
-pub fn listed(items: &[String]) -> String {
-    let mut text = items
-        .iter()
-        .take(LISTED)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
-    if items.len() > LISTED {
-        text.push_str(&format!(" (and {} more)", items.len() - LISTED));
-    }
-    text
-}
+/// How a list of items travels in an error's message and metadata (written here, read by
+/// `orderly::error::StatusExt::skus`).
+pub use orderly::error::{LISTED, listed};
 
 /// The name of a gRPC code as in google.rpc.Code, e.g. `INVALID_ARGUMENT`.
 pub fn code_name(code: Code) -> &'static str {

@@ -86,10 +86,6 @@ pub enum PricingError {
     },
 }
 
-fn shown(money: Money) -> String {
-    format!("{} {}", money.currency(), money.minor())
-}
-
 impl OrderRequest {
     /// SHA-256, in hex, over the validated request: user, lines, address, expected total. Each
     /// field is written with its length first, so no two requests share an encoding.
@@ -257,8 +253,8 @@ impl OrderRequest {
             && expected != total
         {
             return Err(PricingError::PriceChanged {
-                expected: shown(expected),
-                actual: shown(total),
+                expected: expected.to_metadata(),
+                actual: total.to_metadata(),
             });
         }
         Ok(NewOrder {

@@ -172,37 +172,12 @@ impl Orders {
         }
     }
 
-    /// Releases the stock reserved for an order that is refused, before the refusal is answered,
-    /// so that a caller who reads the stock next finds it back on hand (should this fail, the
-    /// reservation expires and the catalog releases it).
-    async fn release_refused(&self, id: &str) {
-        let deadline = Deadline::after(UNPLACED_RELEASE_TIMEOUT);
-        if let Err(status) = self
-            .downstreams
-            .release_stock(id, "order refused", deadline)
-            .await
-        {
-            tracing::warn!(order_id = %id, %status, "stock of a refused order not released; it expires");
-        }
-    }
-
-    /// Releases, in the background, the stock reserved for an order id that was never stored
-    /// (should this fail, the reservation expires and the catalog releases it).
+    /// Releases, in the background, the stock that may have been reserved for an order id that
+    /// was never stored (a reservation whose answer was lost, an insert that failed).
     fn release_unplaced(&self, id: &str) {
         let downstreams = self.downstreams.clone();
         let id = id.to_owned();
-        tokio::spawn(
-            async move {
-                let deadline = Deadline::after(UNPLACED_RELEASE_TIMEOUT);
-                if let Err(status) = downstreams
-                    .release_stock(&id, "order not placed", deadline)
-                    .await
-                {
-                    tracing::warn!(order_id = %id, %status, "stock of an unplaced order not released; it expires");
-                }
-            }
-            .in_current_span(),
-        );
+        tokio::spawn(async move { release_reservation(&downstreams, &id).await }.in_current_span());
     }
 
     async fn existing(&self, id: &str) -> Result<OrderRecord, OrderError> {
@@ -223,6 +198,19 @@ fn owner(caller: Option<&Caller>, user_id: &str) -> Result<(), OrderError> {
     match caller {
         Some(caller) => Ok(caller.may_act_for(user_id)?),
         None => Ok(()),
+    }
+}
+
+/// Releases the stock reserved for `id`, an order that was never stored (should this fail, the
+/// reservation expires and the catalog releases it). Awaited for a refused order, so that a caller
+/// who reads the stock next finds it back on hand.
+async fn release_reservation(downstreams: &Downstreams, id: &str) {
+    let deadline = Deadline::after(UNPLACED_RELEASE_TIMEOUT);
+    if let Err(status) = downstreams
+        .release_stock(id, "order not placed", deadline)
+        .await
+    {
+        tracing::warn!(order_id = %id, %status, "stock of an unplaced order not released; it expires");
     }
 }
 
@@ -289,42 +277,39 @@ impl Orders {
             self.downstreams
                 .reserve(&id, lines, (permits.reserve, &on_behalf), work),
         );
-        let refused = match exists {
-            Ok(true) => None,
-            Ok(false) => Some(OrderError::UnknownUser(user_id.clone())),
-            Err(status) => Some(OrderError::Users(status)),
+        let user = match exists {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(OrderError::UnknownUser(user_id.clone())),
+            Err(status) => Err(OrderError::Users(status)),
         };
-        let reservation = match (reserved, refused) {
-            (Ok(reservation), refused) if reservation.status() == ReservationStatus::Reserved => {
-                if let Some(refused) = refused {
-                    self.release_refused(&id).await;
-                    return Err(refused);
-                }
-                reservation
+        let reservation = match reserved {
+            Ok(reservation) if reservation.status() == ReservationStatus::Reserved => {
+                Ok(reservation)
             }
-            (_, Some(refused)) => {
-                // Nothing this call reserved stays reserved: a reservation whose answer was lost
-                // is voided in the background, as below.
-                self.release_unplaced(&id);
-                return Err(refused);
+            // Released before it was made: only a release for this fresh id could do that.
+            Ok(_) => Err(OrderError::Internal(format!(
+                "the reservation of new order {id} was released"
+            ))),
+            Err(status) if status.reason() == Some(Reason::OutOfStock) => {
+                Err(OrderError::OutOfStock(status.skus()))
             }
-            (Ok(_), None) => {
-                // Released before it was made: only a release for this fresh id could do that.
-                return Err(OrderError::Internal(format!(
-                    "the reservation of new order {id} was released"
-                )));
+            Err(status) if status.reason() == Some(Reason::ProductNotFound) => {
+                Err(OrderError::UnknownProducts(status.skus()))
             }
-            (Err(status), None) if status.reason() == Some(Reason::OutOfStock) => {
-                return Err(OrderError::OutOfStock(status.skus()));
-            }
-            (Err(status), None) if status.reason() == Some(Reason::ProductNotFound) => {
-                return Err(OrderError::UnknownProducts(status.skus()));
-            }
-            (Err(status), None) => {
+            Err(status) => {
                 // The reservation may have been made before the answer was lost: void it.
                 self.release_unplaced(&id);
-                return Err(OrderError::Catalog(status));
+                Err(OrderError::Catalog(status))
             }
+        };
+        // The user's refusal comes first, as when the user was checked before anything else.
+        let reservation = match (user, reservation) {
+            (Ok(()), Ok(reservation)) => reservation,
+            (Err(refused), Ok(_)) => {
+                release_reservation(&self.downstreams, &id).await;
+                return Err(refused);
+            }
+            (Err(refused), Err(_)) | (Ok(()), Err(refused)) => return Err(refused),
         };
         let new = match reserved_prices(&reservation)
             .map_err(OrderError::Catalog)
@@ -332,7 +317,7 @@ impl Orders {
         {
             Ok(new) => new,
             Err(refused) => {
-                self.release_refused(&id).await;
+                release_reservation(&self.downstreams, &id).await;
                 return Err(refused);
             }
         };
