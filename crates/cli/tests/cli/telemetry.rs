@@ -567,6 +567,19 @@ async fn every_counter_family_is_exported_at_zero_before_anything_happens() {
         );
         assert_eq!(metric(&scrape, family, &[]), 0.0, "{family} at zero");
     }
+    // Each service's adaptive limit is there from the start too, at the limit it starts at.
+    for service in [
+        "orderly.users.v1.UserService",
+        "orderly.orders.v1.OrderService",
+        "orderly.catalog.v1.CatalogService",
+    ] {
+        let labels = [("rpc_service", service), ("class", "cheap")];
+        assert_eq!(
+            metric(&scrape, "orderly_server_concurrency_limit", &labels),
+            64.0,
+            "{service}"
+        );
+    }
     // A known label set, as a dashboard would select it.
     let retries = scrape.samples.iter().any(|s| {
         s.metric == "orderly_client_retries_total"

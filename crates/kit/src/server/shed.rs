@@ -114,6 +114,14 @@ const QUEUE_LOW: usize = 2;
 /// See [`QUEUE_LOW`].
 const QUEUE_HIGH: usize = 4;
 
+/// How far each completed call moves the limit towards Vegas's new estimate (exponential
+/// smoothing; tower-acc's default, 1.0, moves it all the way). On two cores a call's latency swings
+/// threefold at any load, so unsmoothed the limit followed single slow calls: with 512 callers
+/// re-sending refused calls at once it swung between 5 and 40 (the
+/// `orderly_server_concurrency_limit` gauge, sampled every 100 ms), and each dip refused callers
+/// who then sat out a held refusal. At 0.2 (about the last five calls) it stayed within 13-37.
+const SMOOTHING: f64 = 0.2;
+
 /// The limit cheap methods start at.
 const CHEAP_START: usize = 64;
 /// An expensive method's ceiling is at most this share of the configured one.
@@ -169,6 +177,9 @@ struct Tolerant {
     ceiling: usize,
     /// When the last call in flight finished, if none has finished since.
     idle_since: Option<Instant>,
+    /// Whose limit this is, for the `orderly_server_concurrency_limit` gauge.
+    service: &'static str,
+    class: Class,
 }
 
 /// Idle time after which an overload is forgotten.
@@ -180,6 +191,7 @@ impl Algorithm for Tolerant {
     }
 
     fn update(&mut self, rtt: Duration, num_inflight: usize, is_error: bool, is_canceled: bool) {
+        let before = self.vegas.max_concurrency();
         let now = Instant::now();
         if let Some(idle_since) = self.idle_since.take() {
             // The service was idle from then until this call started.
@@ -197,10 +209,21 @@ impl Algorithm for Tolerant {
         if num_inflight == 0 {
             self.idle_since = Some(now);
         }
+        let after = self.vegas.max_concurrency();
+        if after != before {
+            self.publish(after);
+        }
     }
 }
 
 impl Tolerant {
+    /// Sets the `orderly_server_concurrency_limit` gauge of this limit to `limit`: how many calls
+    /// of its class the service admits at once now, the figure to read beside its shed counter.
+    fn publish(&self, limit: usize) {
+        metrics::gauge!("orderly_server_concurrency_limit", "rpc_service" => self.service, "class" => self.class.as_str())
+            .set(limit as f64);
+    }
+
     /// Puts a lowered limit back at its start after `idle` of at least [`FORGET_AFTER`].
     fn forget(&mut self, idle: Duration) {
         if idle >= FORGET_AFTER && self.vegas.max_concurrency() < self.start {
@@ -231,17 +254,21 @@ fn log10(limit: usize) -> usize {
     ((limit as f64).log10() as usize).max(1)
 }
 
-/// An adaptive limit up to `ceiling`, starting (and recovering to) `start`, clamped to the
-/// ceiling.
-fn adaptive(start: usize, ceiling: usize) -> Tolerant {
+/// An adaptive limit of `service`'s `class` of calls up to `ceiling`, starting (and recovering
+/// to) `start`, clamped to the ceiling.
+fn adaptive(service: &'static str, class: Class, start: usize, ceiling: usize) -> Tolerant {
     let ceiling = ceiling.max(1);
     let start = start.min(ceiling);
-    Tolerant {
+    let limit = Tolerant {
         vegas: vegas(start, ceiling),
         start,
         ceiling,
         idle_since: None,
-    }
+        service,
+        class,
+    };
+    limit.publish(start);
+    limit
 }
 
 /// Vegas with the queue band of [`QUEUE_LOW`] and [`QUEUE_HIGH`], at `limit` up to `ceiling`.
@@ -251,6 +278,7 @@ fn vegas(limit: usize, ceiling: usize) -> Vegas {
         .beta(|limit| QUEUE_HIGH * log10(limit))
         .initial_limit(limit.min(ceiling))
         .max_limit(ceiling)
+        .smoothing(SMOOTHING)
         .build()
 }
 
@@ -266,10 +294,18 @@ impl<S: NamedService + Clone> Shed<S> {
             .max(1)
             .min(ceiling.max(1));
         Self {
-            cheap: ConcurrencyLimit::new(inner.clone(), adaptive(CHEAP_START, ceiling)),
+            cheap: ConcurrencyLimit::new(
+                inner.clone(),
+                adaptive(S::NAME, Class::Cheap, CHEAP_START, ceiling),
+            ),
             expensive: ConcurrencyLimit::new(
                 inner.clone(),
-                adaptive(expensive_ceiling, expensive_ceiling),
+                adaptive(
+                    S::NAME,
+                    Class::Expensive,
+                    expensive_ceiling,
+                    expensive_ceiling,
+                ),
             ),
             cheap_ready: false,
             expensive_ready: false,
@@ -443,7 +479,7 @@ mod tests {
     fn a_standing_queue_brings_the_limit_down() {
         // Ten in flight, each taking twice the tolerated latency: Vegas reads half of them as
         // queued (five calls), more than the queue it allows at this limit.
-        let mut limit = adaptive(10, 100);
+        let mut limit = adaptive("test", Class::Cheap, 10, 100);
         limit.update(Duration::from_micros(100), 10, false, false); // the no-load baseline
         for _ in 0..3 {
             limit.update(TOLERATED_LATENCY * 2, 10, false, false);
@@ -453,7 +489,7 @@ mod tests {
 
     #[test]
     fn calls_within_the_tolerated_latency_raise_the_limit() {
-        let mut limit = adaptive(10, 100);
+        let mut limit = adaptive("test", Class::Cheap, 10, 100);
         limit.update(Duration::from_micros(100), 10, false, false);
         for _ in 0..3 {
             limit.update(TOLERATED_LATENCY / 2, 10, false, false);
@@ -463,7 +499,7 @@ mod tests {
 
     #[test]
     fn an_overload_is_forgotten_after_a_second_of_idleness() {
-        let mut limit = adaptive(64, 1024);
+        let mut limit = adaptive("test", Class::Cheap, 64, 1024);
         limit.update(Duration::from_micros(100), 64, false, false);
         // An overload: every call queued behind many others.
         for _ in 0..50 {
