@@ -501,8 +501,9 @@ mod tests {
     fn an_overload_is_forgotten_after_a_second_of_idleness() {
         let mut limit = adaptive("test", Class::Cheap, 64, 1024);
         limit.update(Duration::from_micros(100), 64, false, false);
-        // An overload: every call queued behind many others.
-        for _ in 0..50 {
+        // An overload: every call queued behind many others (smoothed, each call moves the limit
+        // a fifth of a step: some 160 calls halve it, 80 ms at this service's rate).
+        for _ in 0..200 {
             let inflight = limit.max_concurrency();
             limit.update(TOLERATED_LATENCY * 10, inflight, false, false);
         }
