@@ -2,6 +2,11 @@
 # as a cross-check where installed), report.
 # Source it from a script that has set `work` (a temporary directory) and `pids` (an array).
 
+# `orderly bench` looks for a suite's certificates under its data directory (`data` by default):
+# point it at the benchmark's own, so that a developer's ./data from an earlier `orderly up` does
+# not turn its calls to a plaintext suite into TLS.
+export ORDERLY_DATA_DIR="$work/data"
+
 # Builds the release `orderly` binary the benchmarks run, with the allocator the container image
 # ships (jemalloc), and any extra targets "$@" (e.g. --example bare_users).
 build_release() {

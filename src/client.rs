@@ -50,6 +50,14 @@ use crate::users::v1::{ListUsersRequest, User, UserServiceClient};
 /// Why a [`Client`] could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// TLS files (from [`ClientBuilder::tls_dir`]) could not be read.
+    #[error("cannot read {path}: {reason}")]
+    TlsFiles {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The endpoint is not a URL a channel can use.
     #[error("{url:?} is not an endpoint: {reason}")]
     InvalidEndpoint {
@@ -64,14 +72,105 @@ pub enum ClientError {
     /// Metadata to send with every call that cannot travel as a header.
     #[error("metadata {0:?} is not a valid header name and value")]
     InvalidMetadata(String),
-    /// Nothing answered at the endpoint (refused, unreachable, or not within the connect timeout).
-    #[error("cannot connect to {url}: {reason}")]
+    /// The endpoint did not answer as a gRPC server this client can talk to: nothing listens,
+    /// or it speaks another protocol, or the TLS handshake failed ([`ConnectCause`] says which).
+    #[error("cannot connect to {url}: {cause}: {detail}")]
     Connect {
         /// The endpoint.
         url: String,
-        /// Why, with the causes the transport gave.
-        reason: String,
+        /// What went wrong, as far as the transport's errors tell.
+        cause: ConnectCause,
+        /// The transport's own errors, causes included.
+        detail: String,
     },
+}
+
+/// Why connecting failed, read from the transport's errors: the usual wrong setups, each with
+/// what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// Nothing listens there, or it is unreachable, or it did not answer within the connect timeout.
+    Unreachable,
+    /// The server speaks TLS and the client did not (an `http://` URL against `orderly up`,
+    /// whose services speak mutual TLS).
+    TlsExpected,
+    /// The client speaks TLS and the server did not (an `https://` URL against a plaintext
+    /// server).
+    NotTls,
+    /// The server demands a client certificate and none (or one it does not trust) was shown.
+    ClientCertificateRefused,
+    /// The server's certificate does not chain to the CA given, or does not name the host.
+    ServerCertificateRefused,
+    /// The server speaks HTTP/1.1, not gRPC: a REST port (the gateway's, 8080 under `orderly up`).
+    NotGrpc,
+    /// Something else; the detail says what.
+    Other,
+}
+
+impl std::fmt::Display for ConnectCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unreachable => "nothing answered (is the service running, on this port?)",
+            Self::TlsExpected => {
+                "the server hung up on plaintext HTTP/2, as a TLS server does (orderly up's \
+                 services speak mutual TLS): use an https:// URL and .tls_dir(..) or .tls(..) \
+                 (Client::local_up for a local `orderly up`)"
+            }
+            Self::NotTls => "the server does not speak TLS: use an http:// URL without .tls(..)",
+            Self::ClientCertificateRefused => {
+                "the server demands a client certificate of its CA: give .tls_dir(DIR, NAME) \
+                 (`orderly certs --client NAME` writes one) or an identity in .tls(..)"
+            }
+            Self::ServerCertificateRefused => {
+                "the server's certificate is not one the given CA vouches for under this host name"
+            }
+            Self::NotGrpc => {
+                "the server speaks HTTP/1.1, not gRPC: is this the REST port (the gateway's)? \
+                 Orderly's gRPC ports are users 50051, orders 50052, catalog 50055"
+            }
+            Self::Other => "the transport failed",
+        })
+    }
+}
+
+impl ConnectCause {
+    /// The cause the transport's error text `detail` (the whole chain, lowercased or not) shows.
+    pub fn of(detail: &str) -> Self {
+        let detail = detail.to_ascii_lowercase();
+        let has = |needles: &[&str]| needles.iter().any(|needle| detail.contains(needle));
+        if has(&[
+            "certificaterequired",
+            "certificate required",
+            "handshakefailure",
+        ]) && !has(&["invalid peer certificate"])
+        {
+            Self::ClientCertificateRefused
+        } else if has(&[
+            "invalid peer certificate",
+            "unknownissuer",
+            "notvalidforname",
+        ]) {
+            Self::ServerCertificateRefused
+        } else if has(&[
+            "invalidcontenttype",
+            "invalid content type",
+            "corrupt message",
+        ]) {
+            Self::NotTls
+        } else if has(&["http/1", "invalid http version", "frame with invalid size"]) {
+            Self::NotGrpc
+        } else if has(&[
+            "connection refused",
+            "timed out",
+            "no route to host",
+            "network is unreachable",
+            "dns error",
+        ]) {
+            Self::Unreachable
+        } else {
+            Self::Other
+        }
+    }
 }
 
 /// How calls made through [`Client::retry`] are retried: up to `max_attempts` in all, waiting a
@@ -144,21 +243,61 @@ fn random_fraction() -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Puts the bearer token on every call, and the client's default deadline on every call that has
-/// none of its own (as `grpc-timeout`, so the server knows its budget too).
+/// Where a client's bearer token comes from: fixed when the client was made, or asked of the
+/// application on every call (a token it refreshes before it expires).
+#[derive(Clone, Default)]
+enum Token {
+    #[default]
+    None,
+    Fixed(AsciiMetadataValue),
+    Source(std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>),
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself: clients end up in logs.
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Fixed(_) => "Fixed(..)",
+            Self::Source(_) => "Source(..)",
+        })
+    }
+}
+
+/// `Bearer <token>` as a header value.
+fn bearer(token: &str) -> Option<AsciiMetadataValue> {
+    MetadataValue::try_from(format!("Bearer {token}")).ok()
+}
+
+/// Puts the bearer token on every call that carries none of its own, and the client's default
+/// deadline on every call that has none of its own (as `grpc-timeout`, so the server knows its
+/// budget too).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    authorization: Option<AsciiMetadataValue>,
+    token: Token,
     metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Option<Duration>,
 }
 
 impl Interceptor for Credentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.authorization {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+        // A call's own `authorization` (acting as someone else once) wins.
+        if !request.metadata().contains_key("authorization") {
+            let value = match &self.token {
+                Token::None => None,
+                Token::Fixed(value) => Some(value.clone()),
+                Token::Source(source) => match source() {
+                    Some(token) => Some(bearer(&token).ok_or_else(|| {
+                        Status::unauthenticated(
+                            "the token source gave a token that is not a valid header value",
+                        )
+                    })?),
+                    None => None,
+                },
+            };
+            if let Some(value) = value {
+                request.metadata_mut().insert("authorization", value);
+            }
         }
         for (key, value) in &self.metadata {
             request.metadata_mut().insert(key.clone(), value.clone());
@@ -176,7 +315,7 @@ impl Interceptor for Credentials {
 pub type Transport = InterceptedService<Channel, Credentials>;
 
 /// Settings of a [`Client`], from [`Client::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     orders_url: Option<String>,
@@ -184,10 +323,28 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     timeout: Option<Duration>,
     token: Option<String>,
+    token_source: Option<std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>>,
     metadata: Vec<(String, String)>,
     retry: RetryPolicy,
     #[cfg(feature = "tls")]
     tls: Option<tonic::transport::ClientTlsConfig>,
+    #[cfg(feature = "tls")]
+    tls_dir: Option<(std::path::PathBuf, String)>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("orders_url", &self.orders_url)
+            .field("catalog_url", &self.catalog_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .field("token_source", &self.token_source.as_ref().map(|_| ".."))
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
@@ -219,9 +376,25 @@ impl ClientBuilder {
         self
     }
 
-    /// Sends `token` as `authorization: Bearer <token>` on every call.
+    /// Sends `token` as `authorization: Bearer <token>` on every call that sets no
+    /// `authorization` of its own. [`Client::with_token`] makes a client acting for someone else
+    /// over the same connections.
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Asks `source` for the token on every call (instead of a fixed [`bearer_token`]): for
+    /// tokens the application refreshes before they expire (development tokens last an hour).
+    /// It runs on the calling task, so it should return a token held in memory (an
+    /// `Arc<RwLock<String>>` a refresher task updates), not fetch one; `None` sends no token.
+    ///
+    /// [`bearer_token`]: ClientBuilder::bearer_token
+    pub fn token_source(
+        mut self,
+        source: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.token_source = Some(std::sync::Arc::new(source));
         self
     }
 
@@ -245,6 +418,44 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks mutual TLS with the files of `dir`: its CA (`ca.pem`) and the client certificate
+    /// `<name>.pem` with its key `<name>.key`. `orderly up` writes `data/tls/client.pem` for
+    /// programs outside the suite; `orderly certs --out DIR --client NAME` writes one of a given
+    /// name. Read when connecting; a missing file fails `connect()`.
+    #[cfg(feature = "tls")]
+    pub fn tls_dir(mut self, dir: impl Into<std::path::PathBuf>, name: impl Into<String>) -> Self {
+        self.tls_dir = Some((dir.into(), name.into()));
+        self
+    }
+
+    /// The TLS configuration: [`ClientBuilder::tls`]'s, else one of [`ClientBuilder::tls_dir`]'s
+    /// files.
+    #[cfg(feature = "tls")]
+    fn tls_config(&self) -> Result<Option<tonic::transport::ClientTlsConfig>, ClientError> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        if let Some(tls) = &self.tls {
+            return Ok(Some(tls.clone()));
+        }
+        let Some((dir, name)) = &self.tls_dir else {
+            return Ok(None);
+        };
+        let read = |file: String| {
+            let path = dir.join(file);
+            std::fs::read(&path).map_err(|error| ClientError::TlsFiles {
+                path: path.display().to_string(),
+                reason: error.to_string(),
+            })
+        };
+        Ok(Some(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read("ca.pem".into())?))
+                .identity(Identity::from_pem(
+                    read(format!("{name}.pem"))?,
+                    read(format!("{name}.key"))?,
+                )),
+        ))
+    }
+
     /// The endpoint of `url` with the builder's settings.
     fn endpoint(&self, url: &str) -> Result<Endpoint, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidEndpoint {
@@ -256,6 +467,22 @@ impl ClientBuilder {
                 "it must start with http:// or https:// (e.g. http://127.0.0.1:50051)",
             ));
         }
+        #[cfg(feature = "tls")]
+        let tls = self.tls_config()?;
+        #[cfg(not(feature = "tls"))]
+        let tls: Option<()> = None;
+        if tls.is_some() && url.starts_with("http://") {
+            return Err(invalid(
+                "TLS is configured but the URL is http://: use https:// to speak TLS",
+            ));
+        }
+        if tls.is_none() && url.starts_with("https://") {
+            return Err(invalid(if cfg!(feature = "tls") {
+                "https:// needs a TLS configuration: .tls(..) or .tls_dir(..)"
+            } else {
+                "https:// needs the `tls` feature of orderly, and .tls(..) or .tls_dir(..)"
+            }));
+        }
         // No `Endpoint::timeout`: it would cap every call at the builder's deadline, a longer one
         // set on a request included. The default deadline travels as each call's `grpc-timeout`
         // instead (see `Credentials`), which the channel's own timer and the server both honour.
@@ -263,9 +490,9 @@ impl ClientBuilder {
             .map_err(|error| invalid(&causes(&error)))?
             .connect_timeout(self.connect_timeout);
         #[cfg(feature = "tls")]
-        let endpoint = match &self.tls {
+        let endpoint = match tls {
             Some(tls) => endpoint
-                .tls_config(tls.clone())
+                .tls_config(tls)
                 .map_err(|error| invalid(&causes(&error)))?,
             None => endpoint,
         };
@@ -274,12 +501,10 @@ impl ClientBuilder {
 
     /// What every call carries.
     fn credentials(&self) -> Result<Credentials, ClientError> {
-        let authorization = match &self.token {
-            Some(token) => Some(
-                MetadataValue::try_from(format!("Bearer {token}"))
-                    .map_err(|_| ClientError::InvalidToken)?,
-            ),
-            None => None,
+        let token = match (&self.token_source, &self.token) {
+            (Some(source), _) => Token::Source(source.clone()),
+            (None, Some(token)) => Token::Fixed(bearer(token).ok_or(ClientError::InvalidToken)?),
+            (None, None) => Token::None,
         };
         let metadata = self
             .metadata
@@ -293,7 +518,7 @@ impl ClientBuilder {
             })
             .collect::<Result<_, ClientError>>()?;
         Ok(Credentials {
-            authorization,
+            token,
             metadata,
             timeout: self.timeout,
         })
@@ -305,7 +530,9 @@ impl ClientBuilder {
         Ok((self.credentials()?, self.retry))
     }
 
-    /// Connects now: fails at once if nothing answers at an endpoint.
+    /// Connects now, and checks each endpoint with a health check (answered by every Orderly
+    /// server, to any caller): fails at once, with a [`ConnectCause`], if nothing answers or the
+    /// setup is wrong (TLS against plaintext, no client certificate, a REST port).
     pub async fn connect(self) -> Result<Client, ClientError> {
         let credentials = self.credentials()?;
         let main = self.connect_to(&self.url).await?;
@@ -342,25 +569,147 @@ impl ClientBuilder {
         ))
     }
 
-    /// A channel to `url`, connected now.
+    /// A channel to `url`, connected now and checked with a health check.
     async fn connect_to(&self, url: &str) -> Result<Channel, ClientError> {
-        self.endpoint(url)?
+        let failed = |detail: String| ClientError::Connect {
+            url: url.to_owned(),
+            cause: ConnectCause::of(&detail),
+            detail,
+        };
+        let channel = self
+            .endpoint(url)?
             .connect()
             .await
-            .map_err(|error| ClientError::Connect {
-                url: url.to_owned(),
-                reason: causes(&error),
-            })
+            .map_err(|error| failed(causes(&error)))?;
+        // A TLS 1.3 server refuses a client certificate only after the client has finished its
+        // side of the handshake, and a server of another protocol answers only once spoken to:
+        // one call shows what connecting alone does not.
+        match tokio::time::timeout(self.connect_timeout, probe(channel.clone())).await {
+            Err(_) => Err(failed(format!(
+                "no answer to a health check within {:?}",
+                self.connect_timeout
+            ))),
+            Ok(Err(status)) if !answered(&status) => {
+                let detail = status_causes(&status);
+                let cause = match ConnectCause::of(&detail) {
+                    // A TLS server reads an HTTP/2 preface as a broken handshake and hangs up; so
+                    // does an HTTP/1.1-only server. What each answers to HTTP/1.1 tells them apart.
+                    ConnectCause::Other if url.starts_with("http://") && hung_up(&detail) => {
+                        sniff(url, self.connect_timeout)
+                            .await
+                            .unwrap_or(ConnectCause::Other)
+                    }
+                    cause => cause,
+                };
+                Err(ClientError::Connect {
+                    url: url.to_owned(),
+                    cause,
+                    detail,
+                })
+            }
+            Ok(_) => Ok(channel),
+        }
     }
+}
+
+/// `grpc.health.v1.HealthCheckRequest`, the one message the connection check sends.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`, the answer it reads (only to see that one came).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// One health check over `channel` (for the server as a whole).
+async fn probe(channel: Channel) -> Result<(), Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|error| Status::from_error(Box::new(error)))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+    let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+    grpc.unary(Request::new(HealthCheckRequest::default()), path, codec)
+        .await
+        .map(|_| ())
+}
+
+/// Whether `status` came from a gRPC server (any code it chose, UNIMPLEMENTED from a server
+/// without health checks included), rather than from a transport that could not reach one.
+fn answered(status: &Status) -> bool {
+    std::error::Error::source(status).is_none()
+        && !matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal)
+}
+
+/// What the server at `url` (`http://host:port`) answers to a plain HTTP/1.1 request:
+/// [`ConnectCause::NotGrpc`] if it answers in HTTP/1, [`ConnectCause::TlsExpected`] if in TLS
+/// (an alert) or not at all (it hung up on bytes that are not a TLS handshake).
+async fn sniff(url: &str, timeout: Duration) -> Option<ConnectCause> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let uri: tonic::codegen::http::Uri = url.parse().ok()?;
+    let authority = uri.authority()?.clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let request = format!("GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = [0u8; 5];
+        let read = stream.read(&mut answer).await.unwrap_or(0);
+        Some(answer[..read].to_vec())
+    };
+    let answer = tokio::time::timeout(timeout, exchange).await.ok()??;
+    Some(if answer.starts_with(b"HTTP/") {
+        ConnectCause::NotGrpc
+    } else {
+        ConnectCause::TlsExpected
+    })
+}
+
+/// Whether the transport's errors say the server closed the connection.
+fn hung_up(detail: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    [
+        "broken pipe",
+        "connection reset",
+        "connection closed",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|needle| detail.contains(needle))
+}
+
+/// A status's message and its causes on one line.
+fn status_causes(status: &Status) -> String {
+    chain(
+        status.message().to_owned(),
+        std::error::Error::source(status),
+    )
 }
 
 /// An error and its causes on one line: tonic's transport error alone says "transport error".
 fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
+    chain(error.to_string(), error.source())
+}
+
+/// `text`, then each cause from `source` on, each once (tonic repeats "transport error").
+fn chain(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
+    let mut last = text.clone();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let shown = cause.to_string();
+        if !last.ends_with(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        last = shown;
         source = cause.source();
     }
     text
@@ -370,9 +719,10 @@ fn causes(error: &dyn std::error::Error) -> String {
 /// over it. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    transport: Transport,
-    orders: Option<Transport>,
-    catalog: Option<Transport>,
+    main: Channel,
+    orders: Option<Channel>,
+    catalog: Option<Channel>,
+    credentials: Credentials,
     retry: RetryPolicy,
 }
 
@@ -387,11 +737,46 @@ impl Client {
             connect_timeout: Duration::from_secs(5),
             timeout: Some(Duration::from_secs(10)),
             token: None,
+            token_source: None,
             metadata: Vec::new(),
             retry: RetryPolicy::default(),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            tls_dir: None,
         }
+    }
+
+    /// Settings for a client of a local `orderly up` whose data directory is `data_dir` (`"data"`
+    /// when it was started from the same directory): users at `https://127.0.0.1:50051`, orders
+    /// at 50052, the catalog at 50055, over mutual TLS with the CA and the outside programs'
+    /// certificate `up` writes under `data_dir/tls` (`client.pem`). Add a token and connect:
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = orderly::client::Client::local_up("data").bearer_token("eyJ...").connect().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn local_up(data_dir: impl AsRef<std::path::Path>) -> ClientBuilder {
+        Self::builder("https://127.0.0.1:50051")
+            .orders_url("https://127.0.0.1:50052")
+            .catalog_url("https://127.0.0.1:50055")
+            .tls_dir(data_dir.as_ref().join("tls"), "client")
+    }
+
+    /// The same client (its connections, metadata, deadline and retries) acting as the holder of
+    /// `token`: for a backend that calls on behalf of many users, without a connection each.
+    pub fn with_token(&self, token: &str) -> Result<Self, ClientError> {
+        let token = Token::Fixed(bearer(token).ok_or(ClientError::InvalidToken)?);
+        Ok(Self {
+            credentials: Credentials {
+                token,
+                ..self.credentials.clone()
+            },
+            ..self.clone()
+        })
     }
 
     /// A client over `channel` (any tonic channel: an in-memory one in tests, say), with
@@ -409,28 +794,33 @@ impl Client {
         orders: Option<Channel>,
         catalog: Option<Channel>,
     ) -> Self {
-        let over = |channel| InterceptedService::new(channel, credentials.clone());
         Self {
-            transport: over(main),
-            orders: orders.map(over),
-            catalog: catalog.map(over),
+            main,
+            orders,
+            catalog,
+            credentials: credentials.clone(),
             retry,
         }
     }
 
+    /// `channel` with this client's credentials.
+    fn intercepted(&self, channel: &Channel) -> Transport {
+        InterceptedService::new(channel.clone(), self.credentials.clone())
+    }
+
     /// The UserService client.
     pub fn users(&self) -> UserServiceClient<Transport> {
-        UserServiceClient::new(self.transport.clone())
+        UserServiceClient::new(self.transport())
     }
 
     /// The OrderService client.
     pub fn orders(&self) -> OrderServiceClient<Transport> {
-        OrderServiceClient::new(self.orders.as_ref().unwrap_or(&self.transport).clone())
+        OrderServiceClient::new(self.intercepted(self.orders.as_ref().unwrap_or(&self.main)))
     }
 
     /// The CatalogService client: browsing needs no token; changing products needs an admin's.
     pub fn catalog(&self) -> CatalogServiceClient<Transport> {
-        CatalogServiceClient::new(self.catalog.as_ref().unwrap_or(&self.transport).clone())
+        CatalogServiceClient::new(self.intercepted(self.catalog.as_ref().unwrap_or(&self.main)))
     }
 
     /// The connection to the builder's address, with this client's token, metadata and default
@@ -438,7 +828,7 @@ impl Client {
     /// `PaymentServiceClient::new(client.transport())`, and retry its calls with
     /// [`Client::retry`].
     pub fn transport(&self) -> Transport {
-        self.transport.clone()
+        self.intercepted(&self.main)
     }
 
     /// Makes `call` until it succeeds, fails for good, or the policy's attempts are spent (see

@@ -180,11 +180,20 @@ pub struct PriceChange {
 }
 
 /// The details of a [`Status`], read: what a caller needs to decide what to do next.
+///
+/// It covers every standard detail ([`StatusExt::error_details`], [`StatusExt::error_info`]), so
+/// `tonic_types::StatusExt`, which shares its name, need not be imported beside it; where it is
+/// (to build statuses with details), import it unnamed: `use orderly::tonic_types::StatusExt as _;`.
 pub trait StatusExt {
     /// The ErrorInfo reason, if the service sent one Orderly defines.
     fn reason(&self) -> Option<Reason>;
     /// The ErrorInfo domain (see [`domain`]), if any.
     fn domain(&self) -> Option<String>;
+    /// The whole ErrorInfo (reason, domain and every metadata entry), if any: for what the typed
+    /// readers ([`StatusExt::skus`], [`StatusExt::price_change`]) do not cover.
+    fn error_info(&self) -> Option<tonic_types::ErrorInfo>;
+    /// Every standard detail the status carries (BadRequest, RetryInfo, ErrorInfo, ...), decoded.
+    fn error_details(&self) -> tonic_types::ErrorDetails;
     /// The fields refused, from the BadRequest detail (empty if there is none).
     fn violations(&self) -> Vec<Violation>;
     /// How long the service asks the caller to wait before trying again (RetryInfo).
@@ -203,7 +212,8 @@ pub trait StatusExt {
     /// reports as CANCELLED "Timeout expired", with the timer's error somewhere in its sources or,
     /// when it came over the wire, with no source at all.
     fn is_deadline(&self) -> bool;
-    /// A `Display` of the code, message, reason and violations, for logs and `?` in `main`.
+    /// A `Display` of the code, message, causes (of a transport failure), reason and violations,
+    /// for logs and `?` in `main`.
     fn explain(&self) -> Explained<'_>;
 }
 
@@ -215,6 +225,14 @@ impl StatusExt for Status {
 
     fn domain(&self) -> Option<String> {
         self.get_details_error_info().map(|info| info.domain)
+    }
+
+    fn error_info(&self) -> Option<tonic_types::ErrorInfo> {
+        self.get_details_error_info()
+    }
+
+    fn error_details(&self) -> tonic_types::ErrorDetails {
+        self.get_error_details()
     }
 
     fn skus(&self) -> Vec<String> {
@@ -301,6 +319,18 @@ impl fmt::Display for Explained<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = self.0;
         write!(f, "{:?}: {}", status.code(), status.message())?;
+        // The causes a transport failure keeps (a refused connection, a TLS alert), which the
+        // message alone ("transport error") hides; each once.
+        let mut shown = status.message().to_owned();
+        let mut source = std::error::Error::source(status);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            source = cause.source();
+        }
         if let Some(info) = status.get_details_error_info() {
             write!(f, " (reason {} in {})", info.reason, info.domain)?;
         }
@@ -364,6 +394,17 @@ mod tests {
         let status = Status::with_error_details(Code::ResourceExhausted, "slow down", details);
         assert_eq!(status.reason(), Some(Reason::RateLimited));
         assert_eq!(status.domain().as_deref(), Some(domain::AUTH));
+        assert_eq!(
+            status.error_info().map(|info| info.reason).as_deref(),
+            Some("RATE_LIMITED")
+        );
+        assert_eq!(
+            status
+                .error_details()
+                .retry_info()
+                .and_then(|info| info.retry_delay),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(status.violations()[0].field, "name");
         assert_eq!(status.retry_after(), Some(Duration::from_secs(2)));
         assert!(status.is_retryable());
@@ -408,6 +449,31 @@ mod tests {
         assert_eq!(change.actual.minor(), 1999);
         assert!(changed.skus().is_empty());
         assert!(Status::internal("x").price_change().is_none());
+    }
+
+    #[test]
+    fn an_explained_transport_failure_shows_its_causes_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl fmt::Display for Layer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|layer| layer as _)
+            }
+        }
+        let chain = Layer(
+            "transport error",
+            Some(Box::new(Layer("connection closed: broken pipe", None))),
+        );
+        let status = Status::from_error(Box::new(chain));
+        assert_eq!(
+            status.explain().to_string(),
+            "Unknown: transport error: connection closed: broken pipe"
+        );
     }
 
     #[test]

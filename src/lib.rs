@@ -145,6 +145,10 @@ pub mod rpc {
     pub use prost_types::{FieldMask, Timestamp};
     pub use tonic::codegen::BoxStream;
     pub use tonic::metadata::{MetadataMap, MetadataValue};
+    /// What a TLS setup is made of (the `tls` feature): the CA to trust, the client's own
+    /// certificate, and the configuration for [`crate::client::ClientBuilder::tls`].
+    #[cfg(feature = "tls")]
+    pub use tonic::transport::{Certificate, ClientTlsConfig, Identity};
     pub use tonic::transport::{Channel, Endpoint, Error as TransportError};
     pub use tonic::{Code, Request, Response, Status, Streaming};
 }

@@ -37,6 +37,21 @@ impl Money {
     }
 }
 
+/// As [`crate::money::Money`] shows it (`EUR 39.98`) when the amount is valid; otherwise the
+/// raw fields (`euro -1 (minor units)`), so that a log line never hides what was sent.
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match crate::money::Money::try_from(self) {
+            Ok(money) => money.fmt(f),
+            Err(_) => write!(
+                f,
+                "{} {} (minor units)",
+                self.currency_code, self.amount_minor
+            ),
+        }
+    }
+}
+
 impl Address {
     /// An address with every required field; `line2` is empty (see [`Address::with_line2`]).
     /// `country_code` is ISO 3166-1 alpha-2, e.g. `GB`.

@@ -153,9 +153,94 @@ impl Money {
     }
 }
 
+impl Currency {
+    /// How many minor units a major unit has, as a power of ten (2 for EUR, 0 for JPY, 3 for KWD).
+    pub fn exponent(&self) -> u32 {
+        iso_currency::Currency::from_code(self.as_str())
+            .and_then(|currency| currency.exponent())
+            .map_or(2, u32::from)
+    }
+}
+
+/// `EUR 39.98`: the code, then the amount in major units with the currency's decimals (`JPY 500`).
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exponent = self.currency.exponent();
+        let scale = 10i64.pow(exponent);
+        let (major, minor) = (self.minor / scale, self.minor % scale);
+        if exponent == 0 {
+            write!(f, "{} {major}", self.currency)
+        } else {
+            write!(
+                f,
+                "{} {major}.{minor:0width$}",
+                self.currency,
+                width = exponent as usize
+            )
+        }
+    }
+}
+
+/// The checked amount of a message's `Money`: a currency in circulation and a non-negative amount.
+impl TryFrom<&crate::common::v1::Money> for Money {
+    type Error = MoneyError;
+
+    fn try_from(message: &crate::common::v1::Money) -> Result<Self, MoneyError> {
+        Self::parse(&message.currency_code, message.amount_minor)
+    }
+}
+
+/// See the conversion from a reference.
+impl TryFrom<crate::common::v1::Money> for Money {
+    type Error = MoneyError;
+
+    fn try_from(message: crate::common::v1::Money) -> Result<Self, MoneyError> {
+        Self::try_from(&message)
+    }
+}
+
+/// The amount as a message sends it (e.g. an order's `expected_total`).
+impl From<Money> for crate::common::v1::Money {
+    fn from(money: Money) -> Self {
+        Self {
+            currency_code: money.currency.as_str().to_owned(),
+            amount_minor: money.minor,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_show_in_major_units_and_convert_both_ways() {
+        let price = Money::parse("EUR", 3998).expect("money");
+        assert_eq!(price.to_string(), "EUR 39.98");
+        assert_eq!(
+            Money::parse("EUR", 5).expect("money").to_string(),
+            "EUR 0.05"
+        );
+        assert_eq!(
+            Money::parse("JPY", 500).expect("money").to_string(),
+            "JPY 500"
+        );
+        assert_eq!(
+            Money::parse("KWD", 1234).expect("money").to_string(),
+            "KWD 1.234"
+        );
+        let message = crate::common::v1::Money::from(price);
+        assert_eq!(message, crate::common::v1::Money::new("EUR", 3998));
+        assert_eq!(Money::try_from(&message), Ok(price));
+        assert_eq!(
+            Money::try_from(crate::common::v1::Money::new("EUR", -1)),
+            Err(MoneyError::Negative)
+        );
+        assert_eq!(
+            Money::try_from(crate::common::v1::Money::new("euro", 1)),
+            Err(MoneyError::BadCurrency)
+        );
+    }
 
     #[test]
     fn currencies_are_iso_4217_codes_in_circulation() {

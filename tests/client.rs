@@ -92,6 +92,42 @@ async fn every_call_carries_the_token_the_metadata_and_the_deadline() {
     assert_eq!(user.into_inner().user.expect("user").email, "500000u");
 }
 
+/// The `authorization` a GetUser through `client` carried, with `own` as the call's own.
+async fn token_carried(client: &Client, own: Option<&str>) -> String {
+    let mut request = Request::new(GetUserRequest::default());
+    if let Some(own) = own {
+        let value = format!("Bearer {own}").parse().expect("ascii");
+        request.metadata_mut().insert("authorization", value);
+    }
+    let user = client.users().get_user(request).await.expect("answered");
+    user.into_inner().user.expect("user").id
+}
+
+#[tokio::test]
+async fn a_token_can_change_per_call_per_client_and_as_the_application_refreshes_it() {
+    let routes = || Routes::new(UserServiceServer::new(Echo::default()));
+    let builder = Client::builder("http://unused.invalid").bearer_token("service");
+    let client = orderly::testing::serve_as(builder, routes()).expect("client");
+    assert_eq!(token_carried(&client, None).await, "Bearer service");
+    // A call's own token wins over the client's.
+    assert_eq!(token_carried(&client, Some("once")).await, "Bearer once");
+    // A client acting for someone else, over the same connection; the first is unchanged.
+    let ada = client.with_token("ada").expect("a valid token");
+    assert_eq!(token_carried(&ada, None).await, "Bearer ada");
+    assert_eq!(token_carried(&client, None).await, "Bearer service");
+    assert!(client.with_token("bad\ntoken").is_err());
+
+    // A token the application refreshes: asked for on every call.
+    let current = Arc::new(std::sync::RwLock::new("first".to_owned()));
+    let source = current.clone();
+    let builder = Client::builder("http://unused.invalid")
+        .token_source(move || source.read().ok().map(|token| token.clone()));
+    let refreshed = orderly::testing::serve_as(builder, routes()).expect("client");
+    assert_eq!(token_carried(&refreshed, None).await, "Bearer first");
+    *current.write().expect("lock") = "second".to_owned();
+    assert_eq!(token_carried(&refreshed, None).await, "Bearer second");
+}
+
 #[tokio::test]
 async fn retries_wait_as_retry_info_asks_and_stop_when_told() {
     let echo = Echo {

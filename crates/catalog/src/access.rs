@@ -6,7 +6,7 @@ use orderly::catalog::v1::catalog_service_methods::{
     ADJUST_STOCK, BATCH_GET_PRODUCTS, COMMIT_RESERVATION, CREATE_PRODUCT, GET_PRODUCT,
     LIST_PRODUCTS, RELEASE_RESERVATION, RESERVE_STOCK, SERVICE, UPDATE_PRODUCT,
 };
-use orderly_kit::auth::rules::{Rule, Rules};
+use orderly_kit::auth::rules::{OUTSIDE, Rule, Rules};
 
 /// CatalogService's rules.
 pub fn rules() -> Rules {
@@ -29,7 +29,7 @@ pub fn rules() -> Rules {
         &[RESERVE_STOCK, COMMIT_RESERVATION, RELEASE_RESERVATION],
     )
     .callers(
-        &["gateway"],
+        &["gateway", OUTSIDE],
         &[CREATE_PRODUCT, UPDATE_PRODUCT, ADJUST_STOCK],
     )
 }
@@ -44,7 +44,7 @@ pub const CHEAP: &[&str] = &[BATCH_GET_PRODUCTS];
 
 #[cfg(test)]
 mod tests {
-    use orderly_kit::auth::rules::Rule;
+    use orderly_kit::auth::rules::{OUTSIDE, Rule};
 
     #[test]
     fn every_method_the_proto_declares_has_a_rule() {
@@ -58,10 +58,13 @@ mod tests {
         for method in ["ReserveStock", "CommitReservation", "ReleaseReservation"] {
             assert_eq!(rules.admits(method, Some("orders")), Ok(()));
             assert!(rules.admits(method, Some("gateway")).is_err(), "{method}");
+            assert!(rules.admits(method, Some(OUTSIDE)).is_err(), "{method}");
         }
         for method in ["CreateProduct", "UpdateProduct", "AdjustStock"] {
             assert_eq!(rules.rule(method), Some(Rule::Admin));
             assert!(rules.admits(method, Some("orders")).is_err(), "{method}");
+            // An outside program may, as the gateway may; its token must still be an admin's.
+            assert_eq!(rules.admits(method, Some(OUTSIDE)), Ok(()));
         }
         assert_eq!(rules.admits("GetProduct", Some("orders")), Ok(()));
         assert_eq!(rules.admits("ListProducts", Some("gateway")), Ok(()));

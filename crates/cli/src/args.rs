@@ -56,6 +56,13 @@ pub struct CertsArgs {
     /// The services to write certificates for (all of them by default).
     #[arg(long, value_delimiter = ',', default_values_t = orderly_app::registry::SERVICES.map(|service| service.name.to_owned()))]
     pub services: Vec<String>,
+
+    /// Instead of the services', write a certificate for each of these programs outside the suite
+    /// (a shop's backend, a script), signed by the CA already in --out: `<name>.pem` and
+    /// `<name>.key`, naming `spiffe://orderly.local/client/<name>`. They may call what the gateway
+    /// may, with a user's token; never what only services may.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["services", "new_ca"])]
+    pub client: Vec<String>,
 }
 
 /// Flags of `orderly token`.

@@ -6,7 +6,7 @@
 use orderly::orders::v1::order_service_methods::{
     CANCEL_ORDER, CREATE_ORDER, GET_ORDER, LIST_ORDERS, SERVICE, WATCH_ORDER,
 };
-use orderly_kit::auth::rules::{Rule, Rules};
+use orderly_kit::auth::rules::{OUTSIDE, Rule, Rules};
 
 /// OrderService's rules.
 pub fn rules() -> Rules {
@@ -20,7 +20,7 @@ pub fn rules() -> Rules {
             (WATCH_ORDER, Rule::User),
         ],
     )
-    .all_callers(&["gateway"])
+    .all_callers(&["gateway", OUTSIDE])
 }
 
 #[cfg(test)]

@@ -196,7 +196,8 @@ pub async fn client_channel(
     }
 }
 
-/// Certificates of a fresh CA for every service, in a directory removed with the stack.
+/// Certificates of a fresh CA for every service and for one program outside the suite
+/// (`client`, as `orderly up` writes), in a directory removed with the stack.
 pub fn issue_certificates() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
     orderly_kit::tls::issue::issue(
@@ -206,6 +207,8 @@ pub fn issue_certificates() -> tempfile::TempDir {
         false,
     )
     .expect("issue certificates");
+    orderly_kit::tls::issue::issue_outside(dir.path(), &["client"], Duration::from_secs(3600))
+        .expect("issue the outside program's certificate");
     dir
 }
 

@@ -5,7 +5,7 @@
 use orderly::users::v1::user_service_methods::{
     BATCH_GET_USERS, CREATE_USER, DELETE_USER, GET_USER, LIST_USERS, SERVICE, UPDATE_USER,
 };
-use orderly_kit::auth::rules::{Rule, Rules};
+use orderly_kit::auth::rules::{OUTSIDE, Rule, Rules};
 
 /// UserService's rules; with `closed_signup`, CreateUser is for admins only.
 pub fn rules(closed_signup: bool) -> Rules {
@@ -20,7 +20,7 @@ pub fn rules(closed_signup: bool) -> Rules {
             (BATCH_GET_USERS, Rule::Admin),
         ],
     )
-    .all_callers(&["orders", "gateway"]);
+    .all_callers(&["orders", "gateway", OUTSIDE]);
     if closed_signup {
         rules.with(CREATE_USER, Rule::Admin)
     } else {

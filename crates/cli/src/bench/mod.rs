@@ -95,10 +95,21 @@ pub struct BenchArgs {
     #[arg(long, env = "ORDERLY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// A directory of mutual-TLS certificates (`orderly certs`, or `orderly up`'s `DATA_DIR/tls`):
-    /// the gRPC scenarios then call over TLS, as the service `--tls-identity`.
+    /// A directory of mutual-TLS certificates (`orderly certs`): the gRPC scenarios then call
+    /// over TLS, as the service `--tls-identity`. By default, `--data-dir`'s `tls/` when it holds
+    /// a CA (what a default `orderly up` speaks), else plaintext.
     #[arg(long, env = "ORDERLY_TLS_DIR")]
     pub tls_dir: Option<std::path::PathBuf>,
+
+    /// The data directory of the `orderly up` under test, whose `tls/` the gRPC scenarios use
+    /// when no `--tls-dir` is given (as `orderly token` finds its key there).
+    #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// Call in plaintext even where `--data-dir` holds certificates (a suite started with
+    /// `--insecure-plaintext` beside an older data directory).
+    #[arg(long, conflicts_with = "tls_dir")]
+    pub plaintext: bool,
 
     /// Whose certificate the gRPC scenarios present (`gateway` may call users and orders).
     #[arg(long, default_value = "gateway")]
@@ -190,6 +201,18 @@ fn weights(text: &str) -> anyhow::Result<[u32; ACTIONS.len()]> {
     Ok(weights)
 }
 
+/// The certificates the gRPC scenarios call with: `--tls-dir`, else `--data-dir`'s `tls/` if it
+/// holds a CA (a default `orderly up`'s), unless `--plaintext`.
+fn tls_dir(args: &BenchArgs) -> Option<std::path::PathBuf> {
+    if args.plaintext {
+        return None;
+    }
+    args.tls_dir.clone().or_else(|| {
+        let up = args.data_dir.join("tls");
+        up.join(orderly_kit::tls::CA_FILE).is_file().then_some(up)
+    })
+}
+
 /// Runs the benchmark `args` asks for, prints its summary, and fails if a condition does not hold.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(token) = &args.token {
@@ -220,10 +243,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let run = format!("{:x}", fastrand::u64(..));
     let connections = args.connections.max(1);
-    let identity = args
-        .tls_dir
-        .as_ref()
-        .map(|dir| orderly_kit::tls::Identity::load(dir.clone(), &args.tls_identity))
+    let identity = tls_dir(&args)
+        .map(|dir| orderly_kit::tls::Identity::load(dir, &args.tls_identity))
         .transpose()?;
     let users = || async {
         let channels =

@@ -43,6 +43,44 @@ fn certs_names_every_service_and_keeps_its_ca_when_run_again() {
     assert_ne!(std::fs::read(dir.path().join("ca.pem")).expect("CA"), ca);
 }
 
+#[test]
+fn certs_for_an_outside_program_keep_the_cluster_ca_and_name_no_service() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    certs(dir.path(), &[]);
+    let ca = std::fs::read(dir.path().join("ca.pem")).expect("CA");
+    let users = std::fs::read(dir.path().join("users.pem")).expect("users");
+    certs(dir.path(), &["--client", "shop,reports"]);
+    for program in ["shop", "reports"] {
+        let leaf = certificates(&dir.path().join(format!("{program}.pem"))).expect("certificate");
+        assert_eq!(identity::outside(&leaf[0]).as_deref(), Some(program));
+        assert_eq!(identity::service(&leaf[0]), None, "not a service");
+    }
+    assert_eq!(std::fs::read(dir.path().join("ca.pem")).expect("CA"), ca);
+    assert_eq!(
+        std::fs::read(dir.path().join("users.pem")).expect("users"),
+        users,
+        "the services' certificates are left alone"
+    );
+
+    // Without the cluster's CA there is nothing to sign with; a service's name is refused.
+    let empty = tempfile::tempdir().expect("temporary directory");
+    for (dir, name) in [(empty.path(), "shop"), (dir.path(), "orders")] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(["certs", "--out"])
+            .arg(dir)
+            .args(["--client", name])
+            .output()
+            .expect("run orderly");
+        assert!(!output.status.success(), "{name}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains("ca.key") || said.contains("service"),
+            "{said}"
+        );
+    }
+    assert!(!empty.path().join("ca.pem").exists(), "no stray CA made");
+}
+
 #[tokio::test]
 async fn serve_needs_certificates_or_plaintext_and_then_admits_only_its_ca() {
     let data = tempfile::tempdir().expect("data dir");

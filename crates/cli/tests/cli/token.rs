@@ -39,15 +39,17 @@ async fn up_checks_tokens_signed_by_its_development_key() {
     assert_eq!(status, 200, "{body}; warnings logged: {:?}", up.warnings());
     assert!(!body.contains("warning"), "{body}");
 
-    // `orderly bench` carries a token to every call it makes.
+    // `orderly bench` carries a token to every call it makes, and finds the suite's
+    // certificates under its data directory (here named by ORDERLY_DATA_DIR, as `orderly token`
+    // finds its key), with no TLS flag.
     let admin = token(data.path(), &["--sub", "bench", "--admin"]);
     let url = format!("http://{}", up.addr);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
         .args(["bench", "get-user", "--users-url", &url, "--users", "2"])
         .args(["--concurrency", "2", "--duration", "1s", "--warmup", "0s"])
         .args(["--token", &admin, "--output", "json"])
-        .arg("--tls-dir")
-        .arg(data.path().join("tls"))
+        .env("ORDERLY_DATA_DIR", data.path())
+        .env_remove("ORDERLY_TLS_DIR")
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(crate::common::PATIENCE, output)
@@ -59,6 +61,58 @@ async fn up_checks_tokens_signed_by_its_development_key() {
     assert!(
         outcomes.keys().all(|code| code == "OK") && summary["outcomes"]["OK"].as_u64() > Some(0),
         "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn the_typed_client_reaches_a_default_up_with_the_certificate_up_writes_for_it() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let args = crate::common::secured_up_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let up =
+        crate::common::Orderly::start_serving(&args, &crate::common::EVERYTHING_UP_SERVES).await;
+    let admin = token(data.path(), &["--sub", "shop", "--admin"]);
+    // What `Client::local_up(DATA_DIR)` sets, on the ports this `up` chose.
+    let client = orderly::client::Client::builder(format!("https://{}", up.addrs["UserService"]))
+        .orders_url(format!("https://{}", up.addrs["OrderService"]))
+        .catalog_url(format!("https://{}", up.addrs["CatalogService"]))
+        .tls_dir(data.path().join("tls"), "client")
+        .bearer_token(&admin)
+        .connect()
+        .await
+        .expect("connected over mutual TLS as an outside program");
+    let user = client
+        .users()
+        .create_user(CreateUserRequest {
+            name: "Grace".into(),
+            email: "grace@example.com".into(),
+        })
+        .await
+        .expect("signed up")
+        .into_inner()
+        .user
+        .expect("user");
+    let products = client
+        .catalog()
+        .list_products(orderly::catalog::v1::ListProductsRequest::default())
+        .await
+        .expect("browsed")
+        .into_inner()
+        .products;
+    assert!(!products.is_empty(), "the demo catalog");
+    // Acting for Grace over the same connections, with her own token.
+    let grace = client
+        .with_token(&token(data.path(), &["--sub", &user.id]))
+        .expect("a valid token");
+    let read = grace
+        .users()
+        .get_user(GetUserRequest { id: user.id })
+        .await
+        .expect("her own record");
+    assert_eq!(
+        read.into_inner().user.map(|u| u.name).as_deref(),
+        Some("Grace")
     );
 }
 

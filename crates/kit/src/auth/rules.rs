@@ -21,6 +21,12 @@ use prost_types::FileDescriptorSet;
 use super::verify::Verifier;
 use super::{AuthError, Caller};
 
+/// The name that stands in a caller list ([`Rules::callers`], [`Rules::all_callers`]) for every
+/// program outside the suite holding a client certificate of the CA (`orderly certs --client`):
+/// put it where the gateway is, so that a shop's backend calls what the gateway may, with its own
+/// certificate and a user's token.
+pub const OUTSIDE: &str = "outside programs";
+
 /// Who may call a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -286,7 +292,7 @@ mod layer {
         fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
             let method = request.uri().path().rsplit('/').next().unwrap_or_default();
             let decided = match crate::tls::server::Peer::of(&request) {
-                Some(peer) if peer.tls => self.rules.admits(method, peer.service.as_deref()),
+                Some(peer) if peer.tls => self.rules.admits(method, peer.caller()),
                 _ => Ok(()),
             };
             let Some(verifier) = &self.verifier else {

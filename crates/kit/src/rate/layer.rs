@@ -187,6 +187,7 @@ mod tests {
             remote_addr: Some(SocketAddr::from(([10, 0, 0, 9], 4242))),
             tls: service.is_some(),
             service: service.map(Arc::from),
+            outside: None,
         }
     }
 

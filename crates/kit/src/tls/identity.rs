@@ -38,6 +38,15 @@ pub fn service(der: &[u8]) -> Option<String> {
     service_among(&spiffe_ids(der)).map(str::to_owned)
 }
 
+/// The program outside the suite the DER certificate `der` identifies: the name in its one
+/// `spiffe://orderly.local/client/<name>` URI SAN (see [`super::outside_id`]).
+pub fn outside(der: &[u8]) -> Option<String> {
+    match spiffe_ids(der).as_slice() {
+        [one] => super::outside_of(one).map(str::to_owned),
+        _ => None,
+    }
+}
+
 /// The Orderly service a certificate's SPIFFE ids (from [`spiffe_ids`]) name: their only one's.
 pub fn service_among(ids: &[String]) -> Option<&str> {
     match ids {

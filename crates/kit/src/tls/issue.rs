@@ -19,7 +19,7 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject as _;
 use time::OffsetDateTime;
 
-use super::{CA_FILE, TlsError, spiffe_id};
+use super::{CA_FILE, TlsError, outside_id, spiffe_id};
 
 /// The CA's key file, beside [`CA_FILE`].
 pub const CA_KEY_FILE: &str = "ca.key";
@@ -62,57 +62,99 @@ pub fn issue(
         path: dir.display().to_string(),
         source,
     })?;
-    let now = OffsetDateTime::now_utc();
-    let ca_key_path = dir.join(CA_KEY_FILE);
     let keep_ca = !new_ca && ca_outlives(&dir.join(CA_FILE), lifetime);
-    let ca_key = match std::fs::read_to_string(&ca_key_path) {
-        Ok(pem) if keep_ca => {
-            let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(issue_error)?;
-            KeyPair::try_from(&der).map_err(issue_error)?
-        }
-        _ => {
-            let key = KeyPair::generate().map_err(issue_error)?;
-            let mut params = ca_params();
-            params.not_before = now - BACKDATE;
-            params.not_after = now + CA_LIFETIME;
-            let ca = params.self_signed(&key).map_err(issue_error)?;
-            write(
-                &ca_key_path,
-                &pem("PRIVATE KEY", &key.serialize_der()),
-                true,
-            )?;
-            write(&dir.join(CA_FILE), &pem("CERTIFICATE", ca.der()), false)?;
-            key
-        }
+    let ca_key = match read_ca_key(dir) {
+        Ok(key) if keep_ca => key,
+        _ => make_ca(dir)?,
     };
     let issuer = Issuer::new(ca_params(), ca_key);
     for service in services {
-        let key = KeyPair::generate().map_err(issue_error)?;
-        let mut params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, *service);
-        params.distinguished_name = name;
-        params.subject_alt_names = vec![
-            SanType::URI(spiffe_id(service).try_into().map_err(issue_error)?),
-            SanType::DnsName((*service).try_into().map_err(issue_error)?),
-            SanType::DnsName("localhost".try_into().map_err(issue_error)?),
-            SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-        ];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = now - BACKDATE;
-        params.not_after = now + lifetime;
-        let certificate = params.signed_by(&key, &issuer).map_err(issue_error)?;
-        let key_pem = pem("PRIVATE KEY", &key.serialize_der());
-        write(&dir.join(format!("{service}.key")), &key_pem, true)?;
-        let certificate_pem = pem("CERTIFICATE", certificate.der());
-        write(&dir.join(format!("{service}.pem")), &certificate_pem, false)?;
+        write_certificate(dir, &issuer, service, &spiffe_id(service), lifetime)?;
     }
     Ok(())
+}
+
+/// Writes a certificate for each of `programs` outside the suite into `dir` (named
+/// `spiffe://orderly.local/client/<name>`, see [`super::outside_id`]), valid for `lifetime`,
+/// signed by the CA already in `dir`: a new CA would be one no server trusts.
+pub fn issue_outside(dir: &Path, programs: &[&str], lifetime: Duration) -> Result<(), TlsError> {
+    let ca_key = read_ca_key(dir)?;
+    let issuer = Issuer::new(ca_params(), ca_key);
+    for program in programs {
+        write_certificate(dir, &issuer, program, &outside_id(program), lifetime)?;
+    }
+    Ok(())
+}
+
+/// The CA key in `dir`.
+fn read_ca_key(dir: &Path) -> Result<KeyPair, TlsError> {
+    let path = dir.join(CA_KEY_FILE);
+    let pem = std::fs::read_to_string(&path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(issue_error)?;
+    KeyPair::try_from(&der).map_err(issue_error)
+}
+
+/// Makes a CA in `dir` (`ca.pem`, `ca.key`) and returns its key.
+fn make_ca(dir: &Path) -> Result<KeyPair, TlsError> {
+    let now = OffsetDateTime::now_utc();
+    let key = KeyPair::generate().map_err(issue_error)?;
+    let mut params = ca_params();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + CA_LIFETIME;
+    let ca = params.self_signed(&key).map_err(issue_error)?;
+    write(
+        &dir.join(CA_KEY_FILE),
+        &pem("PRIVATE KEY", &key.serialize_der()),
+        true,
+    )?;
+    write(&dir.join(CA_FILE), &pem("CERTIFICATE", ca.der()), false)?;
+    Ok(key)
+}
+
+/// Writes `<name>.pem` and `<name>.key` into `dir`: a certificate for client and server use
+/// naming `spiffe` (and, for tools such as grpcurl, `name`, `localhost` and 127.0.0.1), signed
+/// by `issuer`, valid for `lifetime`.
+fn write_certificate(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    name: &str,
+    spiffe: &str,
+    lifetime: Duration,
+) -> Result<(), TlsError> {
+    let now = OffsetDateTime::now_utc();
+    let key = KeyPair::generate().map_err(issue_error)?;
+    let mut params = CertificateParams::default();
+    let mut distinguished = DistinguishedName::new();
+    distinguished.push(DnType::CommonName, name);
+    params.distinguished_name = distinguished;
+    params.subject_alt_names = vec![
+        SanType::URI(spiffe.try_into().map_err(issue_error)?),
+        SanType::DnsName(name.try_into().map_err(issue_error)?),
+        SanType::DnsName("localhost".try_into().map_err(issue_error)?),
+        SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+    let certificate = params.signed_by(&key, issuer).map_err(issue_error)?;
+    write(
+        &dir.join(format!("{name}.key")),
+        &pem("PRIVATE KEY", &key.serialize_der()),
+        true,
+    )?;
+    write(
+        &dir.join(format!("{name}.pem")),
+        &pem("CERTIFICATE", certificate.der()),
+        false,
+    )
 }
 
 /// `der` as a PEM block labelled `label` (written here: rcgen's PEM feature would bring a second

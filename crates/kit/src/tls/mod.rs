@@ -6,6 +6,11 @@
 //! they reached holds the certificate of the service they meant to call ([`client`]). Which
 //! services may call which method is each service's rule table ([`crate::auth::rules`]).
 //!
+//! Programs outside the suite (a shop's backend, a script) hold certificates of their own, naming
+//! them `spiffe://orderly.local/client/<name>` ([`outside_id`]): the CA vouches for them, so they
+//! get past the handshake and may call what the tables open to outside programs (what the gateway
+//! may call), but they are not services: nothing they claim about other clients is believed.
+//!
 //! - [`files`]: a directory of PEM files (`ca.pem`, `<name>.pem`, `<name>.key`) read again when
 //!   they change, so certificates rotate without a restart; calls in flight keep their connection.
 //! - [`identity`]: what a certificate says: its service and its expiry.
@@ -82,6 +87,20 @@ pub fn spiffe_id(name: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/service/{name}")
 }
 
+/// The SPIFFE id of the program `name` outside the suite: `spiffe://orderly.local/client/<name>`.
+pub fn outside_id(name: &str) -> String {
+    format!("spiffe://{TRUST_DOMAIN}/client/{name}")
+}
+
+/// The outside program a SPIFFE id names, if it is one of this trust domain's client ids.
+pub fn outside_of(spiffe_id: &str) -> Option<&str> {
+    let name = spiffe_id
+        .strip_prefix("spiffe://")?
+        .strip_prefix(TRUST_DOMAIN)?
+        .strip_prefix("/client/")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
 /// The service a SPIFFE id names, if it is one of this trust domain's service ids.
 pub fn service_of(spiffe_id: &str) -> Option<&str> {
     let name = spiffe_id
@@ -112,5 +131,15 @@ mod tests {
         assert_eq!(service_of("spiffe://orderly.local/service/"), None);
         assert_eq!(service_of("spiffe://orderly.local/service/a/b"), None);
         assert_eq!(service_of("https://orderly.local/service/orders"), None);
+    }
+
+    #[test]
+    fn outside_programs_are_named_apart_from_services() {
+        assert_eq!(outside_id("shop"), "spiffe://orderly.local/client/shop");
+        assert_eq!(outside_of(&outside_id("shop")), Some("shop"));
+        assert_eq!(service_of(&outside_id("shop")), None, "not a service");
+        assert_eq!(outside_of(&spiffe_id("orders")), None);
+        assert_eq!(outside_of("spiffe://orderly.local/client/"), None);
+        assert_eq!(outside_of("spiffe://example.org/client/shop"), None);
     }
 }

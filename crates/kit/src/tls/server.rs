@@ -27,12 +27,24 @@ pub struct Peer {
     /// The calling service, from its certificate's SPIFFE id; `None` on plaintext, or for a
     /// certificate of the CA that names no Orderly service (an operator's, say).
     pub service: Option<Arc<str>>,
+    /// The calling program outside the suite, from its certificate's client SPIFFE id (see
+    /// [`super::outside_id`]): known, but trusted with nothing a service is.
+    pub outside: Option<Arc<str>>,
 }
 
 impl Peer {
     /// The peer of `request`, as the server recorded it.
     pub fn of<B>(request: &http::Request<B>) -> Option<&Self> {
         request.extensions().get::<Self>()
+    }
+
+    /// The caller as the rule tables name it: the service, or [`crate::auth::rules::OUTSIDE`]
+    /// for any program outside the suite; `None` for a certificate that names neither.
+    pub fn caller(&self) -> Option<&str> {
+        self.service.as_deref().or(self
+            .outside
+            .is_some()
+            .then_some(crate::auth::rules::OUTSIDE))
     }
 }
 
@@ -74,17 +86,16 @@ pub fn accept(
                     Ok(Ok(stream)) => {
                         // Handshaken: no longer opening, so no longer evicted to make room.
                         stream.get_ref().0.phase().serving();
-                        let service = stream
+                        let leaf = stream
                             .get_ref()
                             .1
                             .peer_certificates()
-                            .and_then(|chain| chain.first())
-                            .and_then(|leaf| identity::service(leaf))
-                            .map(Arc::from);
+                            .and_then(|chain| chain.first());
                         let peer = Peer {
                             remote_addr,
                             tls: true,
-                            service,
+                            service: leaf.and_then(|leaf| identity::service(leaf)).map(Arc::from),
+                            outside: leaf.and_then(|leaf| identity::outside(leaf)).map(Arc::from),
                         };
                         let _ = sender.send(Accepted::Tls(Box::new(stream), peer)).await;
                     }
@@ -106,6 +117,7 @@ impl tonic::transport::server::Connected for Accepted {
                 remote_addr: guarded.peer_addr(),
                 tls: false,
                 service: None,
+                outside: None,
             },
             Self::Tls(_, peer) => peer.clone(),
         }
