@@ -10,7 +10,9 @@
 //! use orderly::users::v1::GetUserRequest;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = Client::builder("http://127.0.0.1:50051") // users' gRPC port, not the REST one
+//! // users' gRPC port (not the REST one), over plaintext: `orderly up --insecure-plaintext`.
+//! // A default `up` speaks mutual TLS: `Client::local_up("data")` (the `tls` feature).
+//! let client = Client::builder("http://127.0.0.1:50051")
 //!     .timeout(Duration::from_secs(2))
 //!     .bearer_token(std::env::var("ORDERLY_TOKEN")?)
 //!     .connect()

@@ -24,9 +24,12 @@
 //! orders on 50052 and the catalog on 50055; [`client::ClientBuilder::orders_url`] and
 //! [`client::ClientBuilder::catalog_url`] point those elsewhere), a connect timeout, a default
 //! deadline (a call's own `set_timeout` wins, shorter or longer), a bearer token and, with the
-//! `tls` feature, a TLS configuration. One client shares one connection per address among all its
-//! service clients (`users()`, `orders()`, `catalog()`, and any generated client over
-//! [`client::Client::transport`]); clone it freely.
+//! `tls` feature, a TLS configuration. `orderly up` speaks mutual TLS: with the `tls` feature,
+//! `Client::local_up("data")` sets its three addresses and the certificate it writes for programs
+//! outside the suite. One client shares one connection per address among all its service clients
+//! (`users()`, `orders()`, `catalog()`, and any generated client over
+//! [`client::Client::transport`]); clone it freely. `connect()` checks each address and fails
+//! naming a wrong setup ([`client::ConnectCause`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -35,6 +38,7 @@
 //! use orderly::users::v1::{CreateUserRequest, GetUserRequest};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // A plaintext suite (`orderly up --insecure-plaintext`); a default `up` needs TLS, above.
 //! let client = Client::builder("http://127.0.0.1:50051")
 //!     .orders_url("http://127.0.0.1:50052")
 //!     .connect_timeout(Duration::from_secs(1))
@@ -111,10 +115,14 @@
 //!
 //! # TLS and authentication
 //!
-//! Services of `orderly up` speak mutual TLS between themselves; a client outside the mesh talks
-//! to the gateway (REST) or, with the `tls` feature, presents a certificate of the cluster's CA
-//! ([`client::ClientBuilder`]'s `tls`, taking tonic's `ClientTlsConfig`). Every call carries the
-//! builder's bearer token (`orderly token --sub ID` prints one for development).
+//! Services of `orderly up` speak mutual TLS; a program outside the suite presents a certificate
+//! of the cluster's CA that names it (`orderly up` writes `data/tls/client.pem`; `orderly certs
+//! --out DIR --client NAME` writes others), with the `tls` feature: `ClientBuilder::tls_dir(DIR,
+//! NAME)`, or `tls` with tonic's `ClientTlsConfig` ([`rpc`] re-exports it). It may call what the
+//! gateway may. Every call carries the builder's bearer token (`orderly token --sub ID` prints one
+//! for development) unless it sets its own; [`client::Client::with_token`] acts for another user
+//! over the same connections, and `token_source` asks the application for a fresh token on every
+//! call.
 //!
 //! # Testing
 //!
@@ -131,6 +139,12 @@ pub mod money;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod validate;
+
+/// The README's Rust examples, compiled as doctests: as a program depending on `orderly` alone
+/// would compile them.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
 
 // The crates whose types the API is made of, re-exported so that `orderly` is a caller's one
 // dependency and the versions always match.
