@@ -42,8 +42,10 @@ pub struct ListQuery {
     /// The most orders to return.
     #[serde(alias = "pageSize")]
     pub page_size: i32,
-    /// The `nextPageToken` of the previous page.
+    /// The `nextPageToken` of the previous page: sealed by the server (only
+    /// tokens it issued, unchanged, are accepted); empty for the first page.
     #[serde(alias = "pageToken")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{43,})?$")]
     pub page_token: String,
 }
 

@@ -34,8 +34,10 @@ pub struct ListQuery {
     /// The most products to return (default 50, at most 1000).
     #[serde(alias = "pageSize")]
     pub page_size: i32,
-    /// The `nextPageToken` of the previous page (of the same query).
+    /// The `nextPageToken` of the previous page (of the same query): sealed by the server (only
+    /// tokens it issued, unchanged, are accepted); empty for the first page.
     #[serde(alias = "pageToken")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{43,})?$")]
     pub page_token: String,
 }
 
@@ -234,6 +236,7 @@ pub async fn update_product(
     request_body = StockAdjustment,
     responses(
         (status = 200, description = "The product after the adjustment", body = Product),
+        (status = 422, description = "The key made another adjustment before (reason IDEMPOTENCY_KEY_REUSED)", body = Problem, content_type = "application/problem+json"),
         (status = "4XX", description = "Invalid adjustment, no such product, or not enough stock to take away", body = Problem, content_type = "application/problem+json"),
         (status = "5XX", description = "A service failed", body = Problem, content_type = "application/problem+json"),
     )

@@ -29,8 +29,10 @@ pub struct ListQuery {
     /// The most users to return (default 50, at most 1000).
     #[serde(alias = "pageSize")]
     pub page_size: i32,
-    /// The `nextPageToken` of the previous page.
+    /// The `nextPageToken` of the previous page: sealed by the server (only
+    /// tokens it issued, unchanged, are accepted); empty for the first page.
     #[serde(alias = "pageToken")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{43,})?$")]
     pub page_token: String,
 }
 
