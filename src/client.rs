@@ -583,34 +583,42 @@ impl ClientBuilder {
             .connect()
             .await
             .map_err(|error| failed(causes(&error)))?;
-        // A TLS 1.3 server refuses a client certificate only after the client has finished its
-        // side of the handshake, and a server of another protocol answers only once spoken to:
-        // one call shows what connecting alone does not.
-        match tokio::time::timeout(self.connect_timeout, probe(channel.clone())).await {
-            Err(_) => Err(failed(format!(
-                "no answer to a health check within {:?}",
-                self.connect_timeout
-            ))),
-            Ok(Err(status)) if !answered(&status) => {
-                let detail = status_causes(&status);
-                let cause = match ConnectCause::of(&detail) {
-                    // A TLS server reads an HTTP/2 preface as a broken handshake and hangs up; so
-                    // does an HTTP/1.1-only server. What each answers to HTTP/1.1 tells them apart.
-                    ConnectCause::Other if url.starts_with("http://") && hung_up(&detail) => {
-                        sniff(url, self.connect_timeout)
-                            .await
-                            .unwrap_or(ConnectCause::Other)
-                    }
-                    cause => cause,
-                };
-                Err(ClientError::Connect {
-                    url: url.to_owned(),
-                    cause,
-                    detail,
-                })
-            }
-            Ok(_) => Ok(channel),
+        check(channel.clone(), url, self.connect_timeout).await?;
+        Ok(channel)
+    }
+}
+
+/// Checks that `channel` reaches a gRPC server this client can talk to, with one health check
+/// (answered by every Orderly server, to any caller that completes the handshake) within
+/// `timeout`; fails with a [`ConnectCause`] naming a wrong setup. [`ClientBuilder::connect`] runs
+/// it on each address; it is public for channels made otherwise (a load generator's). A TLS 1.3
+/// server refuses a client certificate only after the client has finished its side of the
+/// handshake, and a server of another protocol answers only once spoken to: one call shows what
+/// connecting alone does not.
+pub async fn check(channel: Channel, url: &str, timeout: Duration) -> Result<(), ClientError> {
+    match tokio::time::timeout(timeout, probe(channel)).await {
+        Err(_) => Err(ClientError::Connect {
+            url: url.to_owned(),
+            cause: ConnectCause::Unreachable,
+            detail: format!("no answer to a health check within {timeout:?}"),
+        }),
+        Ok(Err(status)) if !answered(&status) => {
+            let detail = status_causes(&status);
+            let cause = match ConnectCause::of(&detail) {
+                // A TLS server reads an HTTP/2 preface as a broken handshake and hangs up; so
+                // does an HTTP/1.1-only server. What each answers to HTTP/1.1 tells them apart.
+                ConnectCause::Other if url.starts_with("http://") && hung_up(&detail) => {
+                    sniff(url, timeout).await.unwrap_or(ConnectCause::Other)
+                }
+                cause => cause,
+            };
+            Err(ClientError::Connect {
+                url: url.to_owned(),
+                cause,
+                detail,
+            })
         }
+        Ok(_) => Ok(()),
     }
 }
 

@@ -69,8 +69,11 @@ fn request<M>(message: M, timeout: Duration, traceparent: Option<String>) -> Req
     request
 }
 
+/// How long the check of a new connection may take.
+const CHECK_WITHIN: Duration = Duration::from_secs(5);
+
 /// `count` separate connections to the service `service` at `url`: over mutual TLS as `identity`
-/// when given.
+/// when given, the first checked with a health check.
 pub async fn connect(
     url: &str,
     count: usize,
@@ -90,6 +93,18 @@ pub async fn connect(
         };
         channels
             .push(connected.map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?);
+    }
+    // One call says what connecting alone does not: a suite that speaks TLS to a plaintext
+    // caller, a certificate it refuses, a REST port.
+    if let Some(first) = channels.first() {
+        orderly::client::check(first.clone(), url, CHECK_WITHIN)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "{error}\n(orderly bench calls over mutual TLS with the certificates under \
+                     --data-dir's tls/ when there are some, or --tls-dir's; --plaintext without)"
+                )
+            })?;
     }
     Ok(channels)
 }

@@ -62,6 +62,20 @@ async fn up_checks_tokens_signed_by_its_development_key() {
         outcomes.keys().all(|code| code == "OK") && summary["outcomes"]["OK"].as_u64() > Some(0),
         "{summary}"
     );
+
+    // Told to call in plaintext, it says at once why it cannot.
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["bench", "get-user", "--users-url", &url, "--plaintext"])
+        .args(["--duration", "1s", "--token", &admin])
+        .kill_on_drop(true)
+        .output();
+    let refused = tokio::time::timeout(crate::common::PATIENCE, refused)
+        .await
+        .expect("bench ends in time")
+        .expect("bench runs");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("TLS server"), "{said}");
 }
 
 #[tokio::test]
