@@ -159,7 +159,7 @@ impl ConnectCause {
             "corrupt message",
         ]) {
             Self::NotTls
-        } else if has(&["http/1", "invalid http version", "frame with invalid size"]) {
+        } else if has(&["http/1", "invalid http version"]) {
             Self::NotGrpc
         } else if has(&[
             "connection refused",
@@ -605,8 +605,9 @@ pub async fn check(channel: Channel, url: &str, timeout: Duration) -> Result<(),
         Ok(Err(status)) if !answered(&status) => {
             let detail = status_causes(&status);
             let cause = match ConnectCause::of(&detail) {
-                // A TLS server reads an HTTP/2 preface as a broken handshake and hangs up; so
-                // does an HTTP/1.1-only server. What each answers to HTTP/1.1 tells them apart.
+                // A TLS server reads an HTTP/2 preface as a broken handshake and hangs up, or
+                // answers with an alert that HTTP/2 reads as an oversized frame; an HTTP/1.1-only
+                // server does the same. What each answers to HTTP/1.1 tells them apart.
                 ConnectCause::Other if url.starts_with("http://") && hung_up(&detail) => {
                     sniff(url, timeout).await.unwrap_or(ConnectCause::Other)
                 }
@@ -684,7 +685,8 @@ async fn sniff(url: &str, timeout: Duration) -> Option<ConnectCause> {
     })
 }
 
-/// Whether the transport's errors say the server closed the connection.
+/// Whether the transport's errors say the server closed the connection, or sent bytes that are
+/// not HTTP/2 at all.
 fn hung_up(detail: &str) -> bool {
     let detail = detail.to_ascii_lowercase();
     [
@@ -692,6 +694,7 @@ fn hung_up(detail: &str) -> bool {
         "connection reset",
         "connection closed",
         "unexpected eof",
+        "frame with invalid size",
     ]
     .iter()
     .any(|needle| detail.contains(needle))
