@@ -11,6 +11,7 @@ mod deploy;
 mod gateway;
 mod kubernetes;
 mod process;
+mod prometheus;
 mod schemathesis;
 mod telemetry;
 mod token;

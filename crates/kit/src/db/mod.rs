@@ -176,6 +176,10 @@ pub async fn open(
     match &database.0 {
         Inner::Sqlite(sqlite) => {
             sqlite.migrate(migrations).await?;
+            // The connections kept open, the readers and the writer: a burst opens more readers
+            // (closed after), so `in_use` above this is a burst, not a wait.
+            let kept = (sqlite::IDLE_READERS + 1) as f64;
+            metrics::gauge!("orderly_db_pool_max_connections", "database" => name).set(kept);
             tokio::spawn(report_sqlite(name, Arc::downgrade(sqlite)));
         }
         Inner::Postgres(pool) => {

@@ -67,7 +67,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENTS: usize = 64;
 
 /// Reader connections kept open when idle; more are opened (and closed after) under a burst.
-const IDLE_READERS: usize = 16;
+pub(crate) const IDLE_READERS: usize = 16;
 
 /// The longest a reader keeps one snapshot: how stale a read may be after a commit by another
 /// process on the same file.
