@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::changes::Changes;
 use crate::downstream::Downstreams;
 use crate::model::{OrderRecord, Phase, Status as OrderStatus};
+use crate::outcomes;
 use crate::store::OrderStore;
 use orderly_kit::auth::OnBehalf;
 use orderly_kit::client::breaker::Permit;
@@ -78,6 +79,7 @@ impl Flow {
         changes: Changes,
         config: FlowConfig,
     ) -> Self {
+        outcomes::declare();
         Self {
             store,
             downstreams,
@@ -133,6 +135,7 @@ impl Flow {
                     return self.reload(&order.id).await;
                 };
                 tracing::info!(order_id = %order.id, payment_id = %payment.id, delivery_id = %delivery.id, "order confirmed");
+                outcomes::settled(OrderStatus::Confirmed);
                 self.changes.notify(&order.id);
                 return Ok(OrderRecord {
                     status: OrderStatus::Confirmed,
@@ -161,6 +164,7 @@ impl Flow {
             return self.reload(id).await;
         }
         self.changes.notify(id);
+        outcomes::compensation_begun();
         tracing::warn!(order_id = %id, reason, "compensating order");
         match self.undo(id, reason).await {
             Ok(()) => self.mark_failed(id, reason).await?,
@@ -175,6 +179,7 @@ impl Flow {
     async fn mark_failed(&self, id: &str, reason: &str) -> Result<(), FlowError> {
         if self.store.fail(id).await? {
             tracing::info!(order_id = %id, reason, "order failed and compensated");
+            outcomes::settled(OrderStatus::Failed);
             self.changes.notify(id);
         }
         Ok(())
@@ -200,6 +205,7 @@ impl Flow {
             .map_err(FlowError::Downstream)?;
         if self.store.cancelled(&order.id).await? {
             tracing::info!(order_id = %order.id, reason, "order cancelled");
+            outcomes::settled(OrderStatus::Cancelled);
             self.changes.notify(&order.id);
         }
         self.reload(&order.id).await
@@ -254,6 +260,9 @@ impl Flow {
     async fn recover_one(&self, id: &str) -> Result<OrderRecord, FlowError> {
         let order = self.reload(id).await?;
         tracing::warn!(order_id = %id, phase = ?order.phase, "recovering unsettled order");
+        if order.phase != Phase::Settled {
+            outcomes::recovered(order.phase);
+        }
         match order.phase {
             Phase::Cancelling => {
                 let reason = order.status_reason.clone();

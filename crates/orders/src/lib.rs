@@ -7,6 +7,7 @@
 //! - [`flow`]: the saga (fan-out, commit the stock and confirm, or compensate), cancelling, and
 //!   crash recovery;
 //! - [`changes`] and [`follow`]: change notices and following an order, for WatchOrder;
+//! - [`outcomes`]: counters of what became of orders (settled by status, compensated, recovered);
 //! - [`service`]: the gRPC implementation; [`error`]: its errors and their statuses;
 //! - [`access`]: who may call which method.
 //!
@@ -23,6 +24,7 @@ pub mod error;
 pub mod flow;
 pub mod follow;
 pub mod model;
+pub mod outcomes;
 pub mod service;
 pub mod store;
 

@@ -305,6 +305,11 @@ fn the_compose_cluster_matches_the_binary() {
     assert!(strings(&services["prometheus"]["volumes"]).contains(
         &"./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro".to_owned()
     ));
+    // The rules its configuration names (rule_files: rules/*.yml), beside it.
+    assert!(
+        strings(&services["prometheus"]["volumes"])
+            .contains(&"./deploy/prometheus/rules:/etc/prometheus/rules:ro".to_owned())
+    );
 }
 
 #[test]
@@ -325,6 +330,8 @@ fn the_dashboard_charts_metrics_the_code_records() {
     ]
     .iter()
     .map(|m| repo_file(&format!("crates/kit/src/{m}.rs")))
+    // The saga's own counters.
+    .chain(std::iter::once(repo_file("crates/orders/src/outcomes.rs")))
     .collect();
     let mut charted = 0;
     for panel in dashboard["panels"].as_array().expect("panels") {

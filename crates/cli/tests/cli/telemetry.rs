@@ -441,6 +441,15 @@ async fn metrics_count_every_call_on_both_ends() {
         server("orderly.orders.v1.OrderService", "CreateOrder", "0"),
         placed
     );
+    // What became of them: all confirmed, none compensated.
+    let settled =
+        |status: &str| metric(&seen, "orderly_orders_settled_total", &[("status", status)]);
+    assert_eq!(settled("CONFIRMED"), placed);
+    assert_eq!(settled("FAILED"), 0.0);
+    assert_eq!(
+        metric(&seen, "orderly_orders_compensations_total", &[]),
+        0.0
+    );
     assert_eq!(
         server("orderly.payments.v1.PaymentService", "Charge", "0"),
         placed
@@ -553,6 +562,9 @@ async fn every_counter_family_is_exported_at_zero_before_anything_happens() {
         ("orderly_server_shed_total", 4),
         ("orderly_http_rate_limited_total", 1),
         ("orderly_http_shed_total", 1),
+        ("orderly_orders_settled_total", 3),
+        ("orderly_orders_compensations_total", 1),
+        ("orderly_orders_recoveries_total", 3),
     ];
     for (family, at_least) in families {
         let series: Vec<_> = scrape
