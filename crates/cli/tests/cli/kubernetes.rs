@@ -339,3 +339,27 @@ fn production_scales_every_service_and_keeps_one_up_through_disruptions() {
         );
     }
 }
+
+#[test]
+fn both_overlays_render_the_slo_rules_the_compose_prometheus_loads() {
+    let rules = documents("deploy/prometheus/rules/kustomization.yaml").remove(0);
+    let generator = &rules["configMapGenerator"][0];
+    assert_eq!(generator["name"], "orderly-prometheus-rules");
+    for file in generator["files"].as_array().expect("files") {
+        let file = file.as_str().expect("a file");
+        // The very file prometheus.yml's `rule_files: rules/*.yml` loads in the compose cluster.
+        assert!(file.ends_with(".yml"), "{file}");
+        assert!(!repo_file(&format!("deploy/prometheus/rules/{file}")).is_empty());
+    }
+    for overlay in ["dev", "prod"] {
+        let kustomization = documents(&format!(
+            "deploy/kubernetes/overlays/{overlay}/kustomization.yaml"
+        ))
+        .remove(0);
+        let resources = kustomization["resources"].as_array().expect("resources");
+        assert!(
+            resources.iter().any(|r| r == "../../../prometheus/rules"),
+            "{overlay}"
+        );
+    }
+}
