@@ -67,11 +67,24 @@ fn config(admin: SocketAddr) -> String {
     yaml_serde::to_string(&config).expect("YAML")
 }
 
+/// The shipped rule files: `rules/*.yml`, as prometheus.yml names them (the directory also holds
+/// the kustomization that renders them for Kubernetes).
+fn rule_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(deploy().join("prometheus/rules"))
+        .expect("rules")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
 /// Every recording rule's name in the shipped rule files.
 fn recorded() -> Vec<String> {
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(deploy().join("prometheus/rules")).expect("rules") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("rules");
+    for path in rule_files() {
+        let text = std::fs::read_to_string(path).expect("rules");
         let rules: yaml_serde::Value = yaml_serde::from_str(&text).expect("YAML");
         for group in rules["groups"].as_sequence().expect("groups") {
             for rule in group["rules"].as_sequence().expect("rules") {
@@ -169,7 +182,14 @@ async fn a_real_prometheus_finds_a_series_for_every_rule_and_dashboard_query() {
     let data = tempfile::tempdir().expect("data dir");
     let args = up_args(data.path().to_str().expect("utf-8 path"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let up = Orderly::start_serving(&args, &EVERYTHING_UP_SERVES).await;
+    // Every call sampled, so that the duration histograms carry exemplars (the spans themselves
+    // go nowhere: nothing listens at the collector's address).
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", nowhere.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ];
+    let up = Orderly::start_with_env(&args, &EVERYTHING_UP_SERVES, &env).await;
 
     let config_file = data.path().join("prometheus.yml");
     std::fs::write(&config_file, config(up.admin)).expect("write the configuration");
@@ -181,6 +201,7 @@ async fn a_real_prometheus_finds_a_series_for_every_rule_and_dashboard_query() {
             data.path().join("tsdb").display()
         ))
         .arg(format!("--web.listen-address={web}"))
+        .arg("--enable-feature=exemplar-storage")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -207,10 +228,32 @@ async fn a_real_prometheus_finds_a_series_for_every_rule_and_dashboard_query() {
         }
         missing = still;
     }
+    // The exemplars came through the OpenMetrics scrape, with their trace ids.
+    let (status, body) = http_get(
+        web,
+        &format!(
+            "/api/v1/query_exemplars?query={}&start=0&end=9999999999",
+            encoded("rpc_server_duration_seconds_bucket")
+        ),
+    )
+    .await;
     prometheus.kill().await.expect("stop prometheus");
     assert!(
         missing.is_empty(),
         "no series within {WITHIN:?} for: {missing:#?}"
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    let trace_ids: Vec<&str> = answer["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| series["exemplars"].as_array().into_iter().flatten())
+        .filter_map(|exemplar| exemplar["labels"]["trace_id"].as_str())
+        .collect();
+    assert!(
+        trace_ids.iter().any(|id| id.len() == 32),
+        "exemplars with trace ids: {body}"
     );
 }
 
@@ -224,8 +267,8 @@ fn every_alert_has_a_runbook_in_the_readme() {
         .map(|heading| heading.trim_start_matches('#').trim().to_lowercase())
         .collect();
     let mut alerts = 0;
-    for entry in std::fs::read_dir(deploy().join("prometheus/rules")).expect("rules") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("rules");
+    for path in rule_files() {
+        let text = std::fs::read_to_string(path).expect("rules");
         let rules: yaml_serde::Value = yaml_serde::from_str(&text).expect("YAML");
         for group in rules["groups"].as_sequence().expect("groups") {
             for rule in group["rules"].as_sequence().expect("rules") {

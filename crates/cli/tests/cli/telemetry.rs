@@ -225,6 +225,49 @@ async fn one_create_order_is_one_trace_through_every_service_and_its_logs() {
         "one trace id"
     );
 
+    // The latency histograms link to this exported trace: an OpenMetrics scrape carries its id as
+    // the exemplar of CreateOrder's bucket (and of the calls it made); a plain-text scrape has none.
+    let openmetrics = orderly_kit::http::client::request(
+        suite.admin,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        b"",
+        PATIENCE,
+    )
+    .await
+    .expect("scrape");
+    assert_eq!(
+        openmetrics.header("content-type"),
+        Some(orderly_kit::observe::exemplars::OPENMETRICS)
+    );
+    assert!(openmetrics.body.ends_with("# EOF\n"));
+    let exemplar = format!("# {{trace_id=\"{trace_id}\"}}");
+    let linked: Vec<&str> = openmetrics
+        .body
+        .lines()
+        .filter(|line| line.contains(&exemplar))
+        .collect();
+    assert!(
+        linked.iter().any(
+            |line| line.starts_with("rpc_server_duration_seconds_bucket{")
+                && line.contains("rpc_method=\"CreateOrder\"")
+        ),
+        "{linked:#?}"
+    );
+    assert!(
+        linked.iter().any(
+            |line| line.starts_with("rpc_client_duration_seconds_bucket{")
+                && line.contains("rpc_method=\"Charge\"")
+        ),
+        "{linked:#?}"
+    );
+    let (_, plain) = crate::common::http_get(suite.admin, "/metrics").await;
+    assert!(
+        !plain.contains("# {trace_id"),
+        "plain text carries no exemplars"
+    );
+
     let orders_server = find(&spans, names[0], SpanKind::Server);
     assert_eq!(
         hex(&orders_server.parent_span_id),

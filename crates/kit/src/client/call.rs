@@ -200,9 +200,18 @@ impl CallScope {
             Err(status) => status.code() as i32,
         };
         record_status(&call.span, code, code != 0);
-        call.rpc
-            .client_duration(code)
-            .record(call.started.elapsed().as_secs_f64());
+        let seconds = call.started.elapsed().as_secs_f64();
+        call.rpc.client_duration(code).record(seconds);
+        crate::observe::exemplars::offer(
+            &call.span,
+            crate::observe::exemplars::End::Client,
+            (
+                call.rpc.service,
+                call.rpc.method,
+                crate::observe::rpc::code_label(code),
+            ),
+            seconds,
+        );
     }
 }
 

@@ -7,7 +7,8 @@
 //! | `rpc_server_requests_in_flight` | gauge | `rpc_service` |
 //! | `rpc_client_duration_seconds` | histogram | as the server's (recorded by [`crate::client::call`]) |
 //!
-//! Handles are resolved once per method and code ([`crate::observe::rpc`]). Other modules add
+//! The two duration histograms carry OpenMetrics exemplars of sampled calls
+//! ([`crate::observe::exemplars`]). Handles are resolved once per method and code ([`crate::observe::rpc`]). Other modules add
 //! theirs: retries and budgets ([`crate::client::downstream`]), breakers
 //! ([`crate::client::breaker`]), shed calls ([`crate::server::shed`]).
 //!
@@ -101,8 +102,19 @@ where
             rpc.in_flight().decrement(1.0);
             // A transport-level error never reached a handler: UNAVAILABLE (14).
             let code = result.as_ref().map(status_code).unwrap_or(14);
-            rpc.server_duration(code)
-                .record(started.elapsed().as_secs_f64());
+            let seconds = started.elapsed().as_secs_f64();
+            rpc.server_duration(code).record(seconds);
+            // Inside the trace layer's span, when there is one.
+            crate::observe::exemplars::offer(
+                &tracing::Span::current(),
+                crate::observe::exemplars::End::Server,
+                (
+                    rpc.service,
+                    rpc.method,
+                    crate::observe::rpc::code_label(code),
+                ),
+                seconds,
+            );
             result
         })
     }

@@ -3,6 +3,7 @@
 //! Prometheus metrics with the server's RED metrics ([`metrics`]), both keyed by the call's method
 //! parsed once ([`rpc`]).
 
+pub mod exemplars;
 pub mod metrics;
 pub mod rpc;
 pub mod services;

@@ -94,6 +94,11 @@ impl RpcMethod {
     }
 }
 
+/// The `rpc_grpc_status_code` label of `code` (UNKNOWN's for a number gRPC does not define).
+pub fn code_label(code: i32) -> &'static str {
+    CODES[index(code)]
+}
+
 /// The label index of a status code: UNKNOWN for a number gRPC does not define.
 fn index(code: i32) -> usize {
     usize::try_from(code)

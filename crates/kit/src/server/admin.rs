@@ -1,4 +1,5 @@
-//! Each process's admin HTTP port: `GET /metrics` (Prometheus text format), `GET /healthz`
+//! Each process's admin HTTP port: `GET /metrics` (Prometheus text format, or OpenMetrics with
+//! exemplars when the scraper's `Accept` asks for it: see [`crate::observe::exemplars`]), `GET /healthz`
 //! (liveness: the process answers) and `GET /readyz` (readiness: every gRPC server of the process
 //! reports SERVING; 503 otherwise, and while draining).
 
@@ -26,14 +27,26 @@ pub fn router(process: Process) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(move || async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    handle.render(),
-                )
+            get(move |headers: header::HeaderMap| async move {
+                let openmetrics = headers
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .any(|accept| accept.contains("application/openmetrics-text"));
+                if openmetrics {
+                    (
+                        [(header::CONTENT_TYPE, crate::observe::exemplars::OPENMETRICS)],
+                        crate::observe::exemplars::openmetrics(&handle.render()),
+                    )
+                } else {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        handle.render(),
+                    )
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
