@@ -80,20 +80,25 @@ fn rule_files() -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Every recording rule's name in the shipped rule files.
-fn recorded() -> Vec<String> {
-    let mut names = Vec::new();
+/// Every rule (recording or alerting) of every group in the shipped rule files.
+fn rules() -> Vec<yaml_serde::Value> {
+    let mut all = Vec::new();
     for path in rule_files() {
         let text = std::fs::read_to_string(path).expect("rules");
-        let rules: yaml_serde::Value = yaml_serde::from_str(&text).expect("YAML");
-        for group in rules["groups"].as_sequence().expect("groups") {
-            for rule in group["rules"].as_sequence().expect("rules") {
-                if let Some(record) = rule["record"].as_str() {
-                    names.push(record.to_owned());
-                }
-            }
+        let file: yaml_serde::Value = yaml_serde::from_str(&text).expect("YAML");
+        for group in file["groups"].as_sequence().expect("groups") {
+            all.extend(group["rules"].as_sequence().expect("rules").iter().cloned());
         }
     }
+    all
+}
+
+/// Every recording rule's name in the shipped rule files.
+fn recorded() -> Vec<String> {
+    let mut names: Vec<String> = rules()
+        .iter()
+        .filter_map(|rule| rule["record"].as_str().map(str::to_owned))
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -267,32 +272,26 @@ fn every_alert_has_a_runbook_in_the_readme() {
         .map(|heading| heading.trim_start_matches('#').trim().to_lowercase())
         .collect();
     let mut alerts = 0;
-    for path in rule_files() {
-        let text = std::fs::read_to_string(path).expect("rules");
-        let rules: yaml_serde::Value = yaml_serde::from_str(&text).expect("YAML");
-        for group in rules["groups"].as_sequence().expect("groups") {
-            for rule in group["rules"].as_sequence().expect("rules") {
-                let Some(alert) = rule["alert"].as_str() else {
-                    continue;
-                };
-                alerts += 1;
-                let runbook = rule["annotations"]["runbook_url"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
-                let anchor = runbook
-                    .rsplit_once("README.md#")
-                    .map(|(_, anchor)| anchor)
-                    .unwrap_or_else(|| panic!("{alert}: {runbook} is not a README section"));
-                assert!(
-                    anchors.iter().any(|heading| heading == anchor),
-                    "{alert}: no README section #{anchor}"
-                );
-                assert!(
-                    ["page", "ticket"].contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
-                    "{alert}: severity"
-                );
-            }
-        }
+    for rule in rules() {
+        let Some(alert) = rule["alert"].as_str() else {
+            continue;
+        };
+        alerts += 1;
+        let runbook = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+        let anchor = runbook
+            .rsplit_once("README.md#")
+            .map(|(_, anchor)| anchor)
+            .unwrap_or_else(|| panic!("{alert}: {runbook} is not a README section"));
+        assert!(
+            anchors.iter().any(|heading| heading == anchor),
+            "{alert}: no README section #{anchor}"
+        );
+        assert!(
+            ["page", "ticket"].contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
+            "{alert}: severity"
+        );
     }
     assert!(alerts >= 4, "{alerts} alerts");
 }

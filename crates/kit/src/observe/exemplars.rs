@@ -52,10 +52,10 @@ struct Exemplar {
 
 /// A bucket of a series: the end, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, and the
 /// bucket's index in [`DURATION_BUCKETS`] (its length for `+Inf`).
-type Key = (End, &'static str, &'static str, &'static str, usize);
+type Key<'a> = (End, &'a str, &'a str, &'a str, usize);
 
-fn kept() -> &'static Mutex<HashMap<Key, Exemplar>> {
-    static KEPT: OnceLock<Mutex<HashMap<Key, Exemplar>>> = OnceLock::new();
+fn kept() -> &'static Mutex<HashMap<Key<'static>, Exemplar>> {
+    static KEPT: OnceLock<Mutex<HashMap<Key<'static>, Exemplar>>> = OnceLock::new();
     KEPT.get_or_init(Mutex::default)
 }
 
@@ -144,7 +144,7 @@ pub fn openmetrics(text: &str) -> String {
 }
 
 /// The exemplar kept for the bucket sample `line`, if it is one of a duration histogram's.
-fn exemplar_of(line: &str, kept: &HashMap<Key, Exemplar>) -> Option<Exemplar> {
+fn exemplar_of<'a>(line: &'a str, kept: &HashMap<Key<'a>, Exemplar>) -> Option<Exemplar> {
     let end = [End::Server, End::Client].into_iter().find(|end| {
         line.starts_with(end.metric()) && line[end.metric().len()..].starts_with('{')
     })?;
@@ -168,11 +168,7 @@ fn exemplar_of(line: &str, kept: &HashMap<Key, Exemplar>) -> Option<Exemplar> {
         value("rpc_method")?,
         value("rpc_grpc_status_code")?,
     );
-    kept.iter()
-        .find(|((e, s, m, c, b), _)| {
-            *e == end && *s == service && *m == method && *c == code && *b == bucket
-        })
-        .map(|(_, exemplar)| *exemplar)
+    kept.get(&(end, service, method, code, bucket)).copied()
 }
 
 #[cfg(test)]
