@@ -136,7 +136,7 @@ mod tests {
         let mut record = Record::default();
         for ms in 1..=100 {
             let outcome = if ms <= 99 { "OK" } else { "UNAVAILABLE" };
-            record.add(Duration::from_millis(ms), outcome, None);
+            record.add(Duration::from_millis(ms), outcome, None, true);
         }
         let second = Duration::from_secs(1);
         let holds = |text: &str| parse(text).expect("parses")[0].holds(&record, second);

@@ -102,7 +102,8 @@ impl Tally {
 
     /// How long the counted calls took from the start of counting to the end of the last one
     /// (at least `duration`): calls per second are counted over this, so a tool or a server that
-    /// fell behind shows a lower rate.
+    /// fell behind shows a lower rate. (Goodput is counted over the window alone: see
+    /// [`super::report::json`].)
     pub fn elapsed(&self, duration: Duration) -> Duration {
         Duration::from_micros(self.last_end.load(Ordering::Relaxed)).max(duration)
     }
@@ -151,13 +152,14 @@ async fn one<C: Caller>(
     };
     let latency = due.elapsed();
     if due >= counted_from {
-        let ended = u64::try_from(counted_from.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tally.last_end.fetch_max(ended, Ordering::Relaxed);
+        let ended = counted_from.elapsed();
+        let micros = u64::try_from(ended.as_micros()).unwrap_or(u64::MAX);
+        tally.last_end.fetch_max(micros, Ordering::Relaxed);
         let shard = usize::try_from(n).unwrap_or_default() % SHARDS;
         tally.shards[shard]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add(latency, &outcome.label, trace);
+            .add(latency, &outcome.label, trace, ended <= plan.duration);
     }
     outcome.retry_after
 }
@@ -214,4 +216,53 @@ pub async fn run<C: Caller>(caller: C, plan: Plan, start: Instant, tally: Arc<Ta
 /// A tally for a new run.
 pub fn tally() -> Arc<Tally> {
     Arc::new(Tally::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that succeeds after a fixed time.
+    #[derive(Clone)]
+    struct Takes(Duration);
+
+    impl Caller for Takes {
+        fn call(&self, _: u64, _: Option<String>) -> impl Future<Output = Outcome> + Send {
+            let took = self.0;
+            async move {
+                tokio::time::sleep(took).await;
+                Outcome::of("OK")
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn goodput_counts_the_successes_that_ended_inside_the_window() {
+        // One caller, calls of 120 ms, a 300 ms window: three calls start inside it, the third
+        // ends 60 ms after it.
+        let plan = Plan {
+            model: Model::Closed { concurrency: 1 },
+            duration: Duration::from_millis(300),
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            trace_sample: 0.0,
+            honor_retry_info: false,
+        };
+        let tally = tally();
+        run(
+            Takes(Duration::from_millis(120)),
+            plan,
+            Instant::now(),
+            tally.clone(),
+        )
+        .await;
+        let record = tally.snapshot();
+        assert_eq!(record.outcomes.get("OK"), Some(&3), "every call is counted");
+        assert_eq!(record.successful_in_window, 2, "two ended in the window");
+        let elapsed = tally.elapsed(plan.duration);
+        assert!(elapsed >= Duration::from_millis(360), "{elapsed:?}");
+        let summary = super::super::report::json("t", &record, elapsed, plan.duration);
+        let goodput = summary["goodput"].as_f64().expect("a goodput");
+        assert!((goodput - 2.0 / 0.3).abs() < 0.01, "{goodput}");
+    }
 }

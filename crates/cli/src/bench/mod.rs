@@ -351,9 +351,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let record = tally.snapshot();
     let elapsed = tally.elapsed(args.duration);
     match args.output {
-        Output::Text => print!("{}", report::text(&title, &record, elapsed)),
+        Output::Text => print!("{}", report::text(&title, &record, elapsed, args.duration)),
         Output::Json => {
-            let mut summary = report::json(&title, &record, elapsed);
+            let mut summary = report::json(&title, &record, elapsed, args.duration);
             summary["assertions"] = conditions
                 .iter()
                 .map(|c| {

@@ -20,6 +20,8 @@ pub struct Record {
     pub outcomes: BTreeMap<String, u64>,
     /// The slowest calls that carried a sampled trace: (latency, trace id), slowest first.
     pub slowest_traces: Vec<(Duration, String)>,
+    /// Successful calls that ended inside the counted window (not after it): the goodput's count.
+    pub successful_in_window: u64,
 }
 
 impl Default for Record {
@@ -34,6 +36,7 @@ impl Default for Record {
             successful: histogram(),
             outcomes: BTreeMap::new(),
             slowest_traces: Vec::new(),
+            successful_in_window: 0,
         }
     }
 }
@@ -45,14 +48,22 @@ pub fn is_success(outcome: &str) -> bool {
 }
 
 impl Record {
-    /// Counts one call that took `latency` and ended as `outcome`, with its trace id if sampled.
-    pub fn add(&mut self, latency: Duration, outcome: &str, trace: Option<String>) {
+    /// Counts one call that took `latency` and ended as `outcome`, with its trace id if sampled,
+    /// and whether it ended inside the counted window.
+    pub fn add(
+        &mut self,
+        latency: Duration,
+        outcome: &str,
+        trace: Option<String>,
+        in_window: bool,
+    ) {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
         self.latencies.saturating_record(micros);
         if is_success(outcome) {
             self.successful.saturating_record(micros);
+            self.successful_in_window += u64::from(in_window);
         }
         match self.outcomes.get_mut(outcome) {
             Some(count) => *count += 1,
@@ -83,6 +94,7 @@ impl Record {
         for (latency, trace) in &other.slowest_traces {
             self.keep_trace(*latency, trace.clone());
         }
+        self.successful_in_window += other.successful_in_window;
     }
 
     /// Every counted call.
@@ -124,18 +136,20 @@ mod tests {
         let mut a = Record::default();
         let mut b = Record::default();
         for ms in 1..=90 {
-            a.add(Duration::from_millis(ms), "OK", None);
+            a.add(Duration::from_millis(ms), "OK", None, ms <= 80);
         }
         for ms in 91..=100 {
             b.add(
                 Duration::from_millis(ms),
                 "UNAVAILABLE",
                 Some(format!("t{ms}")),
+                true,
             );
         }
         a.merge(&b);
         assert_eq!(a.calls(), 100);
         assert_eq!(a.errors(), 10);
+        assert_eq!(a.successful_in_window, 80, "failures are not goodput");
         let p50 = a.quantile(0.5).as_millis();
         assert!((49..=51).contains(&p50), "{p50}");
         assert_eq!(a.max().as_millis(), 100);

@@ -15,8 +15,17 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// The run as one JSON document.
-pub fn json(title: &str, record: &Record, elapsed: Duration) -> Value {
+/// Successful calls per second of the counted window `window`, counting those that ended inside
+/// it. Not over `elapsed`: a closed loop's last calls, sent just before the window closes, may be
+/// refusals a shedding server holds for seconds (`kit/src/server/shed.rs`), and counting
+/// successes over the time until those end charged the hold to the server's goodput (a quarter
+/// of it with 512 callers and a 6 s window).
+fn goodput(record: &Record, window: Duration) -> f64 {
+    record.successful_in_window as f64 / window.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// The run as one JSON document; `window` is how long calls were counted (the run's duration).
+pub fn json(title: &str, record: &Record, elapsed: Duration, window: Duration) -> Value {
     let calls = record.calls();
     let mut latency = serde_json::Map::new();
     for (name, q) in QUANTILES {
@@ -36,6 +45,7 @@ pub fn json(title: &str, record: &Record, elapsed: Duration) -> Value {
         "calls": calls,
         "rate": calls as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
         "errors": record.errors(),
+        "goodput": goodput(record, window),
         "latency": latency,
         "latency_successful": successful,
         "outcomes": record.outcomes,
@@ -45,8 +55,8 @@ pub fn json(title: &str, record: &Record, elapsed: Duration) -> Value {
     })
 }
 
-/// The run as text.
-pub fn text(title: &str, record: &Record, elapsed: Duration) -> String {
+/// The run as text; `window` is how long calls were counted (the run's duration).
+pub fn text(title: &str, record: &Record, elapsed: Duration, window: Duration) -> String {
     let calls = record.calls();
     let mut out = String::new();
     let _ = writeln!(out, "{title}");
@@ -57,6 +67,15 @@ pub fn text(title: &str, record: &Record, elapsed: Duration) -> String {
         calls as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
         record.errors()
     );
+    if record.errors() > 0 {
+        let _ = writeln!(
+            out,
+            "  goodput    {:.1}/s: {} successful calls ended in the {:.1} s counted",
+            goodput(record, window),
+            record.successful_in_window,
+            window.as_secs_f64()
+        );
+    }
     let quantiles: Vec<String> = QUANTILES
         .iter()
         .map(|(name, q)| format!("{name} {:.2} ms", ms(record.quantile(*q))))

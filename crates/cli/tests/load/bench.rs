@@ -75,6 +75,12 @@ async fn the_open_loop_keeps_its_rate_and_measures_injected_latency() {
         "achieved {rate}/s: {summary}"
     );
     assert_eq!(summary["errors"], 0, "{summary}");
+    // Every call succeeded; those of the window's last 50 ms end after it and are not goodput.
+    let goodput = summary["goodput"].as_f64().expect("goodput");
+    assert!(
+        (180.0..=rate + 1.0).contains(&goodput),
+        "goodput {goodput}/s: {summary}"
+    );
     let p50 = ms(&summary, "p50");
     assert!((50.0..=60.0).contains(&p50), "p50 {p50} ms: {summary}");
 }
