@@ -1,6 +1,6 @@
 //! `--assert 'p99<50ms,errors<0.1%,rate>=1000'`: conditions on a run's summary, so that CI and
 //! scripts can gate on it. Latencies take `us`, `ms` or `s`; `errors` is a share (`%`) or a count;
-//! `rate` is calls per second.
+//! `rate` is calls per second; `goodput` successful calls per second of the counted window.
 
 use std::time::Duration;
 
@@ -8,7 +8,9 @@ use super::record::Record;
 
 /// A condition that could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the assertion {0:?}: use e.g. p99<50ms, errors<0.1%, rate>=1000")]
+#[error(
+    "cannot read the assertion {0:?}: use e.g. p99<50ms, errors<0.1%, rate>=1000, goodput>=900"
+)]
 pub struct BadAssertion(String);
 
 /// One condition: `metric op value`.
@@ -30,6 +32,8 @@ enum Metric {
     ErrorCount,
     /// Calls per second.
     Rate,
+    /// Successful calls that ended inside the counted window, per second of it.
+    Goodput,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,6 +65,7 @@ fn one(text: &str) -> Option<Assertion> {
     let (name, value) = (name.trim(), value.trim());
     let (metric, value) = match name {
         "rate" => (Metric::Rate, value.parse().ok()?),
+        "goodput" => (Metric::Goodput, value.parse().ok()?),
         "errors" => match value.strip_suffix('%') {
             Some(share) => (Metric::ErrorShare, share.trim().parse().ok()?),
             None => (Metric::ErrorCount, value.parse().ok()?),
@@ -97,8 +102,9 @@ fn millis(value: &str) -> Option<f64> {
 }
 
 impl Assertion {
-    /// What the run measured for this condition, in its unit.
-    pub fn measured(&self, record: &Record, elapsed: Duration) -> f64 {
+    /// What the run measured for this condition, in its unit: `elapsed` is how long the counted
+    /// calls took, `window` how long calls were counted.
+    pub fn measured(&self, record: &Record, elapsed: Duration, window: Duration) -> f64 {
         let calls = record.calls() as f64;
         match self.metric {
             Metric::Latency(q) if q >= 1.0 => record.max().as_secs_f64() * 1000.0,
@@ -107,12 +113,13 @@ impl Assertion {
             Metric::ErrorShare => record.errors() as f64 / calls * 100.0,
             Metric::ErrorCount => record.errors() as f64,
             Metric::Rate => calls / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+            Metric::Goodput => super::report::goodput(record, window),
         }
     }
 
-    /// Whether the run meets this condition.
-    pub fn holds(&self, record: &Record, elapsed: Duration) -> bool {
-        let measured = self.measured(record, elapsed);
+    /// Whether the run meets this condition (see [`Assertion::measured`]).
+    pub fn holds(&self, record: &Record, elapsed: Duration, window: Duration) -> bool {
+        let measured = self.measured(record, elapsed, window);
         match self.op {
             Op::Less => measured < self.value,
             Op::LessOrEqual => measured <= self.value,
@@ -136,10 +143,11 @@ mod tests {
         let mut record = Record::default();
         for ms in 1..=100 {
             let outcome = if ms <= 99 { "OK" } else { "UNAVAILABLE" };
-            record.add(Duration::from_millis(ms), outcome, None, true);
+            // The last ten end after the counted second.
+            record.add(Duration::from_millis(ms), outcome, None, ms <= 90);
         }
         let second = Duration::from_secs(1);
-        let holds = |text: &str| parse(text).expect("parses")[0].holds(&record, second);
+        let holds = |text: &str| parse(text).expect("parses")[0].holds(&record, second, second);
         assert!(holds("p99<100ms"));
         assert!(!holds("p50<10ms"));
         assert!(holds("p99.9<=0.11s"));
@@ -149,13 +157,22 @@ mod tests {
         assert!(holds("errors<2"));
         assert!(holds("rate>=100"));
         assert!(!holds("rate>100"));
+        assert!(holds("goodput>=90"), "the successes inside the window");
+        assert!(!holds("goodput>90"));
         assert_eq!(
             parse("p99<50ms, errors<0.1%,rate>=1000")
                 .expect("parses")
                 .len(),
             3
         );
-        for bad in ["p99", "p99<50", "q99<5ms", "rate>=fast", "p101<5ms"] {
+        for bad in [
+            "p99",
+            "p99<50",
+            "q99<5ms",
+            "rate>=fast",
+            "p101<5ms",
+            "goodput>=1k",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

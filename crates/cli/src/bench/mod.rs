@@ -171,8 +171,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub honor_retry_info: bool,
 
-    /// Conditions the run must meet, e.g. `p99<50ms,errors<0.1%,rate>=1000`; the command fails
-    /// when one does not hold.
+    /// Conditions the run must meet, e.g. `p99<50ms,errors<0.1%,rate>=1000` (or `goodput>=N`:
+    /// successful calls per second of the counted window); the command fails when one does not
+    /// hold.
     #[arg(long = "assert")]
     pub conditions: Option<String>,
 
@@ -359,8 +360,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .map(|c| {
                     serde_json::json!({
                         "condition": c.text(),
-                        "measured": c.measured(&record, elapsed),
-                        "holds": c.holds(&record, elapsed),
+                        "measured": c.measured(&record, elapsed, args.duration),
+                        "holds": c.holds(&record, elapsed, args.duration),
                     })
                 })
                 .collect();
@@ -369,7 +370,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let failed: Vec<&str> = conditions
         .iter()
-        .filter(|c| !c.holds(&record, elapsed))
+        .filter(|c| !c.holds(&record, elapsed, args.duration))
         .map(check::Assertion::text)
         .collect();
     anyhow::ensure!(

@@ -20,7 +20,7 @@ fn ms(d: Duration) -> f64 {
 /// refusals a shedding server holds for seconds (`kit/src/server/shed.rs`), and counting
 /// successes over the time until those end charged the hold to the server's goodput (a quarter
 /// of it with 512 callers and a 6 s window).
-fn goodput(record: &Record, window: Duration) -> f64 {
+pub fn goodput(record: &Record, window: Duration) -> f64 {
     record.successful_in_window as f64 / window.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
