@@ -2,9 +2,8 @@
 //! scripts can gate on it. Latencies take `us`, `ms` or `s`; `errors` is a share (`%`) or a count;
 //! `rate` is calls per second; `goodput` successful calls per second of the counted window.
 
-use std::time::Duration;
-
 use super::record::Record;
+use super::report::Counted;
 
 /// A condition that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +101,8 @@ fn millis(value: &str) -> Option<f64> {
 }
 
 impl Assertion {
-    /// What the run measured for this condition, in its unit: `elapsed` is how long the counted
-    /// calls took, `window` how long calls were counted.
-    pub fn measured(&self, record: &Record, elapsed: Duration, window: Duration) -> f64 {
+    /// What the run measured for this condition, in its unit.
+    pub fn measured(&self, record: &Record, counted: Counted) -> f64 {
         let calls = record.calls() as f64;
         match self.metric {
             Metric::Latency(q) if q >= 1.0 => record.max().as_secs_f64() * 1000.0,
@@ -112,14 +110,14 @@ impl Assertion {
             Metric::ErrorShare if calls == 0.0 => 0.0,
             Metric::ErrorShare => record.errors() as f64 / calls * 100.0,
             Metric::ErrorCount => record.errors() as f64,
-            Metric::Rate => calls / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
-            Metric::Goodput => super::report::goodput(record, window),
+            Metric::Rate => counted.rate(record),
+            Metric::Goodput => counted.goodput(record),
         }
     }
 
     /// Whether the run meets this condition (see [`Assertion::measured`]).
-    pub fn holds(&self, record: &Record, elapsed: Duration, window: Duration) -> bool {
-        let measured = self.measured(record, elapsed, window);
+    pub fn holds(&self, record: &Record, counted: Counted) -> bool {
+        let measured = self.measured(record, counted);
         match self.op {
             Op::Less => measured < self.value,
             Op::LessOrEqual => measured <= self.value,
@@ -136,6 +134,8 @@ impl Assertion {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -146,8 +146,11 @@ mod tests {
             // The last ten end after the counted second.
             record.add(Duration::from_millis(ms), outcome, None, ms <= 90);
         }
-        let second = Duration::from_secs(1);
-        let holds = |text: &str| parse(text).expect("parses")[0].holds(&record, second, second);
+        let second = Counted {
+            elapsed: Duration::from_secs(1),
+            window: Duration::from_secs(1),
+        };
+        let holds = |text: &str| parse(text).expect("parses")[0].holds(&record, second);
         assert!(holds("p99<100ms"));
         assert!(!holds("p50<10ms"));
         assert!(holds("p99.9<=0.11s"));

@@ -103,7 +103,7 @@ impl Tally {
     /// How long the counted calls took from the start of counting to the end of the last one
     /// (at least `duration`): calls per second are counted over this, so a tool or a server that
     /// fell behind shows a lower rate. (Goodput is counted over the window alone: see
-    /// [`super::report::json`].)
+    /// [`super::report::Counted::goodput`].)
     pub fn elapsed(&self, duration: Duration) -> Duration {
         Duration::from_micros(self.last_end.load(Ordering::Relaxed)).max(duration)
     }
@@ -259,9 +259,12 @@ mod tests {
         let record = tally.snapshot();
         assert_eq!(record.outcomes.get("OK"), Some(&3), "every call is counted");
         assert_eq!(record.successful_in_window, 2, "two ended in the window");
-        let elapsed = tally.elapsed(plan.duration);
-        assert!(elapsed >= Duration::from_millis(360), "{elapsed:?}");
-        let summary = super::super::report::json("t", &record, elapsed, plan.duration);
+        let counted = super::super::report::Counted {
+            elapsed: tally.elapsed(plan.duration),
+            window: plan.duration,
+        };
+        assert!(counted.elapsed >= Duration::from_millis(360), "{counted:?}");
+        let summary = super::super::report::json("t", &record, counted);
         let goodput = summary["goodput"].as_f64().expect("a goodput");
         assert!((goodput - 2.0 / 0.3).abs() < 0.01, "{goodput}");
     }

@@ -350,18 +350,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let record = tally.snapshot();
-    let elapsed = tally.elapsed(args.duration);
+    let counted = report::Counted {
+        elapsed: tally.elapsed(args.duration),
+        window: args.duration,
+    };
     match args.output {
-        Output::Text => print!("{}", report::text(&title, &record, elapsed, args.duration)),
+        Output::Text => print!("{}", report::text(&title, &record, counted)),
         Output::Json => {
-            let mut summary = report::json(&title, &record, elapsed, args.duration);
+            let mut summary = report::json(&title, &record, counted);
             summary["assertions"] = conditions
                 .iter()
                 .map(|c| {
                     serde_json::json!({
                         "condition": c.text(),
-                        "measured": c.measured(&record, elapsed, args.duration),
-                        "holds": c.holds(&record, elapsed, args.duration),
+                        "measured": c.measured(&record, counted),
+                        "holds": c.holds(&record, counted),
                     })
                 })
                 .collect();
@@ -370,7 +373,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let failed: Vec<&str> = conditions
         .iter()
-        .filter(|c| !c.holds(&record, elapsed, args.duration))
+        .filter(|c| !c.holds(&record, counted))
         .map(check::Assertion::text)
         .collect();
     anyhow::ensure!(

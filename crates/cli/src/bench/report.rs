@@ -15,17 +15,35 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// Successful calls per second of the counted window `window`, counting those that ended inside
-/// it. Not over `elapsed`: a closed loop's last calls, sent just before the window closes, may be
-/// refusals a shedding server holds for seconds (`kit/src/server/shed.rs`), and counting
-/// successes over the time until those end charged the hold to the server's goodput (a quarter
-/// of it with 512 callers and a 6 s window).
-pub fn goodput(record: &Record, window: Duration) -> f64 {
-    record.successful_in_window as f64 / window.as_secs_f64().max(f64::MIN_POSITIVE)
+/// How long a run counted calls (`window`, its `--duration`) and how long its counted calls took
+/// to end (`elapsed`, at least the window): the two clocks its per-second figures are over.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted {
+    /// From the start of counting to the end of the last counted call.
+    pub elapsed: Duration,
+    /// How long calls were counted.
+    pub window: Duration,
 }
 
-/// The run as one JSON document; `window` is how long calls were counted (the run's duration).
-pub fn json(title: &str, record: &Record, elapsed: Duration, window: Duration) -> Value {
+impl Counted {
+    /// Counted calls per second of `elapsed`, so a tool or a server that fell behind shows a lower
+    /// rate.
+    pub fn rate(self, record: &Record) -> f64 {
+        record.calls() as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Successful calls per second of the window, counting those that ended inside it. Not over
+    /// `elapsed`: a closed loop's last calls, sent just before the window closes, may be refusals
+    /// a shedding server holds for seconds (`kit/src/server/shed.rs`), and counting successes over
+    /// the time until those end charged the hold to the server's goodput (a fifth of it with 512
+    /// callers and an 8 s window).
+    pub fn goodput(self, record: &Record) -> f64 {
+        record.successful_in_window as f64 / self.window.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The run as one JSON document.
+pub fn json(title: &str, record: &Record, counted: Counted) -> Value {
     let calls = record.calls();
     let mut latency = serde_json::Map::new();
     for (name, q) in QUANTILES {
@@ -41,11 +59,11 @@ pub fn json(title: &str, record: &Record, elapsed: Duration, window: Duration) -
     }
     json!({
         "run": title,
-        "seconds": elapsed.as_secs_f64(),
+        "seconds": counted.elapsed.as_secs_f64(),
         "calls": calls,
-        "rate": calls as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+        "rate": counted.rate(record),
         "errors": record.errors(),
-        "goodput": goodput(record, window),
+        "goodput": counted.goodput(record),
         "latency": latency,
         "latency_successful": successful,
         "outcomes": record.outcomes,
@@ -55,25 +73,25 @@ pub fn json(title: &str, record: &Record, elapsed: Duration, window: Duration) -
     })
 }
 
-/// The run as text; `window` is how long calls were counted (the run's duration).
-pub fn text(title: &str, record: &Record, elapsed: Duration, window: Duration) -> String {
+/// The run as text.
+pub fn text(title: &str, record: &Record, counted: Counted) -> String {
     let calls = record.calls();
     let mut out = String::new();
     let _ = writeln!(out, "{title}");
     let _ = writeln!(
         out,
         "  calls      {calls} in {:.1} s: {:.1}/s, {} failed",
-        elapsed.as_secs_f64(),
-        calls as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+        counted.elapsed.as_secs_f64(),
+        counted.rate(record),
         record.errors()
     );
     if record.errors() > 0 {
         let _ = writeln!(
             out,
             "  goodput    {:.1}/s: {} successful calls ended in the {:.1} s counted",
-            goodput(record, window),
+            counted.goodput(record),
             record.successful_in_window,
-            window.as_secs_f64()
+            counted.window.as_secs_f64()
         );
     }
     let quantiles: Vec<String> = QUANTILES
